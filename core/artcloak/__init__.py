@@ -1,0 +1,1 @@
+"""artcloak: protect artwork from style mimicry and concept learning."""

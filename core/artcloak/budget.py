@@ -1,0 +1,144 @@
+"""The perceptual budget: LPIPS and L-inf, measured on the quantised image and guaranteed.
+
+The guarantee works on the integer samples that will be written: the L-inf bound is
+enforced exactly on them, and if LPIPS is over budget the perturbation is scaled back
+(bisection) until the quantised result is within it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ModelLoadError
+from .settings import Budget, LpipsNet
+
+log = logging.getLogger(__name__)
+
+BACKBONE_FILES = {
+    LpipsNet.ALEX: "alexnet-owt-7be5be79.pth",
+    LpipsNet.VGG: "vgg16-397923af.pth",
+}
+BACKBONE_URL = "https://download.pytorch.org/models/{}"
+SCALE_BACK_ITERATIONS = 10
+
+
+def load_lpips(net: LpipsNet, device: torch.device, random_backbone: bool = False):
+    """The lpips package's metric, frozen. Offline without backbone weights: a clear error."""
+    import lpips  # heavy import, only when a metric is needed
+
+    backbone = _backbone_path(net)
+    try:
+        # lpips prints to stdout while it sets up; stdout belongs to --json output.
+        with (
+            contextlib.redirect_stdout(sys.stderr),
+            torch.random.fork_rng(devices=[]),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")  # torchvision's deprecation notes about lpips' calls
+            torch.manual_seed(0)  # a random backbone is the same one every time
+            model = lpips.LPIPS(net=net.value, pnet_rand=random_backbone, verbose=False)
+    except Exception as error:  # torchvision's download fails in many ways offline
+        raise ModelLoadError(
+            f"LPIPS needs the ImageNet {net.value} weights and could not get them ({error}). "
+            f"Download {BACKBONE_URL.format(backbone.name)} and put it at {backbone}."
+        ) from None
+    model.eval().requires_grad_(False)
+    return model.to(device)
+
+
+def _backbone_path(net: LpipsNet) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Budget figures of a protected image against its original."""
+
+    lpips: float
+    linf: float  # [0, 1] units
+    psnr: float  # dB; inf when identical
+
+    def within(self, budget: Budget) -> bool:
+        return self.lpips <= budget.lpips and self.linf <= budget.eps + 1e-9
+
+    def as_dict(self) -> dict:
+        return {
+            "lpips": round(self.lpips, 6),
+            "linf_255": round(self.linf * 255, 4),
+            "psnr_db": None if math.isinf(self.psnr) else round(self.psnr, 3),
+        }
+
+
+def to_tensor(samples: np.ndarray, max_value: int, device: torch.device) -> torch.Tensor:
+    """Integer or float H x W x 3 samples -> (1, 3, H, W) float in [0, 1]."""
+    array = samples.astype(np.float32) / max_value
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).to(device)
+
+
+def measure(lpips_model, original: np.ndarray, protected: np.ndarray, max_value: int) -> Measured:
+    """Budget figures between two integer images (H x W x 3) at full resolution."""
+    difference = protected.astype(np.int64) - original.astype(np.int64)
+    linf = float(np.abs(difference).max()) / max_value
+    mse = float(np.mean((difference / max_value) ** 2))
+    psnr = math.inf if mse == 0 else 10 * math.log10(1 / mse)
+    device = next(lpips_model.parameters()).device
+    with torch.no_grad():
+        distance = lpips_model(
+            to_tensor(original, max_value, device),
+            to_tensor(protected, max_value, device),
+            normalize=True,
+        )
+    return Measured(lpips=float(distance.item()), linf=linf, psnr=psnr)
+
+
+def quantise(
+    original: np.ndarray, perturbation: np.ndarray, eps: float, max_value: int
+) -> np.ndarray:
+    """Integer image original + perturbation, with |change| <= eps exactly on the samples."""
+    limit = math.floor(eps * max_value + 1e-6)
+    steps = np.clip(np.rint(perturbation * max_value), -limit, limit).astype(np.int64)
+    result = np.clip(original.astype(np.int64) + steps, 0, max_value)
+    return result.astype(original.dtype)
+
+
+@dataclass(frozen=True)
+class Guaranteed:
+    samples: np.ndarray  # integer H x W x 3, ready to write
+    measured: Measured
+    scale: float  # share of the optimised perturbation kept (1.0 = all of it)
+
+
+def guarantee(
+    lpips_model,
+    original: np.ndarray,
+    perturbation: np.ndarray,
+    budget: Budget,
+    max_value: int,
+) -> Guaranteed:
+    """Quantise original + scale * perturbation with the largest scale in [0, 1] whose
+    written samples hold the budget. Scale 0 (the original) always holds it."""
+    candidate = quantise(original, perturbation, budget.eps, max_value)
+    figures = measure(lpips_model, original, candidate, max_value)
+    if figures.within(budget):
+        return Guaranteed(candidate, figures, 1.0)
+    best = Guaranteed(original.copy(), measure(lpips_model, original, original, max_value), 0.0)
+    low, high = 0.0, 1.0
+    for _ in range(SCALE_BACK_ITERATIONS):
+        middle = (low + high) / 2
+        candidate = quantise(original, perturbation * middle, budget.eps, max_value)
+        figures = measure(lpips_model, original, candidate, max_value)
+        if figures.within(budget):
+            best, low = Guaranteed(candidate, figures, middle), middle
+        else:
+            high = middle
+    log.info("perturbation scaled back to %.3f to hold %s", best.scale, budget.describe())
+    return best

@@ -1,0 +1,295 @@
+"""The ``artcloak`` command: cloak, shade, verify, styles, worker.
+
+Every error a person can cause ends in one line on stderr and exit status 1;
+usage errors exit 2. ``--json`` prints protocol events (see protocol.py) on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from . import protocol
+from .errors import ArtcloakError
+from .settings import (
+    INTENSITY_BUDGETS,
+    QUALITY_EFFORT,
+    FileRequest,
+    Intensity,
+    LpipsNet,
+    Mode,
+    ModelSettings,
+    OutputSettings,
+    Precision,
+    ProtectionSettings,
+    Quality,
+    Target,
+)
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+FORMAT_EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
+DEFAULT_ENCODER = "stabilityai/sd-vae-ft-mse"
+
+
+def _preset_help(kind: str) -> str:
+    if kind == "intensity":
+        parts = [
+            f"{i.value}: LPIPS {b.lpips:g}, {b.eps * 255:g}/255"
+            for i, b in INTENSITY_BUDGETS.items()
+        ]
+    else:
+        parts = [f"{q.value}: {e.steps} steps" for q, e in QUALITY_EFFORT.items()]
+    return "; ".join(parts) + "."
+
+
+def _options(options: list[Callable]) -> Callable:
+    def decorate(function: Callable) -> Callable:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+model_options = _options(
+    [
+        click.option("--encoder", "encoders", multiple=True, metavar="SOURCE",
+                     help="VAE to protect against: hub id, diffusers folder or .safetensors file "
+                     f"(repeat for an ensemble). Default: {DEFAULT_ENCODER}."),
+        click.option("--encoder-config", metavar="FAMILY|PATH",
+                     help="Config for single-file encoders: sd1, sd2, sdxl, sd3, flux or a config file."),
+        click.option("--allow-pickle", is_flag=True,
+                     help="Allow .ckpt/.pt pickles (loaded with weights_only=True)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
+        click.option("--precision", type=click.Choice([p.value for p in Precision]),
+                     default="auto", show_default=True, help="Arithmetic of encoder passes."),
+        click.option("--lpips-net", type=click.Choice([n.value for n in LpipsNet]),
+                     default="alex", show_default=True, help="LPIPS backbone."),
+        click.option("--lpips-random-backbone", is_flag=True,
+                     help="Random LPIPS backbone: for tests and offline checks only (not perceptual)."),
+        click.option("--resolution", type=int,
+                     help="Working shorter side in pixels. Default: the encoder's training resolution."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON events on stdout, for programs."),
+        click.option("-v", "--verbose", is_flag=True, help="Log what happens on stderr."),
+    ]
+)  # fmt: skip
+
+protection_options = _options(
+    [
+        click.option("-o", "--output", type=click.Path(path_type=Path),
+                     help="Output file (one input) or folder. Default: beside each input, '-cloaked'/'-shaded'."),
+        click.option("--intensity", type=click.Choice([i.value for i in Intensity]), default="default",
+                     show_default=True, help=_preset_help("intensity")),
+        click.option("--quality", type=click.Choice([q.value for q in Quality]), default="default",
+                     show_default=True, help="Render quality; " + _preset_help("quality")),
+        click.option("--eps", type=float, help="L-inf bound in 0-255 units (overrides --intensity)."),
+        click.option("--lpips", "lpips_budget", type=float, help="LPIPS bound (overrides --intensity)."),
+        click.option("--steps", type=int, help="Optimisation steps (overrides --quality)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result."),
+        click.option("--keep-mask", type=click.Path(path_type=Path),
+                     help="Mask image (one input): its white pixels are left bit-exact."),
+        click.option("--format", "output_format", type=click.Choice(list(FORMAT_EXTENSIONS)),
+                     help="Output format. Default: the input's if lossless, else PNG. "
+                     "JPEG/WebP re-encoding weakens protection; the report says by how much."),
+        click.option("--overwrite", is_flag=True, help="Replace existing outputs (never the input)."),
+        click.option("--no-report", is_flag=True, help="Do not write the JSON report beside outputs."),
+        click.option("--batch-size", type=int, help="Images optimised together. Default: 8 on GPU, 1 on CPU."),
+    ]
+)  # fmt: skip
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="artcloak")
+def cli() -> None:
+    """Protect artwork before posting it: cloak hides a style, shade poisons a concept."""
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--style", metavar="NAME|IMAGE",
+              help="Target style: a built-in texture (see `artcloak styles`) or a style image. Default: weave.")  # fmt: skip
+@protection_options
+@model_options
+def cloak(inputs: tuple[Path, ...], style: str | None, **options) -> None:
+    """Hide the style of INPUTS (files or folders) from style mimicry."""
+    _protect(Mode.CLOAK, inputs, Target(style=style), options)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--anchor", "anchors", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="An image of the concept the model should learn instead (repeatable).")  # fmt: skip
+@protection_options
+@model_options
+def shade(inputs: tuple[Path, ...], anchors: tuple[Path, ...], **options) -> None:
+    """Poison what a model learns from INPUTS toward the concept of the anchor images."""
+    _protect(Mode.SHADE, inputs, Target(anchors=anchors), options)
+
+
+@cli.command()
+@click.argument("original", type=click.Path(path_type=Path))
+@click.argument("protected", type=click.Path(path_type=Path))
+@click.option("--style", metavar="NAME|IMAGE", help="Measure the shift toward this cloak target.")
+@click.option("--anchor", "anchors", multiple=True, type=click.Path(path_type=Path),
+              help="Measure the shift toward these shade anchors.")  # fmt: skip
+@click.option("--eps", type=float, help="L-inf budget to check, 0-255 units (default 8).")
+@click.option("--lpips", "lpips_budget", type=float, help="LPIPS budget to check (default 0.05).")
+@model_options
+def verify(original: Path, protected: Path, style, anchors, eps, lpips_budget, **options) -> None:
+    """Measure PROTECTED against ORIGINAL: budget used, latent shift, survival of JPEG and resizing."""
+    from .protect import Engine
+    from .verify import verify_files
+
+    _configure(options["verbose"])
+    mode = Mode.SHADE if anchors else Mode.CLOAK
+    settings = ProtectionSettings(
+        mode=mode,
+        target=Target(style=style, anchors=tuple(anchors)),
+        eps=None if eps is None else eps / 255,
+        lpips=lpips_budget,
+        resolution=options["resolution"],
+    )
+    engine = Engine(_model_settings(options))
+    figures = verify_files(engine, original, protected, settings, bool(style or anchors))
+    if options["as_json"]:
+        click.echo(protocol.encode(protocol.result(str(protected), **figures)))
+    else:
+        click.echo(json.dumps(figures, indent=2))
+
+
+@cli.command()
+def styles() -> None:
+    """List the built-in cloak targets."""
+    from .targets import DEFAULT_TEXTURE, TEXTURES
+
+    for name in TEXTURES:
+        click.echo(f"{name}{'  (default)' if name == DEFAULT_TEXTURE else ''}")
+
+
+@cli.command()
+@click.argument("request", default="-", type=click.Path(path_type=Path, allow_dash=True))
+def worker(request: Path) -> None:
+    """Run one protection request (JSON, from a file or '-' for stdin) printing JSON lines."""
+    from .worker import run_worker
+
+    _configure(False)
+    text = sys.stdin.read() if str(request) == "-" else _read_text(request)
+    sys.exit(run_worker(text, sys.stdout))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ArtcloakError(f"Cannot read the request {path}: {error.strerror}.") from None
+
+
+def _configure(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="artcloak: %(message)s",
+    )
+    if not verbose:
+        warnings.filterwarnings("ignore")
+
+
+def _model_settings(options: dict) -> ModelSettings:
+    return ModelSettings(
+        encoders=tuple(options["encoders"]) or (DEFAULT_ENCODER,),
+        encoder_config=options["encoder_config"],
+        allow_pickle=options["allow_pickle"],
+        device=options["device"],
+        precision=Precision(options["precision"]),
+        lpips_net=LpipsNet(options["lpips_net"]),
+        lpips_random_backbone=options["lpips_random_backbone"],
+    )
+
+
+def _protect(mode: Mode, inputs: tuple[Path, ...], target: Target, options: dict) -> None:
+    from .files import protect_files
+    from .progress_view import listener_for, summarise
+    from .protect import Engine
+
+    _configure(options["verbose"])
+    settings = ProtectionSettings(
+        mode=mode,
+        target=target,
+        intensity=Intensity(options["intensity"]),
+        quality=Quality(options["quality"]),
+        eps=None if options["eps"] is None else options["eps"] / 255,
+        lpips=options["lpips_budget"],
+        steps=options["steps"],
+        seed=options["seed"],
+        resolution=options["resolution"],
+    )
+    settings.check()
+    requests = plan_requests(mode, inputs, options["output"], options["output_format"],
+                             options["keep_mask"])  # fmt: skip
+    output = OutputSettings(
+        format=None,
+        overwrite=options["overwrite"],
+        write_report=not options["no_report"],
+    )
+    engine = Engine(_model_settings(options), batch_size=options["batch_size"])
+    listener = listener_for(options["as_json"], len(requests))
+    outcomes = protect_files(engine, requests, settings, output, listener)
+    sys.exit(summarise(outcomes, settings, options["as_json"]))
+
+
+def plan_requests(
+    mode: Mode,
+    inputs: tuple[Path, ...],
+    output: Path | None,
+    output_format: str | None,
+    keep_mask: Path | None,
+) -> list[FileRequest]:
+    """One request per input image: folders expand to the images in them."""
+    from .files import default_output
+
+    sources = [path for item in inputs for path in _expand(item)]
+    if not sources:
+        raise ArtcloakError("No images found in the given folder(s).")
+    if keep_mask is not None and len(sources) > 1:
+        raise ArtcloakError("--keep-mask applies to one input image; give one image.")
+    extension = FORMAT_EXTENSIONS.get(output_format) if output_format else None
+    single_file = len(sources) == 1 and not inputs[0].is_dir()
+    if output is not None and single_file and not output.is_dir():
+        if extension and output.suffix.lower() != extension:
+            output = output.with_suffix(extension)
+        return [FileRequest(sources[0], output, keep_mask)]
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+    return [FileRequest(s, default_output(s, mode, output, extension), keep_mask) for s in sources]
+
+
+def _expand(item: Path) -> list[Path]:
+    if item.is_dir():
+        return sorted(
+            p for p in item.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        )
+    return [item]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one clear line for every error a person can cause."""
+    try:
+        cli.main(args=argv, prog_name="artcloak", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("artcloak: cancelled.", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except ArtcloakError as error:
+        click.echo(f"artcloak: error: {error}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("artcloak: cancelled; nothing partial was written.", err=True)
+        sys.exit(130)

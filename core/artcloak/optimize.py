@@ -1,0 +1,157 @@
+"""The one optimisation loop for cloak and shade, over a batch of images.
+
+Every image in a batch shares the working size and keeps its own target latents,
+free-pixel mask, greyscale tie, random start and resize round trip. The loss is the
+encoder-latent distance to the target, normalised per image and per encoder by its
+starting value (so encoders of an ensemble count equally), plus a penalty on LPIPS
+above the budget. A ``StepRule`` turns the gradient into the next perturbation; the
+projection onto the budget is the same for every rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from .progress import SILENT, Listener, ProgressEvent
+from .settings import Budget, Effort, Precision
+from .transforms import resize
+
+LPIPS_PENALTY_WEIGHT = 30.0  # as in Glaze's penalty method: latent loss + 30 * max(LPIPS - p, 0)
+RANDOM_START = 0.5  # the random start is uniform in +-RANDOM_START * eps
+
+
+class StepRule(Protocol):
+    def __call__(
+        self, delta: torch.Tensor, grad: torch.Tensor, step: int, total: int, eps: float
+    ) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class SignStep:
+    """Sign-gradient descent, step size decaying linearly from start*eps to end*eps."""
+
+    start: float = 0.5
+    end: float = 0.01
+
+    def __call__(self, delta, grad, step, total, eps):
+        fraction = step / max(1, total - 1)
+        size = eps * (self.start + (self.end - self.start) * fraction)
+        return delta - size * grad.sign()
+
+
+@dataclass
+class Batch:
+    """Working-resolution tensors of the images optimised together."""
+
+    base: torch.Tensor  # (B, 3, h, w): the model's view of each original
+    targets: list[torch.Tensor]  # per encoder: (B, C, h', w') target latent means
+    free: torch.Tensor  # (B, 1, h, w): 1 where change is allowed
+    grey: torch.Tensor  # (B,) bool: keep the three channels equal
+    rows: torch.Tensor  # (B, 1, h, h) and cols (B, 1, w, w): the full-resolution round trip
+    cols: torch.Tensor
+    seeds: list[int]
+
+    def view(self, delta: torch.Tensor) -> torch.Tensor:
+        """What the model sees of the protected images."""
+        return (self.base + self.rows @ (delta * self.free) @ self.cols).clamp(0, 1)
+
+
+@dataclass
+class Outcome:
+    delta: torch.Tensor  # (B, 3, h, w) working-resolution perturbations
+    losses: list[float]  # mean loss per step
+    encoder_passes: int
+
+
+def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for encoder passes, or None for plain fp32."""
+    if precision is Precision.FP32:
+        return None
+    if precision is Precision.BF16:
+        return torch.bfloat16
+    if precision is Precision.FP16:
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu":
+        return torch.bfloat16
+    return None
+
+
+def latent_distances(encoders, batch: Batch, view: torch.Tensor, dtype) -> list[torch.Tensor]:
+    """Per encoder, the squared latent distance of each image to its target: (B,) each."""
+    distances = []
+    for encoder, target in zip(encoders, batch.targets, strict=True):
+        size = target.shape[-2] * 8, target.shape[-1] * 8
+        with _autocast(view.device, dtype):
+            latent = encoder(resize(view, size))
+        distances.append((latent.float() - target).pow(2).flatten(1).sum(1))
+    return distances
+
+
+def _autocast(device: torch.device, dtype):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def project(delta: torch.Tensor, batch: Batch, eps: float) -> torch.Tensor:
+    """Onto the budget box, the free pixels, equal channels for greyscale, and [0, 1]."""
+    delta = delta.clamp(-eps, eps) * batch.free
+    tied = delta.mean(dim=1, keepdim=True).expand_as(delta)
+    delta = torch.where(batch.grey.view(-1, 1, 1, 1), tied, delta)
+    return (batch.base + delta).clamp(0, 1) - batch.base
+
+
+def random_start(batch: Batch, eps: float) -> torch.Tensor:
+    """Per-image uniform start from each image's own seed, the same on every device."""
+    starts = []
+    for seed in batch.seeds:
+        generator = torch.Generator().manual_seed(seed)
+        shape = batch.base.shape[1:]
+        starts.append((torch.rand(shape, generator=generator) * 2 - 1) * RANDOM_START * eps)
+    return project(torch.stack(starts).to(batch.base.device), batch, eps)
+
+
+def optimise(
+    batch: Batch,
+    encoders,
+    lpips_model,
+    budget: Budget,
+    effort: Effort,
+    precision: Precision = Precision.AUTO,
+    rule: StepRule | None = None,
+    listener: Listener = SILENT,
+    names: tuple[str, ...] = (),
+) -> Outcome:
+    """Find perturbations that pull each image's latents toward its target within budget."""
+    rule = rule or SignStep()
+    dtype = autocast_dtype(precision, batch.base.device)
+    with torch.no_grad():
+        start = [d.clamp_min(1e-12) for d in latent_distances(encoders, batch, batch.base, dtype)]
+    delta = random_start(batch, budget.eps)
+    losses: list[float] = []
+    for step in range(effort.steps):
+        listener.check_cancel()
+        delta.requires_grad_(True)
+        view = batch.view(delta)
+        distances = latent_distances(encoders, batch, view, dtype)
+        loss = sum(d / s for d, s in zip(distances, start, strict=True)) / len(encoders)
+        if lpips_model is not None and step % effort.lpips_every == 0:
+            excess = lpips_model(view, batch.base, normalize=True).flatten() - budget.lpips
+            loss = loss + LPIPS_PENALTY_WEIGHT * excess.clamp_min(0)
+        (grad,) = torch.autograd.grad(loss.sum(), delta)
+        with torch.no_grad():
+            delta = project(
+                rule(delta.detach(), grad, step, effort.steps, budget.eps), batch, budget.eps
+            )
+        losses.append(float(loss.detach().mean()))
+        listener.emit(
+            ProgressEvent("optimise", step + 1, effort.steps, loss=losses[-1], images=names)
+        )
+    passes = (effort.steps + 1) * len(encoders)
+    return Outcome(delta=delta.detach(), losses=losses, encoder_passes=passes)

@@ -1,0 +1,302 @@
+"""The seam: hosts build jobs and settings, the engine returns protected samples.
+
+``Engine`` loads its models once and protects any number of in-memory images
+(``protect``); ``files.protect_files`` wraps it for files on disk. Images are grouped
+by working size and optimised together; each keeps its own target, mask, seed and
+budget guarantee, and a failure of one never spoils the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import budget as budget_module
+from .encoders import choose_device, describe_encoder, load_encoders
+from .errors import ArtcloakError, Cancelled
+from .optimize import Batch, optimise
+from .progress import SILENT, Listener
+from .settings import ModelSettings, ProtectionSettings
+from .targets import target_images
+from .transforms import RoundTrip, resize, shrink_keep_mask, upsample, working_size
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageJob:
+    """One image to protect, in memory."""
+
+    name: str
+    colour: np.ndarray  # integer samples H x W x 3 (uint8 or uint16)
+    max_value: int = 255
+    free: np.ndarray | None = None  # bool H x W, True where change is allowed; None = everywhere
+    grey: bool = False  # the three channels are equal and must stay so
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.colour.shape[1], self.colour.shape[0]
+
+
+@dataclass
+class Protected:
+    name: str
+    colour: np.ndarray  # integer samples, within budget
+    measured: budget_module.Measured
+    scale: float  # share of the optimised perturbation that was kept
+    latent: list[dict]  # per encoder: how far the model's view moved toward the target
+    working_size: tuple[int, int]
+    encoder_passes: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Failed:
+    name: str
+    message: str
+
+
+class Engine:
+    """Models loaded once, reused for every image and every call."""
+
+    def __init__(self, models: ModelSettings, batch_size: int | None = None) -> None:
+        self.models = models
+        self.device = choose_device(models.device)
+        self.batch_size = batch_size or (8 if self.device.type == "cuda" else 1)
+        self._encoders: list | None = None
+        self._lpips = None
+        self._target_latents: dict[tuple, torch.Tensor] = {}
+
+    @property
+    def encoders(self) -> list:
+        if self._encoders is None:
+            self._encoders = load_encoders(
+                self.models.encoders,
+                device=self.device,
+                config=self.models.encoder_config,
+                allow_pickle=self.models.allow_pickle,
+            )
+        return self._encoders
+
+    @property
+    def lpips(self):
+        if self._lpips is None:
+            self._lpips = budget_module.load_lpips(
+                self.models.lpips_net, self.device, self.models.lpips_random_backbone
+            )
+        return self._lpips
+
+    def load_models(self) -> None:
+        """Load encoders and LPIPS now (they load lazily otherwise)."""
+        _ = self.encoders, self.lpips
+
+    def describe(self) -> dict:
+        return {
+            "encoders": [describe_encoder(encoder) for encoder in self.encoders],
+            "device": str(self.device),
+            "precision": self.models.precision.value,
+            "lpips": {
+                "net": self.models.lpips_net.value,
+                "backbone": "random (not perceptual: tests and offline benches only)"
+                if self.models.lpips_random_backbone
+                else "ImageNet",
+            },
+        }
+
+    def resolution(self, settings: ProtectionSettings) -> int:
+        return settings.resolution or max(encoder.train_resolution for encoder in self.encoders)
+
+    def protect(
+        self,
+        jobs: Sequence[ImageJob],
+        settings: ProtectionSettings,
+        listener: Listener = SILENT,
+    ) -> list[Protected | Failed]:
+        """Protect every job; results in the same order, a Failed for each one that could not be."""
+        settings.check()
+        self.load_models()
+        results: list[Protected | Failed | None] = [None] * len(jobs)
+        for indices in self._batches(jobs, settings):
+            chunk = [jobs[i] for i in indices]
+            try:
+                outcomes = self._protect_batch(chunk, settings, listener)
+            except Cancelled:
+                raise
+            except ArtcloakError as error:
+                outcomes = [Failed(job.name, str(error)) for job in chunk]
+            for index, outcome in zip(indices, outcomes, strict=True):
+                results[index] = outcome
+        return results  # type: ignore[return-value]
+
+    def _batches(self, jobs: Sequence[ImageJob], settings: ProtectionSettings) -> list[list[int]]:
+        """Indices of jobs grouped by working size, in chunks of at most batch_size."""
+        resolution = self.resolution(settings)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, job in enumerate(jobs):
+            groups.setdefault(working_size(*job.size, resolution), []).append(index)
+        return [
+            indices[start : start + self.batch_size]
+            for indices in groups.values()
+            for start in range(0, len(indices), self.batch_size)
+        ]
+
+    def _protect_batch(
+        self, jobs: list[ImageJob], settings: ProtectionSettings, listener: Listener
+    ) -> list[Protected | Failed]:
+        started = time.perf_counter()
+        work_w, work_h = working_size(*jobs[0].size, self.resolution(settings))
+        batch = self._build_batch(jobs, settings, (work_h, work_w))
+        outcome = optimise(
+            batch,
+            self.encoders,
+            self.lpips,
+            settings.budget(),
+            settings.effort(),
+            self.models.precision,
+            listener=listener,
+            names=tuple(job.name for job in jobs),
+        )
+        seconds = (time.perf_counter() - started) / len(jobs)
+        results: list[Protected | Failed] = []
+        for index, job in enumerate(jobs):
+            try:
+                protected = self._finish(job, outcome.delta[index], settings, (work_w, work_h))
+            except Cancelled:
+                raise
+            except ArtcloakError as error:
+                results.append(Failed(job.name, str(error)))
+                continue
+            protected.encoder_passes = outcome.encoder_passes
+            protected.seconds = seconds
+            protected.losses = outcome.losses
+            results.append(protected)
+        return results
+
+    def _build_batch(
+        self, jobs: list[ImageJob], settings: ProtectionSettings, work_hw: tuple[int, int]
+    ) -> Batch:
+        bases, frees, rows, cols = [], [], [], []
+        for job in jobs:
+            full_hw = job.colour.shape[:2]
+            bases.append(resize(self._tensor(job.colour, job.max_value), work_hw)[0])
+            free = torch.ones(full_hw) if job.free is None else torch.from_numpy(job.free)
+            frees.append(shrink_keep_mask(free, work_hw))
+            trip = RoundTrip.between(full_hw, work_hw)
+            rows.append(trip.rows)
+            cols.append(trip.cols)
+        targets = self._targets(settings, work_hw, len(jobs))
+        return Batch(
+            base=torch.stack(bases),
+            targets=targets,
+            free=torch.stack(frees).to(self.device),
+            grey=torch.tensor([job.grey for job in jobs], device=self.device),
+            rows=torch.stack(rows).unsqueeze(1).to(self.device),
+            cols=torch.stack(cols).unsqueeze(1).to(self.device),
+            seeds=[settings.seed] * len(jobs),
+        )
+
+    def _targets(
+        self, settings: ProtectionSettings, work_hw: tuple[int, int], count: int
+    ) -> list[torch.Tensor]:
+        """Per encoder, the target latent (mean over anchors), computed once per size."""
+        latents = []
+        for index, encoder in enumerate(self.encoders):
+            key = (settings.mode, settings.target, work_hw, index)
+            if key not in self._target_latents:
+                images = target_images(settings.target, settings.mode, work_hw[1], work_hw[0])
+                stacked = torch.stack([self._tensor(image, 1)[0] for image in images])
+                with torch.no_grad():
+                    self._target_latents[key] = encoder(stacked).float().mean(0)
+            latent = self._target_latents[key]
+            latents.append(latent.unsqueeze(0).expand(count, *latent.shape))
+        return latents
+
+    def _tensor(self, samples: np.ndarray, max_value: int) -> torch.Tensor:
+        return budget_module.to_tensor(samples, max_value, self.device)
+
+    def _finish(
+        self,
+        job: ImageJob,
+        delta: torch.Tensor,
+        settings: ProtectionSettings,
+        work_size: tuple[int, int],
+    ) -> Protected:
+        """Full-resolution perturbation -> quantised samples that hold the budget."""
+        full_hw = job.colour.shape[:2]
+        full = upsample(delta, full_hw)
+        if job.free is not None:
+            full = full * torch.from_numpy(job.free).to(full.device)
+        perturbation = full.permute(1, 2, 0).cpu().numpy()
+        guaranteed = budget_module.guarantee(
+            self.lpips, job.colour, perturbation, settings.budget(), job.max_value
+        )
+        colour = guaranteed.samples
+        if job.grey:
+            colour = np.repeat(colour[..., :1], 3, axis=2)
+        latent = self.latent_figures(job.colour, colour, job.max_value, settings)
+        return Protected(
+            name=job.name,
+            colour=colour,
+            measured=guaranteed.measured,
+            scale=guaranteed.scale,
+            latent=latent,
+            working_size=work_size,
+            encoder_passes=0,
+            seconds=0.0,
+        )
+
+    def latent_figures(
+        self,
+        original: np.ndarray,
+        protected: np.ndarray,
+        max_value: int,
+        settings: ProtectionSettings,
+        toward_target: bool = True,
+    ) -> list[dict]:
+        """Per encoder, on the model's view of the samples: the relative latent shift and, with
+        ``toward_target``, the share of the original-to-target latent distance closed."""
+        height, width = original.shape[:2]
+        targets = (
+            self.target_latents(settings, width, height)
+            if toward_target
+            else [None] * len(self.encoders)
+        )
+        before = self.encode_view(original, max_value, settings)
+        after = self.encode_view(protected, max_value, settings)
+        return [
+            {"encoder": encoder.source, **latent_shift(b, a, t)}
+            for encoder, b, a, t in zip(self.encoders, before, after, targets, strict=True)
+        ]
+
+    def encode_view(
+        self, samples: np.ndarray, max_value: int, settings: ProtectionSettings
+    ) -> list[torch.Tensor]:
+        """Latent means, one per encoder, of the model's view of an image (fp32)."""
+        height, width = samples.shape[:2]
+        work_w, work_h = working_size(width, height, self.resolution(settings))
+        view = resize(self._tensor(samples, max_value), (work_h, work_w))
+        with torch.no_grad():
+            return [encoder(view)[0].float() for encoder in self.encoders]
+
+    def target_latents(
+        self, settings: ProtectionSettings, width: int, height: int
+    ) -> list[torch.Tensor]:
+        work_w, work_h = working_size(width, height, self.resolution(settings))
+        return [latent[0] for latent in self._targets(settings, (work_h, work_w), 1)]
+
+
+def latent_shift(before: torch.Tensor, after: torch.Tensor, target: torch.Tensor | None) -> dict:
+    """How the latent moved: relative shift, and toward a target if there is one."""
+    shift = float((after - before).norm() / before.norm().clamp_min(1e-12))
+    figures = {"relative_shift": round(shift, 6)}
+    if target is not None:
+        start = float((before - target).norm())
+        end = float((after - target).norm())
+        figures["distance_closed"] = round(1 - end / max(start, 1e-12), 6)
+    return figures

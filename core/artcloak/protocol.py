@@ -1,0 +1,132 @@
+"""The artcloak worker protocol: one JSON request in, JSON lines out.
+
+Standard library only: this file is copied next to the Krita and GIMP plugins, whose
+Python has no torch, so hosts and core share one definition. The worker
+(``artcloak worker``) reads a request, then prints one JSON object per line:
+
+    {"event": "progress", "stage": "optimise", "step": 3, "total": 50, "message": "..."}
+    {"event": "notice", "message": "..."}
+    {"event": "result", "output": "...", "report": "...", "lpips": 0.04, "linf_255": 8, "seconds": 12.5}
+    {"event": "error", "message": "one sentence for people"}
+
+and exits 0 after a result, non-zero after an error. Cancel = terminate the worker;
+outputs are written atomically, so nothing partial is left.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+PROTOCOL_VERSION = 1
+MODES = ("cloak", "shade")
+INTENSITIES = ("low", "default", "high")
+QUALITIES = ("faster", "default", "slower")
+EVENTS = ("progress", "notice", "result", "error", "summary")
+
+
+class ProtocolError(ValueError):
+    """A request or event line that does not follow the protocol."""
+
+
+@dataclass
+class WorkerRequest:
+    """Everything the worker needs to protect one image file."""
+
+    input: str
+    output: str
+    mode: str = "cloak"
+    style: str | None = None  # cloak: a built-in style/texture name or a style image path
+    anchors: list[str] = field(default_factory=list)  # shade: concept anchor images
+    intensity: str = "default"
+    quality: str = "default"
+    encoders: list[str] = field(default_factory=list)  # empty: artcloak's default encoder
+    encoder_config: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    overwrite: bool = False
+    keep_mask: str | None = None
+    steps: int | None = None
+    eps_255: float | None = None
+    lpips: float | None = None
+    resolution: int | None = None
+    lpips_random_backbone: bool = False  # tests and offline checks only
+    version: int = PROTOCOL_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerRequest:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ProtocolError(f"The request is not valid JSON ({error.msg}).") from None
+        if not isinstance(data, dict):
+            raise ProtocolError("The request must be a JSON object.")
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ProtocolError(f"Unknown request field(s): {', '.join(unknown)}.")
+        for name in ("input", "output"):
+            if not isinstance(data.get(name), str) or not data[name]:
+                raise ProtocolError(f"The request needs '{name}', a file path.")
+        request = cls(**data)
+        request.check()
+        return request
+
+    def check(self) -> None:
+        _one_of("mode", self.mode, MODES)
+        _one_of("intensity", self.intensity, INTENSITIES)
+        _one_of("quality", self.quality, QUALITIES)
+        if self.version != PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"Request version {self.version}, but this worker speaks {PROTOCOL_VERSION}: "
+                "reinstall the plugin with `artcloak install`."
+            )
+        if not isinstance(self.anchors, list) or not all(isinstance(a, str) for a in self.anchors):
+            raise ProtocolError("'anchors' must be a list of file paths.")
+        if not isinstance(self.encoders, list) or not all(
+            isinstance(e, str) for e in self.encoders
+        ):
+            raise ProtocolError("'encoders' must be a list of strings.")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ProtocolError("'seed' must be an integer.")
+
+
+def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ProtocolError(f"'{name}' must be one of {', '.join(allowed)}; got {value!r}.")
+
+
+def progress(stage: str, step: int, total: int, message: str = "", **extra: object) -> dict:
+    return {"event": "progress", "stage": stage, "step": step, "total": total,
+            "message": message, **extra}  # fmt: skip
+
+
+def notice(message: str) -> dict:
+    return {"event": "notice", "message": message}
+
+
+def error(message: str, **extra: object) -> dict:
+    return {"event": "error", "message": message, **extra}
+
+
+def result(output: str, **figures: object) -> dict:
+    return {"event": "result", "output": output, **figures}
+
+
+def encode(event: dict) -> str:
+    """One event as one line of JSON (no newline inside)."""
+    return json.dumps(event, separators=(",", ":"), allow_nan=False)
+
+
+def decode(line: str) -> dict:
+    """Parse one line the worker printed; ProtocolError if it is not an event."""
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        raise ProtocolError(f"Not a protocol line: {line[:200]!r}") from None
+    if not isinstance(event, dict) or event.get("event") not in EVENTS:
+        raise ProtocolError(f"Not a protocol event: {line[:200]!r}")
+    return event

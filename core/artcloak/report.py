@@ -1,0 +1,59 @@
+"""Measured figures -> one JSON report per output, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .errors import OutputError
+from .settings import ProtectionSettings
+
+
+def artcloak_version() -> str:
+    try:
+        return version("artcloak")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def settings_section(settings: ProtectionSettings) -> dict:
+    budget = settings.budget()
+    return {
+        "mode": settings.mode.value,
+        "intensity": settings.intensity.value,
+        "quality": settings.quality.value,
+        "budget": {"lpips": budget.lpips, "eps_255": round(budget.eps * 255, 4)},
+        "steps": settings.effort().steps,
+        "seed": settings.seed,
+        "resolution": settings.resolution,
+    }
+
+
+def report_path(output: Path) -> Path:
+    """The report sits next to its image: ``art-cloaked.png`` -> ``art-cloaked.png.json``."""
+    return output.with_name(output.name + ".json")
+
+
+def stamp() -> dict:
+    return {"artcloak": artcloak_version(), "created": datetime.now(timezone.utc).isoformat()}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically: a temporary file in the same folder, then a rename."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".artcloak-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=2)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OutputError(f"Cannot write the report {path}: {error.strerror}.") from None
+        raise

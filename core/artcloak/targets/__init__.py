@@ -1,0 +1,65 @@
+"""Protection targets: what the encoder should see instead of the artwork.
+
+cloak: a built-in texture or a style image; shade: one or more concept anchor images.
+Targets are returned at the working size, cropped to cover it (no stretching).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ArtcloakError, TargetError
+from ..settings import Mode, Target
+from ..transforms import resize
+from .textures import DEFAULT_TEXTURE, TEXTURES, render_texture
+
+__all__ = ["DEFAULT_TEXTURE", "TEXTURES", "describe_target", "target_images"]
+
+
+def target_images(target: Target, mode: Mode, width: int, height: int) -> list[np.ndarray]:
+    """The target image(s) as float32 H x W x 3 in [0, 1] at (width, height)."""
+    if mode is Mode.SHADE:
+        return [_cover(_load_target(path), width, height) for path in target.anchors]
+    style = target.style or DEFAULT_TEXTURE
+    if style in TEXTURES:
+        return [render_texture(style, width, height)]
+    path = Path(style)
+    if not path.exists():
+        names = ", ".join(TEXTURES)
+        raise TargetError(
+            f"Unknown style '{style}': give a built-in texture ({names}) or an image."
+        )
+    return [_cover(_load_target(path), width, height)]
+
+
+def describe_target(target: Target, mode: Mode) -> dict:
+    if mode is Mode.SHADE:
+        return {"kind": "anchors", "anchors": [str(path) for path in target.anchors]}
+    style = target.style or DEFAULT_TEXTURE
+    kind = "texture" if style in TEXTURES else "image"
+    return {"kind": kind, "style": style}
+
+
+@lru_cache(maxsize=16)
+def _load_target(path: Path) -> np.ndarray:
+    from ..images import load_image
+
+    try:
+        return load_image(path).rgb
+    except ArtcloakError as error:
+        raise TargetError(f"Target image unusable: {error}") from None
+
+
+def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale to cover (width, height), then centre-crop."""
+    source_h, source_w = image.shape[:2]
+    scale = max(width / source_w, height / source_h)
+    scaled_h, scaled_w = max(height, round(source_h * scale)), max(width, round(source_w * scale))
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)
+    scaled = resize(tensor, (scaled_h, scaled_w))[0].permute(1, 2, 0).numpy()
+    top, left = (scaled_h - height) // 2, (scaled_w - width) // 2
+    return np.clip(scaled[top : top + height, left : left + width], 0, 1).astype(np.float32)

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny models saved once per session, small images, fast settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artcloak.protect import Engine
+from artcloak.settings import ModelSettings, ProtectionSettings
+from artcloak.testing import save_tiny_models
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    return save_tiny_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_settings(tiny_models) -> ModelSettings:
+    return ModelSettings(
+        encoders=(str(tiny_models["diffusers_folder"]),),
+        device="cpu",
+        lpips_random_backbone=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_model_settings) -> Engine:
+    return Engine(tiny_model_settings)
+
+
+@pytest.fixture
+def fast_settings() -> ProtectionSettings:
+    return ProtectionSettings(steps=6, resolution=64, lpips=0.5)
+
+
+def painting(width: int = 96, height: int = 72, seed: int = 0) -> np.ndarray:
+    """A smooth, colourful uint8 H x W x 3 test picture."""
+    rng = np.random.default_rng(seed)
+    v, u = np.mgrid[0:height, 0:width] / max(width, height)
+    phases = rng.random(3) * 6
+    image = np.stack([0.5 + 0.4 * np.sin(6 * u + 4 * v + p) for p in phases], axis=-1)
+    return (image * 255).round().astype(np.uint8)
+
+
+@pytest.fixture
+def rgb_png(tmp_path) -> Path:
+    path = tmp_path / "art.png"
+    Image.fromarray(painting()).save(path)
+    return path
+
+
+@pytest.fixture
+def cli_model_args(tiny_models) -> list[str]:
+    """CLI options that make the command run on the tiny model, offline, in seconds."""
+    return [
+        "--encoder", str(tiny_models["diffusers_folder"]),
+        "--device", "cpu",
+        "--lpips-random-backbone",
+        "--resolution", "64",
+    ]  # fmt: skip

@@ -1,0 +1,171 @@
+"""The engine on in-memory images: budget, direction, determinism, masks, batches, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import painting
+
+from artcloak.budget import quantise
+from artcloak.errors import Cancelled, SettingsError
+from artcloak.progress import Listener
+from artcloak.protect import Engine, Failed, ImageJob, Protected
+from artcloak.settings import Budget, Intensity, ProtectionSettings, Target
+from artcloak.transforms import RoundTrip, resize, working_size
+
+
+def job(seed: int = 0, width: int = 96, height: int = 72, **kwargs) -> ImageJob:
+    return ImageJob(name=f"image{seed}", colour=painting(width, height, seed), **kwargs)
+
+
+def protect_one(engine: Engine, image: ImageJob, settings: ProtectionSettings) -> Protected:
+    (result,) = engine.protect([image], settings)
+    assert isinstance(result, Protected), getattr(result, "message", "")
+    return result
+
+
+def test_budget_holds_on_the_quantised_samples(engine, fast_settings):
+    result = protect_one(engine, job(), fast_settings)
+    original = job().colour.astype(int)
+    budget = fast_settings.budget()
+    assert np.abs(result.colour.astype(int) - original).max() <= round(budget.eps * 255)
+    assert result.measured.lpips <= budget.lpips
+    assert result.measured.within(budget)
+    assert result.colour.dtype == np.uint8 and result.colour.shape == original.shape
+
+
+def test_latent_moves_toward_the_target_and_loss_falls(engine):
+    settings = ProtectionSettings(steps=12, resolution=64, lpips=0.5, eps=16 / 255)
+    result = protect_one(engine, job(), settings)
+    assert result.losses[-1] < result.losses[0]
+    assert result.latent[0]["distance_closed"] > 0.02
+
+
+def test_same_seed_gives_the_same_samples(engine, fast_settings):
+    first = protect_one(engine, job(), fast_settings).colour
+    second = protect_one(engine, job(), fast_settings).colour
+    other_seed = protect_one(engine, job(), replace(fast_settings, seed=1)).colour
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, other_seed)
+
+
+def test_kept_pixels_are_bit_exact(engine, fast_settings):
+    free = np.ones((72, 96), dtype=bool)
+    free[10:40, 20:70] = False
+    image = job(free=free)
+    result = protect_one(engine, image, fast_settings)
+    assert np.array_equal(result.colour[~free], image.colour[~free])
+    assert not np.array_equal(result.colour[free], image.colour[free])
+
+
+def test_greyscale_stays_greyscale(engine, fast_settings):
+    grey = painting()[..., :1].repeat(3, axis=2)
+    result = protect_one(engine, ImageJob("grey", grey, grey=True), fast_settings)
+    assert np.array_equal(result.colour[..., 0], result.colour[..., 1])
+    assert np.array_equal(result.colour[..., 0], result.colour[..., 2])
+    assert not np.array_equal(result.colour, grey)
+
+
+def test_sixteen_bit_samples_keep_their_precision(engine, fast_settings):
+    colour = painting().astype(np.uint16) * 257 + 3  # values 8 bits cannot hold
+    result = protect_one(engine, ImageJob("deep", colour, max_value=65535), fast_settings)
+    assert result.colour.dtype == np.uint16
+    change = np.abs(result.colour.astype(int) - colour.astype(int))
+    assert change.max() <= int(fast_settings.budget().eps * 65535)
+    assert np.any(change % 257 != 0)  # not just 8-bit steps
+
+
+def test_lpips_over_budget_is_scaled_back_until_it_holds(engine):
+    settings = ProtectionSettings(steps=4, resolution=64, lpips=0.002, eps=16 / 255)
+    result = protect_one(engine, job(), settings)
+    assert result.scale < 1
+    assert result.measured.lpips <= 0.002
+
+
+def test_quantise_enforces_a_fractional_eps_exactly():
+    original = np.full((4, 4, 3), 100, dtype=np.uint8)
+    perturbation = np.full((4, 4, 3), 0.03, dtype=np.float32)  # 7.65/255, rounds to 8
+    written = quantise(original, perturbation, eps=7.5 / 255, max_value=255)
+    assert int(written.max()) - 100 == 7
+
+
+def test_a_batch_protects_like_single_images(tiny_model_settings, fast_settings):
+    jobs = [job(0), job(1), job(2)]
+    batched = Engine(tiny_model_settings, batch_size=3).protect(jobs, fast_settings)
+    alone = Engine(tiny_model_settings, batch_size=1).protect(jobs, fast_settings)
+    for together, single in zip(batched, alone, strict=True):
+        closed_together = together.latent[0]["distance_closed"]
+        closed_alone = single.latent[0]["distance_closed"]
+        assert closed_together == pytest.approx(closed_alone, abs=0.03)
+        assert together.measured.within(fast_settings.budget())
+
+
+def test_images_of_different_sizes_are_grouped_and_keep_their_order(engine, fast_settings):
+    jobs = [job(0, 96, 72), job(1, 64, 128), job(2, 96, 72)]
+    results = engine.protect(jobs, fast_settings)
+    assert [r.colour.shape[:2] for r in results] == [(72, 96), (128, 64), (72, 96)]
+
+
+def test_a_missing_style_fails_the_batch_cleanly(engine, fast_settings):
+    settings = replace(fast_settings, target=Target(style="no-such-style"))
+    (result,) = engine.protect([job()], settings)
+    assert isinstance(result, Failed) and "Unknown style" in result.message
+
+
+def test_cancel_stops_the_loop(engine, fast_settings):
+    calls = []
+
+    def cancel_after_two() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(Cancelled):
+        engine.protect([job()], fast_settings, Listener(should_cancel=cancel_after_two))
+
+
+def test_progress_reports_every_step(engine, fast_settings):
+    events = []
+    engine.protect([job()], fast_settings, Listener(on_event=events.append))
+    steps = [e.step for e in events if e.stage == "optimise"]
+    assert steps == list(range(1, fast_settings.effort().steps + 1))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"eps": 0.0}, "eps"),
+        ({"lpips": 0.0}, "LPIPS"),
+        ({"steps": 0}, "steps"),
+        ({"resolution": 10}, "resolution"),
+    ],
+)
+def test_settings_are_checked_with_specific_messages(change, message):
+    with pytest.raises(SettingsError, match=message):
+        replace(ProtectionSettings(), **change).check()
+
+
+def test_presets_order_the_budget():
+    budgets = [ProtectionSettings(intensity=i).budget() for i in Intensity]
+    assert budgets[0].eps < budgets[1].eps < budgets[2].eps
+    assert ProtectionSettings(eps=2 / 255).budget() == Budget(lpips=0.05, eps=2 / 255)
+
+
+def test_working_size_keeps_aspect_and_multiples_of_eight():
+    assert working_size(640, 480, 512) == (640, 480)
+    assert working_size(4096, 2048, 512) == (1024, 512)
+    assert working_size(300, 200, 512) == (304, 200)
+    w, h = working_size(10000, 500, 512)
+    assert w <= 4 * 512 and w % 8 == 0 and h % 8 == 0
+
+
+def test_round_trip_matches_resizing_the_full_image():
+    delta = np.random.default_rng(0).standard_normal((3, 40, 48)).astype(np.float32)
+    import torch
+
+    tensor = torch.from_numpy(delta)
+    trip = RoundTrip.between((120, 150), (40, 48))
+    up = resize(tensor.unsqueeze(0), (120, 150))
+    expected = resize(up, (40, 48))[0]
+    assert torch.allclose(trip(tensor), expected, atol=1e-5)
