@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from artcloak.protect import Engine
 from artcloak.settings import ModelSettings, ProtectionSettings
 from artcloak.testing import save_tiny_models
+from PIL import Image
 
 
 @pytest.fixture(scope="session")

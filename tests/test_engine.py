@@ -6,14 +6,21 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import painting
-
 from artcloak.budget import quantise
-from artcloak.errors import Cancelled, SettingsError
+from artcloak.errors import Cancelled, SettingsError, TargetError
 from artcloak.progress import Listener
-from artcloak.protect import Engine, Failed, ImageJob, Protected
-from artcloak.settings import Budget, Intensity, ProtectionSettings, Target
+from artcloak.protect import Engine, ImageJob, Protected
+from artcloak.settings import (
+    Budget,
+    Intensity,
+    ModelSettings,
+    Precision,
+    ProtectionSettings,
+    Target,
+)
+from artcloak.testing import save_tiny_models
 from artcloak.transforms import RoundTrip, resize, working_size
+from conftest import painting
 
 
 def job(seed: int = 0, width: int = 96, height: int = 72, **kwargs) -> ImageJob:
@@ -108,10 +115,10 @@ def test_images_of_different_sizes_are_grouped_and_keep_their_order(engine, fast
     assert [r.colour.shape[:2] for r in results] == [(72, 96), (128, 64), (72, 96)]
 
 
-def test_a_missing_style_fails_the_batch_cleanly(engine, fast_settings):
+def test_an_unknown_style_is_refused_before_any_work(engine, fast_settings):
     settings = replace(fast_settings, target=Target(style="no-such-style"))
-    (result,) = engine.protect([job()], settings)
-    assert isinstance(result, Failed) and "Unknown style" in result.message
+    with pytest.raises(TargetError, match="Unknown style 'no-such-style'"):
+        engine.protect([job()], settings)
 
 
 def test_cancel_stops_the_loop(engine, fast_settings):
@@ -129,7 +136,7 @@ def test_progress_reports_every_step(engine, fast_settings):
     events = []
     engine.protect([job()], fast_settings, Listener(on_event=events.append))
     steps = [e.step for e in events if e.stage == "optimise"]
-    assert steps == list(range(1, fast_settings.effort().steps + 1))
+    assert steps == list(range(0, fast_settings.effort().steps + 1))
 
 
 @pytest.mark.parametrize(
@@ -169,3 +176,31 @@ def test_round_trip_matches_resizing_the_full_image():
     up = resize(tensor.unsqueeze(0), (120, 150))
     expected = resize(up, (40, 48))[0]
     assert torch.allclose(trip(tensor), expected, atol=1e-5)
+
+
+def test_an_ensemble_moves_every_encoder_toward_its_target(tiny_models, tmp_path, fast_settings):
+    other = save_tiny_models(tmp_path / "other", seed=1)["diffusers_folder"]
+    models = ModelSettings(
+        encoders=(str(tiny_models["diffusers_folder"]), str(other)),
+        device="cpu",
+        precision=Precision.FP32,
+        lpips_random_backbone=True,
+    )
+    settings = replace(fast_settings, steps=10, eps=16 / 255)
+    result = protect_one(Engine(models), job(), settings)
+    assert [figure["encoder"] for figure in result.latent] == [str(p) for p in models.encoders]
+    assert all(figure["distance_closed"] > 0 for figure in result.latent)
+
+
+def test_in_memory_target_images_are_used(engine, fast_settings):
+    target_pixels = painting(seed=5)[::-1].astype(np.float32) / 255
+    settings = replace(fast_settings, steps=10, target=Target(images=(target_pixels,)))
+    result = protect_one(engine, job(), settings)
+    assert result.latent[0]["distance_closed"] > 0
+
+
+def test_progress_reports_the_budget_used(engine, fast_settings):
+    events = []
+    engine.protect([job()], fast_settings, Listener(on_event=events.append))
+    used = [e.budget_used for e in events if e.stage == "optimise" and e.step > 0]
+    assert all(value is not None and value >= 0 for value in used)

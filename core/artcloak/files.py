@@ -19,7 +19,7 @@ from .progress import SILENT, Listener, ProgressEvent
 from .protect import Engine, Failed, ImageJob, Protected
 from .report import report_path, settings_section, stamp, write_json
 from .settings import FileRequest, Mode, OutputSettings, ProtectionSettings
-from .targets import describe_target
+from .targets import check_target, describe_target
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def protect_files(
     """Protect each file; outcomes in request order. Cancelled propagates."""
     output = output or OutputSettings()
     settings.check()
+    check_target(settings.target, settings.mode)
     engine.load_models()
     outcomes: list[FileOutcome] = []
     size = engine.batch_size

@@ -17,6 +17,7 @@ class ProgressEvent:
     total: int
     message: str = ""
     loss: float | None = None
+    budget_used: float | None = None  # LPIPS of the model's view / its bound (max over the batch)
     images: tuple[str, ...] = ()
 
 

@@ -21,7 +21,11 @@ def listener_for(as_json: bool, files: int) -> Listener:
 
 class JsonEvents:
     def __call__(self, event: ProgressEvent) -> None:
-        extra = {} if event.loss is None else {"loss": round(event.loss, 6)}
+        extra = {
+            name: round(value, 6)
+            for name, value in (("loss", event.loss), ("budget_used", event.budget_used))
+            if value is not None
+        }
         line = protocol.progress(event.stage, event.step, event.total, event.message, **extra)
         print(protocol.encode(line), flush=True)
 
@@ -40,14 +44,15 @@ class Bars:
             return
         if event.stage != "optimise":
             return
-        if event.step == 1 or self.bar is None:
+        if event.step == 0 or self.bar is None:
             names = ", ".join(name.rsplit("/", 1)[-1] for name in event.images)
             prefix = f"[{self.file_index}/{self.files}] " if self.files > 1 else ""
             self.bar = tqdm(total=event.total, desc=f"{prefix}{names}", unit="step", file=sys.stderr,
                             leave=False, dynamic_ncols=True)  # fmt: skip
-        self.bar.update(1)
+        self.bar.update(event.step - self.bar.n)
         if event.loss is not None:
-            self.bar.set_postfix(loss=f"{event.loss:.3f}", refresh=False)
+            used = "" if event.budget_used is None else f"{event.budget_used:.0%}"
+            self.bar.set_postfix(loss=f"{event.loss:.3f}", lpips_budget_used=used, refresh=False)
         if event.step == event.total:
             self.bar.close()
             self.bar = None

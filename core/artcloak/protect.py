@@ -22,10 +22,12 @@ from .errors import ArtcloakError, Cancelled
 from .optimize import Batch, optimise
 from .progress import SILENT, Listener
 from .settings import ModelSettings, ProtectionSettings
-from .targets import target_images
+from .targets import check_target, target_images
 from .transforms import RoundTrip, resize, shrink_keep_mask, upsample, working_size
 
 log = logging.getLogger(__name__)
+
+TARGET_CACHE_SIZE = 64  # target latents kept per engine (per target, working size, encoder)
 
 
 @dataclass
@@ -65,11 +67,18 @@ class Failed:
 class Engine:
     """Models loaded once, reused for every image and every call."""
 
-    def __init__(self, models: ModelSettings, batch_size: int | None = None) -> None:
+    def __init__(
+        self,
+        models: ModelSettings,
+        batch_size: int | None = None,
+        encoders: list | None = None,
+    ) -> None:
+        """``encoders``: already loaded VaeEncoders (e.g. a host's own VAE) instead of
+        loading ``models.encoders``."""
         self.models = models
         self.device = choose_device(models.device)
         self.batch_size = batch_size or (8 if self.device.type == "cuda" else 1)
-        self._encoders: list | None = None
+        self._encoders: list | None = encoders
         self._lpips = None
         self._target_latents: dict[tuple, torch.Tensor] = {}
 
@@ -120,6 +129,7 @@ class Engine:
     ) -> list[Protected | Failed]:
         """Protect every job; results in the same order, a Failed for each one that could not be."""
         settings.check()
+        check_target(settings.target, settings.mode)
         self.load_models()
         results: list[Protected | Failed | None] = [None] * len(jobs)
         for indices in self._batches(jobs, settings):
@@ -162,9 +172,10 @@ class Engine:
             listener=listener,
             names=tuple(job.name for job in jobs),
         )
-        seconds = (time.perf_counter() - started) / len(jobs)
+        shared_seconds = (time.perf_counter() - started) / len(jobs)
         results: list[Protected | Failed] = []
         for index, job in enumerate(jobs):
+            finish_started = time.perf_counter()
             try:
                 protected = self._finish(job, outcome.delta[index], settings, (work_w, work_h))
             except Cancelled:
@@ -173,7 +184,7 @@ class Engine:
                 results.append(Failed(job.name, str(error)))
                 continue
             protected.encoder_passes = outcome.encoder_passes
-            protected.seconds = seconds
+            protected.seconds = shared_seconds + time.perf_counter() - finish_started
             protected.losses = outcome.losses
             results.append(protected)
         return results
@@ -209,6 +220,8 @@ class Engine:
         for index, encoder in enumerate(self.encoders):
             key = (settings.mode, settings.target, work_hw, index)
             if key not in self._target_latents:
+                if len(self._target_latents) >= TARGET_CACHE_SIZE:
+                    self._target_latents.clear()
                 images = target_images(settings.target, settings.mode, work_hw[1], work_hw[0])
                 stacked = torch.stack([self._tensor(image, 1)[0] for image in images])
                 with torch.no_grad():

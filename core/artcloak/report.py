@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .errors import OutputError
+from .atomic import atomic_write
 from .settings import ProtectionSettings
 
 
@@ -43,17 +41,6 @@ def stamp() -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then a rename."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".artcloak-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise OutputError(f"Cannot write the report {path}: {error.strerror}.") from None
-        raise
+    """Write JSON atomically (see atomic.py)."""
+    text = json.dumps(data, indent=2) + "\n"
+    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
+import numpy as np
+
 from .errors import SettingsError
 
 
@@ -37,7 +39,7 @@ class Quality(str, Enum):
 
 
 class Precision(str, Enum):
-    """Arithmetic of the encoder passes. auto: bf16 where the device does it well."""
+    """Arithmetic of the encoder passes. auto: bf16 on CUDA (fp16 where bf16 is missing), else fp32."""
 
     AUTO = "auto"
     FP32 = "fp32"
@@ -103,16 +105,20 @@ class ModelSettings:
             raise SettingsError("At least one encoder is needed.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Target:
     """What the encoder should see instead.
 
     cloak: ``style`` is a built-in texture name or a path to a style image.
     shade: ``anchors`` are one or more images of the target concept.
+    ``images``: target pixels already in memory (float32 H x W x 3 in [0, 1]; style images
+    for cloak, anchors for shade), as hosts such as ComfyUI have them; they take precedence.
+    Targets compare by identity, so engines cache their latents per Target object.
     """
 
     style: str | None = None
     anchors: tuple[Path, ...] = ()
+    images: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ class ProtectionSettings:
             raise SettingsError(f"steps must be between 1 and {MAX_STEPS}, got {self.steps}.")
         if self.resolution is not None and not 64 <= self.resolution <= 4096:
             raise SettingsError(f"resolution must be between 64 and 4096, got {self.resolution}.")
-        if self.mode is Mode.SHADE and not self.target.anchors:
+        if self.mode is Mode.SHADE and not (self.target.anchors or self.target.images):
             raise SettingsError("shade needs at least one concept anchor image (--anchor).")
         if self.mode is Mode.CLOAK and self.target.anchors:
             raise SettingsError("Anchor images are for shade; cloak takes a style (--style).")

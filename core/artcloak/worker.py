@@ -64,7 +64,8 @@ def run_worker(text: str, out: TextIO) -> int:
         out.flush()
 
     def on_event(event) -> None:
-        send(protocol.progress(event.stage, event.step, event.total, event.message))
+        extra = {} if event.budget_used is None else {"budget_used": round(event.budget_used, 4)}
+        send(protocol.progress(event.stage, event.step, event.total, event.message, **extra))
 
     try:
         request = protocol.WorkerRequest.from_json(text)

@@ -17,11 +17,36 @@ from ..settings import Mode, Target
 from ..transforms import resize
 from .textures import DEFAULT_TEXTURE, TEXTURES, render_texture
 
-__all__ = ["DEFAULT_TEXTURE", "TEXTURES", "describe_target", "target_images"]
+__all__ = ["DEFAULT_TEXTURE", "TEXTURES", "check_target", "describe_target", "target_images"]
+
+
+def check_target(target: Target, mode: Mode) -> None:
+    """Refuse a target that cannot be used, before any model is loaded."""
+    for image in target.images:
+        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3):
+            raise TargetError("In-memory target images must be arrays shaped (height, width, 3).")
+    if target.images:
+        return
+    if mode is Mode.SHADE:
+        for path in target.anchors:
+            if not Path(path).is_file():
+                raise TargetError(f"The anchor image {path} does not exist.")
+        return
+    style = target.style or DEFAULT_TEXTURE
+    if style not in TEXTURES and not Path(style).is_file():
+        names = ", ".join(TEXTURES)
+        raise TargetError(
+            f"Unknown style '{style}': give a built-in texture ({names}) or an image."
+        )
 
 
 def target_images(target: Target, mode: Mode, width: int, height: int) -> list[np.ndarray]:
     """The target image(s) as float32 H x W x 3 in [0, 1] at (width, height)."""
+    if target.images:
+        check_target(target, mode)
+        return [
+            _cover(np.asarray(image, dtype=np.float32), width, height) for image in target.images
+        ]
     if mode is Mode.SHADE:
         return [_cover(_load_target(path), width, height) for path in target.anchors]
     style = target.style or DEFAULT_TEXTURE
@@ -37,6 +62,8 @@ def target_images(target: Target, mode: Mode, width: int, height: int) -> list[n
 
 
 def describe_target(target: Target, mode: Mode) -> dict:
+    if target.images:
+        return {"kind": "images", "count": len(target.images)}
     if mode is Mode.SHADE:
         return {"kind": "anchors", "anchors": [str(path) for path in target.anchors]}
     style = target.style or DEFAULT_TEXTURE

@@ -1,0 +1,5 @@
+"""python -m artcloak"""
+
+from .cli import main
+
+main()

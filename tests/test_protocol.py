@@ -1,0 +1,83 @@
+"""The worker protocol: stdlib only, strict requests, one event per line."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from artcloak import protocol
+
+PROTOCOL_FILE = Path(protocol.__file__)
+
+
+def test_protocol_module_uses_only_the_standard_library():
+    tree = ast.parse(PROTOCOL_FILE.read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "no relative imports: the file is copied next to plugins"
+            imported.add(node.module.split(".")[0])
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_request_round_trips():
+    request = protocol.WorkerRequest(input="in.png", output="out.png", mode="shade",
+                                     anchors=["a.png"], seed=3)  # fmt: skip
+    assert protocol.WorkerRequest.from_json(request.to_json()) == request
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"output": "o.png"}', "'input'"),
+        ('{"input": "i.png", "output": "o.png", "mode": "blur"}', "'mode' must be one of"),
+        ('{"input": "i.png", "output": "o.png", "intensity": "max"}', "'intensity'"),
+        ('{"input": "i.png", "output": "o.png", "colour": 1}', "Unknown request field"),
+        ('{"input": "i.png", "output": "o.png", "version": 99}', "reinstall"),
+        ('{"input": "i.png", "output": "o.png", "anchors": "a.png"}', "list of file paths"),
+        ('{"input": "i.png", "output": "o.png", "seed": "1"}', "integer"),
+    ],
+)
+def test_bad_requests_are_refused_with_a_reason(data, message):
+    with pytest.raises(protocol.ProtocolError, match=message):
+        protocol.WorkerRequest.from_json(data)
+
+
+def test_events_are_single_lines_that_decode_back():
+    events = [
+        protocol.progress("optimise", 3, 50, "step", loss=0.5),
+        protocol.notice("CMYK converted"),
+        protocol.result("out.png", lpips=0.04, linf_255=8),
+        protocol.error("The file is truncated.\nSecond line"),
+    ]
+    for event in events:
+        line = protocol.encode(event)
+        assert "\n" not in line
+        assert protocol.decode(line) == event
+
+
+@pytest.mark.parametrize("line", ["hello", '{"event": "dance"}', "[]"])
+def test_decode_refuses_lines_that_are_not_events(line):
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode(line)
+
+
+def test_protocol_file_runs_without_the_package(tmp_path):
+    """Plugins import the copied file in a Python without torch: no site-packages here."""
+    (tmp_path / "artcloak_protocol.py").write_text(PROTOCOL_FILE.read_text())
+    script = (
+        "import artcloak_protocol as p, json;"
+        "print(p.decode(json.dumps({'event': 'result', 'output': 'x.png'}))['output'])"
+    )
+    run = subprocess.run(
+        [sys.executable, "-S", "-c", script], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "x.png"
