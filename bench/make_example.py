@@ -24,7 +24,11 @@ def draw_artwork(width: int = 640, height: int = 480, seed: int = 7) -> Image.Im
         draw.ellipse((x - r, y - r, x + r, y + r), fill=colour, outline=(20, 20, 30), width=3)
     draw.polygon([(0, height), (width * 0.45, height * 0.45), (width, height)], fill=(70, 90, 60))
     canvas = canvas.filter(ImageFilter.SMOOTH_MORE)
-    corner = np.minimum(1, np.hypot(u * max(width, height) / width - 0.5, v * max(width, height) / height - 0.5) * -3 + 2.1)
+    corner = np.minimum(
+        1,
+        np.hypot(u * max(width, height) / width - 0.5, v * max(width, height) / height - 0.5) * -3
+        + 2.1,
+    )
     alpha = (np.clip(corner, 0, 1) * 255).astype(np.uint8)
     image = canvas.convert("RGBA")
     image.putalpha(Image.fromarray(alpha, "L"))

@@ -14,10 +14,9 @@ import argparse
 from pathlib import Path
 
 import torch
+from artcloak.testing import full_size_vae_config, to_original_layout
 from diffusers import AutoencoderKL
 from safetensors.torch import save_file
-
-from artcloak.testing import full_size_vae_config, to_original_layout
 
 
 def main() -> None:
