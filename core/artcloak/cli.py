@@ -17,6 +17,7 @@ import click
 
 from . import protocol
 from .errors import ArtcloakError
+from .install import install
 from .settings import (
     INTENSITY_BUDGETS,
     QUALITY_EFFORT,
@@ -181,6 +182,9 @@ def worker(request: Path) -> None:
     _configure(False)
     text = sys.stdin.read() if str(request) == "-" else _read_text(request)
     sys.exit(run_worker(text, sys.stdout))
+
+
+cli.add_command(install)
 
 
 def _read_text(path: Path) -> str:

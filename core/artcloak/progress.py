@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import Cancelled
 
@@ -27,10 +27,8 @@ class Listener:
 
     on_event: Callable[[ProgressEvent], None] | None = None
     should_cancel: Callable[[], bool] | None = None
-    events: int = field(default=0, init=False)
 
     def emit(self, event: ProgressEvent) -> None:
-        self.events += 1
         if self.on_event is not None:
             self.on_event(event)
 

@@ -1,0 +1,108 @@
+"""Every Qt name the plugin uses, imported in this one place.
+
+Krita 5 ships PyQt5; Krita 6 moves to PyQt6. Only this module knows which one is loaded,
+and it smooths over the renamed enums the plugin needs.
+"""
+
+from __future__ import annotations
+
+try:
+    from PyQt5.QtCore import QProcess, QProcessEnvironment, Qt, QTimer
+    from PyQt5.QtWidgets import (
+        QApplication,
+        QButtonGroup,
+        QCheckBox,
+        QComboBox,
+        QDialog,
+        QDialogButtonBox,
+        QFileDialog,
+        QFormLayout,
+        QHBoxLayout,
+        QLabel,
+        QLineEdit,
+        QMenu,
+        QMessageBox,
+        QProgressDialog,
+        QPushButton,
+        QRadioButton,
+        QStackedWidget,
+        QVBoxLayout,
+        QWidget,
+    )
+
+    QT_API = "PyQt5"
+except ImportError:  # Krita 6
+    from PyQt6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer  # type: ignore
+    from PyQt6.QtWidgets import (  # type: ignore
+        QApplication,
+        QButtonGroup,
+        QCheckBox,
+        QComboBox,
+        QDialog,
+        QDialogButtonBox,
+        QFileDialog,
+        QFormLayout,
+        QHBoxLayout,
+        QLabel,
+        QLineEdit,
+        QMenu,
+        QMessageBox,
+        QProgressDialog,
+        QPushButton,
+        QRadioButton,
+        QStackedWidget,
+        QVBoxLayout,
+        QWidget,
+    )
+
+    QT_API = "PyQt6"
+
+# PyQt6 only has the scoped enum names; PyQt5 has both, so use the scoped ones everywhere.
+WINDOW_MODAL = Qt.WindowModality.WindowModal
+OK_CANCEL = QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+NOT_RUNNING = QProcess.ProcessState.NotRunning
+YES = QMessageBox.StandardButton.Yes
+NO = QMessageBox.StandardButton.No
+
+
+def run_modal(dialog) -> int:
+    """``exec()`` in PyQt6 and in PyQt5 (where ``exec_`` is the old spelling)."""
+    return dialog.exec() if hasattr(dialog, "exec") else dialog.exec_()
+
+
+def accepted(code: int) -> bool:
+    return code == QDialog.DialogCode.Accepted or code == 1
+
+
+__all__ = [
+    "NO",
+    "NOT_RUNNING",
+    "OK_CANCEL",
+    "QT_API",
+    "WINDOW_MODAL",
+    "YES",
+    "QApplication",
+    "QButtonGroup",
+    "QCheckBox",
+    "QComboBox",
+    "QDialog",
+    "QDialogButtonBox",
+    "QFileDialog",
+    "QFormLayout",
+    "QHBoxLayout",
+    "QLabel",
+    "QLineEdit",
+    "QMenu",
+    "QMessageBox",
+    "QProcess",
+    "QProcessEnvironment",
+    "QProgressDialog",
+    "QPushButton",
+    "QRadioButton",
+    "QStackedWidget",
+    "QTimer",
+    "QVBoxLayout",
+    "QWidget",
+    "accepted",
+    "run_modal",
+]
