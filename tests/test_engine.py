@@ -204,3 +204,16 @@ def test_progress_reports_the_budget_used(engine, fast_settings):
     engine.protect([job()], fast_settings, Listener(on_event=events.append))
     used = [e.budget_used for e in events if e.stage == "optimise" and e.step > 0]
     assert all(value is not None and value >= 0 for value in used)
+
+
+def test_lpips_of_large_images_is_measured_downscaled_and_says_so(engine, monkeypatch):
+    import artcloak.budget as budget
+
+    monkeypatch.setattr(budget, "MAX_LPIPS_PIXELS", 48 * 36)
+    original = painting()
+    protected = original.copy()
+    protected[::3] += 2
+    figures = budget.measure(engine.lpips, original, protected, 255)
+    assert figures.lpips_size == (48, 36)
+    assert figures.as_dict()["lpips_measured_at"] == [48, 36]
+    assert figures.linf == 2 / 255  # L-inf stays exact at full resolution

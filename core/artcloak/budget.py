@@ -20,6 +20,7 @@ import torch
 
 from .errors import ModelLoadError
 from .settings import Budget, LpipsNet
+from .transforms import resize
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ BACKBONE_FILES = {
 }
 BACKBONE_URL = "https://download.pytorch.org/models/{}"
 SCALE_BACK_ITERATIONS = 10
+MAX_LPIPS_PIXELS = 2048 * 2048
 
 
 def load_lpips(net: LpipsNet, device: torch.device, random_backbone: bool = False):
@@ -66,16 +68,20 @@ class Measured:
     lpips: float
     linf: float  # [0, 1] units
     psnr: float  # dB; inf when identical
+    lpips_size: tuple[int, int] | None = None  # (w, h) LPIPS was measured at, if not full size
 
     def within(self, budget: Budget) -> bool:
         return self.lpips <= budget.lpips and self.linf <= budget.eps + 1e-9
 
     def as_dict(self) -> dict:
-        return {
+        figures = {
             "lpips": round(self.lpips, 6),
             "linf_255": round(self.linf * 255, 4),
             "psnr_db": None if math.isinf(self.psnr) else round(self.psnr, 3),
         }
+        if self.lpips_size is not None:
+            figures["lpips_measured_at"] = list(self.lpips_size)
+        return figures
 
 
 def to_tensor(samples: np.ndarray, max_value: int, device: torch.device) -> torch.Tensor:
@@ -85,19 +91,24 @@ def to_tensor(samples: np.ndarray, max_value: int, device: torch.device) -> torc
 
 
 def measure(lpips_model, original: np.ndarray, protected: np.ndarray, max_value: int) -> Measured:
-    """Budget figures between two integer images (H x W x 3) at full resolution."""
+    """Budget figures between two integer images (H x W x 3): L-inf and PSNR at full
+    resolution; LPIPS at full resolution up to MAX_LPIPS_PIXELS, above that on both images
+    downscaled to that many pixels (its memory grows with the pixel count)."""
     difference = protected.astype(np.int64) - original.astype(np.int64)
     linf = float(np.abs(difference).max()) / max_value
     mse = float(np.mean((difference / max_value) ** 2))
     psnr = math.inf if mse == 0 else 10 * math.log10(1 / mse)
     device = next(lpips_model.parameters()).device
+    pair = [to_tensor(image, max_value, device) for image in (original, protected)]
+    height, width = original.shape[:2]
+    size = None
+    if height * width > MAX_LPIPS_PIXELS:
+        scale = math.sqrt(MAX_LPIPS_PIXELS / (height * width))
+        size = (round(width * scale), round(height * scale))
+        pair = [resize(image, (size[1], size[0])) for image in pair]
     with torch.no_grad():
-        distance = lpips_model(
-            to_tensor(original, max_value, device),
-            to_tensor(protected, max_value, device),
-            normalize=True,
-        )
-    return Measured(lpips=float(distance.item()), linf=linf, psnr=psnr)
+        distance = lpips_model(*pair, normalize=True)
+    return Measured(lpips=float(distance.item()), linf=linf, psnr=psnr, lpips_size=size)
 
 
 def quantise(
