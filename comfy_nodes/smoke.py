@@ -1,0 +1,237 @@
+"""Run an example workflow through a real ComfyUI, over its own HTTP API.
+
+    python comfy_nodes/smoke.py --comfyui /path/to/ComfyUI [--vae my_vae.safetensors]
+
+Starts ComfyUI (its ``main.py``, with ``--python``'s interpreter, by default this one) on a
+free local port with a temporary base directory whose ``custom_nodes`` holds this pack, posts
+``workflows/cloak_vae_api.json`` (load image, load VAE, artcloak Cloak, save, artcloak Verify),
+waits for it, and checks that a protected PNG was saved and that Verify's report shows the
+budget held on it. Without ``--vae`` a full-size SD 1.x VAE with random weights is written
+(offline; the protection is then meaningless but every code path is real). Prints a JSON
+summary; exit status 0 when the budget held. Needs artcloak in ComfyUI's Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+PACK = Path(__file__).resolve().parent
+WORKFLOW = PACK / "workflows" / "cloak_vae_api.json"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _picture(width: int, height: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8))
+    return coarse.resize((width, height), Image.Resampling.BICUBIC)
+
+
+def _random_vae(path: Path) -> None:
+    """A full-size SD 1.x VAE, random weights, original key layout, as ComfyUI loads it."""
+    import torch
+    from artcloak.testing import full_size_vae_config, to_original_layout
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    config = {k: v for k, v in full_size_vae_config("sd1").items() if not k.startswith("_")}
+    vae = AutoencoderKL(**config)
+    state = {k: v.half().contiguous() for k, v in to_original_layout(vae.state_dict()).items()}
+    save_file(state, str(path))
+
+
+def _get(url: str, timeout: float = 10) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        raise SystemExit(f"ComfyUI refused the workflow: {error.read().decode()[:2000]}") from None
+
+
+def _stopped(server, log_path) -> str:
+    code = server.poll()
+    why = "did not finish in time" if code is None else f"stopped ComfyUI (exit status {code})"
+    return f"The workflow {why}; see {log_path}"
+
+
+def _run_prompt(url, workflow, server, started, timeout, log_path, on_queued=None) -> dict:
+    """Queue a workflow and wait for its history entry."""
+    body = {"prompt": workflow, "client_id": uuid.uuid4().hex}
+    prompt_id = _post(f"{url}/prompt", body)["prompt_id"]
+    if on_queued is not None:
+        on_queued()
+    while True:
+        if server.poll() is not None or time.perf_counter() - started > timeout:
+            raise SystemExit(_stopped(server, log_path))
+        history = _get(f"{url}/history/{prompt_id}").get(prompt_id)
+        if history and history.get("status", {}).get("completed") is not None:
+            return history
+        time.sleep(0.5)
+
+
+def _interrupt_check(url, workflow, server, args, log_path) -> dict:
+    """Queue a protection that would take very long, press ComfyUI's Cancel (POST
+    /interrupt) after a while, and time how long the node takes to stop."""
+    long = json.loads(json.dumps(workflow))
+    for node in long.values():
+        if node["class_type"] == "artcloak.Cloak":
+            node["inputs"]["steps"] = 10_000
+    pressed = {}
+
+    def press() -> None:
+        time.sleep(args.interrupt)
+        pressed["at"] = time.perf_counter()
+        _post(f"{url}/interrupt", {})
+
+    history = _run_prompt(url, long, server, time.perf_counter(), args.timeout, log_path, press)
+    messages = [kind for kind, _ in history["status"].get("messages", [])]
+    return {
+        "status": history["status"].get("status_str"),
+        "interrupted": "execution_interrupted" in messages,
+        "seconds_to_stop": round(time.perf_counter() - pressed["at"], 2),
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    comfyui = Path(args.comfyui).resolve()
+    if not (comfyui / "main.py").is_file():
+        raise SystemExit(f"{comfyui} is not a ComfyUI checkout (no main.py).")
+    base = Path(args.keep).resolve() if args.keep else Path(tempfile.mkdtemp(prefix="artcloak-"))
+    for sub in ("custom_nodes", "models/vae", "input", "output"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    link = base / "custom_nodes" / "artcloak"
+    if not link.exists():
+        link.symlink_to(PACK, target_is_directory=True)
+    vae_file = base / "models" / "vae" / "vae.safetensors"
+    if args.vae:
+        shutil.copyfile(args.vae, vae_file)
+    elif not vae_file.exists():
+        _random_vae(vae_file)
+    _picture(args.width, args.height, 0).save(base / "input" / "artwork.png")
+    _picture(args.width, args.height, 1).save(base / "input" / "style.png")
+
+    workflow = json.loads(WORKFLOW.read_text())
+    for node in workflow.values():
+        node.pop("_meta", None)
+        if node["class_type"] in ("artcloak.Cloak", "artcloak.Verify"):
+            node["inputs"]["resolution"] = args.resolution
+            node["inputs"]["model_family"] = args.family
+        if node["class_type"] == "artcloak.Cloak":
+            node["inputs"]["steps"] = args.steps
+
+    port = _free_port()
+    env = dict(os.environ)
+    if args.random_lpips:
+        env["ARTCLOAK_TEST_RANDOM_LPIPS"] = "1"
+    command = [args.python, str(comfyui / "main.py"), "--listen", "127.0.0.1", "--port", str(port),
+               "--base-directory", str(base), "--disable-auto-launch"] + (["--cpu"] if args.cpu else [])  # fmt: skip
+    log_path = base / "comfyui.log"
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            command, cwd=comfyui, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        info = None
+        while info is None:
+            if server.poll() is not None or time.perf_counter() - started > args.timeout:
+                raise SystemExit(f"ComfyUI did not start; see {log_path}")
+            try:
+                info = _get(f"{url}/object_info", timeout=30)
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(1)
+        loaded = sorted(name for name in info if name.startswith("artcloak."))
+        if "artcloak.Cloak" not in loaded:
+            raise SystemExit(f"ComfyUI did not load the artcloak nodes; see {log_path}")
+        history = _run_prompt(url, workflow, server, started, args.timeout, log_path)
+        interrupt = (
+            _interrupt_check(url, workflow, server, args, log_path) if args.interrupt else None
+        )
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    status = history["status"]
+    outputs = history.get("outputs", {})
+    saved = [
+        base / "output" / item.get("subfolder", "") / item["filename"]
+        for item in outputs.get("5", {}).get("images", [])
+    ]
+    report = json.loads(outputs["6"]["text"][0]) if "6" in outputs else None
+    summary = {
+        "status": status.get("status_str"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "nodes": loaded,
+        "interrupt": interrupt,
+        "saved": [str(path) for path in saved],
+        "within_budget": bool(report and report["within_budget"]),
+        "verify": report,
+        "base_directory": str(base),
+        "log": str(log_path),
+    }
+    if status.get("status_str") != "success":
+        summary["messages"] = status.get("messages")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--comfyui", required=True, help="a ComfyUI checkout")
+    parser.add_argument("--python", default=sys.executable, help="ComfyUI's Python")
+    parser.add_argument("--vae", help="a VAE .safetensors file (default: random full-size SD1)")
+    parser.add_argument("--family", default="auto", help="the VAE's model family")
+    parser.add_argument("--steps", type=int, default=0, help="optimisation steps (0: preset)")
+    parser.add_argument("--resolution", type=int, default=0, help="working resolution (0: model's)")
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--height", type=int, default=96)
+    parser.add_argument("--cpu", action="store_true", help="run ComfyUI on the CPU")
+    parser.add_argument(
+        "--random-lpips", action="store_true",
+        help="tests only: a random LPIPS backbone where the ImageNet weights cannot be had",
+    )  # fmt: skip
+    parser.add_argument(
+        "--interrupt", type=float, default=0, metavar="SECONDS",
+        help="also check cancelling: interrupt a long protection after SECONDS",
+    )  # fmt: skip
+    parser.add_argument("--keep", help="use (and keep) this base directory")
+    parser.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args(argv)
+    summary = run(args)
+    print(json.dumps(summary, indent=2))
+    saved_ok = bool(summary["saved"]) and all(Path(p).is_file() for p in summary["saved"])
+    return 0 if summary["status"] == "success" and saved_ok and summary["within_budget"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,609 @@
+"""The ComfyUI node pack (comfy_nodes/), without ComfyUI and, where given, with a real one.
+
+Without ComfyUI the pack runs against a small stand-in of the modules it imports
+(``comfy_api.latest``, ``comfy.model_management``, ``comfy.utils``) that imitates what
+matters: nodes run under ``torch.inference_mode()``, the graph's VAE holds inference-tensor
+weights in the original SD key layout under ``first_stage_model``, IMAGEs are (B, H, W, C)
+floats, the interrupt flag is reset when it is thrown, progress goes to a global hook.
+
+With ``ARTCLOAK_COMFYUI=/path/to/ComfyUI`` (a checkout whose requirements are installed in
+this Python) the pack is also loaded by ComfyUI's own custom-node loader and run on a real
+ComfyUI VAE object; otherwise that test is skipped and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import json
+import os
+import subprocess
+import sys
+import types
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from artcloak.testing import make_tiny_vae, tiny_vae_config, to_original_layout
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK = ROOT / "comfy_nodes"
+FAST = {"steps": 3, "resolution": 64, "lpips": 0.5, "eps": 8.0}
+
+
+# --------------------------------------------------------------------------- the stand-in
+
+
+def _standin_modules() -> dict[str, types.ModuleType]:
+    """comfy_api.latest, comfy.model_management and comfy.utils, reduced to what nodes use."""
+    io = types.ModuleType("comfy_api.latest.io")
+
+    class Schema:
+        def __init__(self, node_id, display_name=None, category="sd", inputs=(), outputs=(),
+                     description="", is_output_node=False, **_):  # fmt: skip
+            self.node_id, self.display_name, self.category = node_id, display_name, category
+            self.inputs, self.outputs, self.description = list(inputs), list(outputs), description
+            self.is_output_node = is_output_node
+
+    class ComfyNode(ABC):
+        @classmethod
+        @abstractmethod
+        def define_schema(cls): ...
+
+        @classmethod
+        @abstractmethod
+        def execute(cls, **kwargs): ...
+
+    class NodeOutput:
+        def __init__(self, *args, ui=None, expand=None, block_execution=None):
+            self.args, self.ui = args, ui
+
+        @property
+        def result(self):
+            return self.args or None
+
+    def comfytype(io_type: str):
+        class Input:
+            def __init__(self, id, options=None, display_name=None, optional=False,
+                         tooltip=None, default=None, **extra):  # fmt: skip
+                self.id, self.io_type, self.optional = id, io_type, optional
+                self.options, self.default, self.extra = options, default, extra
+
+        class Output:
+            def __init__(self, id=None, display_name=None, tooltip=None, is_output_list=False):
+                self.id, self.io_type, self.display_name = id, io_type, display_name
+
+        return type(io_type, (), {"io_type": io_type, "Input": Input, "Output": Output})
+
+    io.Schema, io.ComfyNode, io.NodeOutput = Schema, ComfyNode, NodeOutput
+    for name, io_type in [("Image", "IMAGE"), ("Mask", "MASK"), ("Vae", "VAE"),
+                          ("Model", "MODEL"), ("Clip", "CLIP"), ("Combo", "COMBO"),
+                          ("Int", "INT"), ("Float", "FLOAT"), ("String", "STRING"),
+                          ("Boolean", "BOOLEAN")]:  # fmt: skip
+        setattr(io, name, comfytype(io_type))
+
+    class ComfyExtension(ABC):
+        @abstractmethod
+        async def get_node_list(self): ...
+
+    latest = types.ModuleType("comfy_api.latest")
+    latest.io, latest.ComfyExtension = io, ComfyExtension
+
+    management = types.ModuleType("comfy.model_management")
+
+    class InterruptProcessingException(Exception):
+        pass
+
+    management.InterruptProcessingException = InterruptProcessingException
+    management.interrupt = False
+    management.get_torch_device = lambda: torch.device("cpu")
+    management.intermediate_device = lambda: torch.device("cpu")
+
+    def interrupt_current_processing(value=True):
+        management.interrupt = value
+
+    def throw_exception_if_processing_interrupted():
+        if management.interrupt:
+            management.interrupt = False
+            raise InterruptProcessingException()
+
+    management.interrupt_current_processing = interrupt_current_processing
+    management.processing_interrupted = lambda: management.interrupt
+    management.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+
+    utils = types.ModuleType("comfy.utils")
+    utils.PROGRESS_BAR_HOOK = None
+
+    class ProgressBar:
+        def __init__(self, total, node_id=None):
+            self.total, self.current, self.hook = total, 0, utils.PROGRESS_BAR_HOOK
+
+        def update_absolute(self, value, total=None, preview=None):
+            self.total = total if total is not None else self.total
+            self.current = min(value, self.total)
+            if self.hook is not None:
+                self.hook(self.current, self.total, preview, node_id=None)
+
+        def update(self, value):
+            self.update_absolute(self.current + value)
+
+    utils.ProgressBar = ProgressBar
+    samplers = types.ModuleType("comfy.samplers")
+    samplers.KSampler = type("KSampler", (), {"SAMPLERS": ["euler", "dpmpp_2m"],
+                                              "SCHEDULERS": ["normal", "karras"]})  # fmt: skip
+    comfy = types.ModuleType("comfy")
+    comfy.model_management, comfy.utils, comfy.samplers = management, utils, samplers
+
+    nodes = types.ModuleType("nodes")  # ComfyUI's nodes.py: only its sampling function
+    nodes.calls = []
+
+    def common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                        latent, denoise=1.0, **_):  # fmt: skip
+        nodes.calls.append(dict(model=model, seed=seed, steps=steps, cfg=cfg, positive=positive,
+                                negative=negative, latent=latent, denoise=denoise))  # fmt: skip
+        noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(seed))
+        samples = latent["samples"] * (1 - denoise) + noise * denoise
+        return ({**latent, "samples": samples},)
+
+    nodes.common_ksampler = common_ksampler
+    comfy_api = types.ModuleType("comfy_api")
+    comfy_api.latest = latest
+    return {
+        "comfy_api": comfy_api,
+        "comfy_api.latest": latest,
+        "comfy": comfy,
+        "comfy.model_management": management,
+        "comfy.utils": utils,
+        "comfy.samplers": samplers,
+        "nodes": nodes,
+    }
+
+
+def _load_pack(name: str = "artcloak_comfy_pack") -> types.ModuleType:
+    """Load comfy_nodes/ the way ComfyUI loads a custom-node folder (a package by path)."""
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[key]
+    spec = importlib.util.spec_from_file_location(
+        name, PACK / "__init__.py", submodule_search_locations=[str(PACK)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Layered(torch.nn.Module):
+    """A module whose state dict has the given dotted keys (the original SD VAE layout)."""
+
+    def __init__(self, state: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        for key, tensor in state.items():
+            *path, leaf = key.split(".")
+            module = self
+            for part in path:
+                if not hasattr(module, part):
+                    module.add_module(part, torch.nn.Module())
+                module = getattr(module, part)
+            module.register_parameter(leaf, torch.nn.Parameter(tensor, requires_grad=False))
+
+
+class StandInVAE:
+    """Like comfy.sd.VAE where the nodes touch it: ``first_stage_model`` with original-layout
+    weights created under inference mode (as a loader node running in ComfyUI makes them)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        state = to_original_layout(make_tiny_vae(seed).state_dict())
+        with torch.inference_mode():
+            self.first_stage_model = _Layered({k: v.clone() for k, v in state.items()})
+        self.device = torch.device("cpu")
+        self._vae = make_tiny_vae(seed)
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:  # (B, H, W, 3) -> latent
+        with torch.no_grad():
+            return self._vae.encode(pixels.movedim(-1, 1) * 2 - 1).latent_dist.mean
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:  # latent -> (B, H, W, 3)
+        with torch.no_grad():
+            return ((self._vae.decode(latent).sample + 1) / 2).clamp(0, 1).movedim(1, -1)
+
+
+class StandInCLIP:
+    def tokenize(self, text: str) -> dict:
+        return {"l": text}
+
+    def encode_from_tokens_scheduled(self, tokens: dict) -> list:
+        return [[tokens["l"], {}]]  # conditioning, here carrying its text
+
+
+def _tiny_config_file(factory) -> Path:
+    path = factory.getbasetemp() / "tiny_vae_config.json"
+    if not path.exists():
+        path.write_text(json.dumps(tiny_vae_config()))
+    return path
+
+
+@pytest.fixture
+def comfy(monkeypatch, tmp_path_factory):
+    """The stand-in modules installed, the pack loaded; both removed afterwards."""
+    for name, module in _standin_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setenv("ARTCLOAK_TEST_RANDOM_LPIPS", "1")
+    pack = _load_pack()
+    pack.vae.clear_cache()
+    FAST["vae_config"] = str(_tiny_config_file(tmp_path_factory))
+    yield types.SimpleNamespace(pack=pack, mm=sys.modules["comfy.model_management"],
+                                utils=sys.modules["comfy.utils"], nodes=sys.modules["nodes"])  # fmt: skip
+    for key in [k for k in sys.modules if k.startswith("artcloak_comfy_pack")]:
+        del sys.modules[key]
+
+
+def run_node(node, **inputs):
+    """Run a node as ComfyUI's executor does: under inference mode, inputs by name, every
+    required widget set (to its default unless given, as a new node in the editor has it)."""
+    schema = node.define_schema()
+    for item in schema.inputs:
+        default = item.default if item.default is not None else (item.options or [None])[0]
+        if not item.optional and default is not None:  # a combo starts at its first option
+            inputs.setdefault(item.id, default)
+    ids = {item.id for item in schema.inputs}
+    required = {item.id for item in schema.inputs if not item.optional}
+    assert set(inputs) <= ids and required <= set(inputs), (set(inputs), ids)
+    with torch.inference_mode():
+        output = node.execute(**inputs)
+    assert len(output.args) == len(schema.outputs)
+    return output.args
+
+
+def picture(batch: int = 1, height: int = 48, width: int = 64, seed: int = 0) -> torch.Tensor:
+    """A smooth, colourful ComfyUI IMAGE (B, H, W, 3), created in inference mode."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.inference_mode():
+        base = torch.rand(batch, 3, 6, 8, generator=generator)
+        image = torch.nn.functional.interpolate(base, size=(height, width), mode="bicubic")
+        return image.clamp(0, 1).permute(0, 2, 3, 1).contiguous()
+
+
+def samples_of(image: torch.Tensor) -> np.ndarray:
+    return (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy().astype(np.int64)
+
+
+# --------------------------------------------------------------------------- schema and entry
+
+
+def test_entry_point_lists_prefixed_v3_nodes(comfy):
+    extension = asyncio.run(comfy.pack.comfy_entrypoint())
+    nodes = asyncio.run(extension.get_node_list())
+    schemas = [node.define_schema() for node in nodes]
+    assert [s.node_id for s in schemas] == [
+        "artcloak.Cloak", "artcloak.Shade", "artcloak.Verify",
+        "artcloak.StyleTarget", "artcloak.ConceptAnchor",
+    ]  # fmt: skip
+    assert all(s.display_name.startswith("artcloak ") for s in schemas)
+    assert not hasattr(comfy.pack, "NODE_CLASS_MAPPINGS")  # V3 entry point only, not both
+    for node, schema in zip(nodes, schemas, strict=True):
+        parameters = inspect.signature(node.execute).parameters
+        assert [i.id for i in schema.inputs] == list(parameters), node
+        for item in schema.inputs:  # ComfyUI leaves out unconnected optional inputs
+            if item.optional:
+                assert parameters[item.id].default is not inspect.Parameter.empty, item.id
+    cloak = {i.id: i for i in schemas[0].inputs}
+    assert (cloak["image"].io_type, cloak["vae"].io_type, cloak["mask"].io_type) == (
+        "IMAGE", "VAE", "MASK",
+    )  # fmt: skip
+    assert cloak["intensity"].options == ["low", "default", "high"]
+    assert [o.io_type for o in schemas[0].outputs] == ["IMAGE", "STRING"]
+    assert [o.io_type for o in schemas[2].outputs] == ["STRING", "IMAGE"]
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def test_image_and_mask_conversions(comfy):
+    convert = comfy.pack.convert
+    image = picture(batch=2)
+    jobs = convert.to_jobs(image, torch.ones(48, 64))
+    assert [job.colour.shape for job in jobs] == [(48, 64, 3)] * 2
+    assert jobs[0].colour.dtype == np.uint8 and jobs[0].max_value == 255
+    assert np.array_equal(jobs[1].colour, samples_of(image[1]))
+    assert all(job.free.all() for job in jobs)  # one mask applies to every image
+    # a per-image mask at another size is resized; white = may change
+    masks = torch.zeros(2, 24, 32)
+    masks[1, :, :16] = 1
+    frees = convert.free_masks(masks, 2, 48, 64)
+    assert not frees[0].any() and frees[1][:, :32].all() and not frees[1][:, 32:].any()
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="3 masks for 2 images"):
+        convert.free_masks(torch.ones(3, 48, 64), 2, 48, 64)
+    # alpha is dropped, grey images stay grey
+    rgba = torch.cat([image, torch.ones(2, 48, 64, 1)], dim=-1)
+    assert np.array_equal(convert.to_jobs(rgba)[0].colour, jobs[0].colour)
+    grey = convert.to_jobs(image[..., :1])
+    assert grey[0].grey and np.array_equal(grey[0].colour[..., 0], grey[0].colour[..., 2])
+    back = convert.to_image([job.colour for job in jobs])
+    assert back.shape == (2, 48, 64, 3) and back.dtype == torch.float32
+    assert torch.equal((back * 255).round(), torch.from_numpy(samples_of(image)).float())
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="channels"):
+        convert.to_jobs(torch.zeros(1, 8, 8, 2))
+
+
+# --------------------------------------------------------------------------- the VAE copy
+
+
+def test_private_encoder_is_differentiable_and_leaves_the_graph_vae_alone(comfy):
+    vae = StandInVAE()
+    model = vae.first_stage_model
+    assert all(p.is_inference() for p in model.parameters())  # what ComfyUI hands over
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.inference_mode():
+        encoder = comfy.pack.vae.private_encoder(vae, config=FAST["vae_config"], device="cpu")
+    assert not any(p.is_inference() for p in encoder.parameters())
+    assert all(
+        p.data_ptr() != q.data_ptr() for p in encoder.parameters() for q in model.parameters()
+    )
+    pixels = torch.rand(1, 3, 64, 64, requires_grad=True)
+    encoder(pixels).square().sum().backward()
+    assert pixels.grad is not None and pixels.grad.abs().sum() > 0
+    # the copy encodes as the original diffusers VAE does
+    reference = make_tiny_vae(0)
+    with torch.no_grad():
+        expected = reference.encode(pixels.detach() * 2 - 1).latent_dist.mean
+        assert torch.allclose(encoder(pixels.detach()), expected, atol=1e-5)
+    with torch.inference_mode():  # cached per VAE object
+        again = comfy.pack.vae.private_encoder(vae, config=FAST["vae_config"], device="cpu")
+        assert again is encoder
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(not p.requires_grad for p in model.parameters())
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="holds no model"):
+        comfy.pack.vae.private_encoder(object())
+
+
+# --------------------------------------------------------------------------- the nodes
+
+
+def test_cloak_batch_with_mask_holds_the_budget_and_reports_it(comfy):
+    updates = []
+    comfy.utils.PROGRESS_BAR_HOOK = lambda value, total, preview, node_id=None: updates.append(
+        (value, total)
+    )
+    vae = StandInVAE()
+    weights = {k: v.clone() for k, v in vae.first_stage_model.state_dict().items()}
+    image = picture(batch=2)
+    mask = torch.zeros(48, 64)
+    mask[:, 32:] = 1  # only the right half may change
+    protected, report = run_node(
+        comfy.pack.nodes.Cloak, image=image, vae=vae, style_target=picture(seed=5),
+        intensity="default", quality="faster", seed=1, mask=mask, **FAST,
+    )  # fmt: skip
+    assert protected.shape == image.shape and protected.dtype == torch.float32
+    original, changed = samples_of(image), samples_of(protected)
+    assert np.array_equal(protected.numpy() * 255, np.rint(protected.numpy() * 255))  # 8-bit
+    assert np.array_equal(changed[:, :, :32], original[:, :, :32])  # outside the mask: exact
+    assert (changed[:, :, 32:] != original[:, :, 32:]).any()
+    assert np.abs(changed - original).max() <= 8
+    figures = json.loads(report)
+    assert figures["artcloak"] == "cloak" and figures["within_budget"] is True
+    assert "8-bit" in figures["quantisation"]
+    assert [item["image"] for item in figures["images"]] == [1, 2]
+    for item, index in zip(figures["images"], range(2), strict=True):
+        assert item["measured"]["linf_255"] == np.abs(changed[index] - original[index]).max()
+        assert item["measured"]["lpips"] <= 0.5
+        assert "distance_closed" in item["latent"][0]
+    assert figures["models"]["lpips"]["backbone"].startswith("random")
+    assert updates and updates[-1] == (updates[-1][1], updates[-1][1])  # bar filled
+    assert updates[-1][1] == 3 * 2  # steps x images (one image per batch on CPU)
+    after = vae.first_stage_model.state_dict()
+    assert all(torch.equal(weights[k], after[k]) for k in weights)
+
+
+def test_cloak_gives_each_image_its_own_target_when_batches_match(comfy):
+    vae = StandInVAE()
+    image = picture(batch=2)
+    shared = run_node(comfy.pack.nodes.Cloak, image=image, vae=vae,
+                      style_target=picture(seed=5), seed=3, **FAST)  # fmt: skip
+    own = run_node(comfy.pack.nodes.Cloak, image=image, vae=vae,
+                   style_target=picture(batch=2, seed=7), seed=3, **FAST)  # fmt: skip
+    assert json.loads(shared[1])["target"] == "mean of 1 target image(s)"
+    assert json.loads(own[1])["target"] == "one target image per input image"
+    assert not torch.equal(shared[0], own[0])
+
+
+def test_shade_is_deterministic_and_moves_toward_the_anchors(comfy):
+    vae = StandInVAE()
+    image = picture(seed=2)
+    anchors = picture(batch=2, seed=9)
+    inputs = dict(image=image, vae=vae, anchors=anchors, seed=4, **FAST | {"steps": 6})
+    first, report = run_node(comfy.pack.nodes.Shade, **inputs)
+    second, _ = run_node(comfy.pack.nodes.Shade, **inputs)
+    assert torch.equal(first, second)
+    figures = json.loads(report)
+    assert figures["artcloak"] == "shade" and figures["target"] == "mean of 2 target image(s)"
+    assert figures["images"][0]["latent"][0]["distance_closed"] > 0
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="anchor"):
+        run_node(comfy.pack.nodes.Shade, image=image, vae=vae,
+                 anchors=torch.zeros(1, 8, 8, 2), **FAST)  # fmt: skip
+
+
+def test_cancel_stops_within_a_step_and_reads_as_comfyui_interrupt(comfy):
+    steps = []
+
+    def hook(value, total, preview, node_id=None):
+        steps.append(value)
+        if value == 2:
+            comfy.mm.interrupt_current_processing(True)  # the user presses Cancel
+
+    comfy.utils.PROGRESS_BAR_HOOK = hook
+    with pytest.raises(comfy.mm.InterruptProcessingException):
+        run_node(comfy.pack.nodes.Cloak, image=picture(), vae=StandInVAE(),
+                 style_target=picture(seed=5), **FAST | {"steps": 50})  # fmt: skip
+    assert steps == [1, 2]
+    assert comfy.mm.processing_interrupted() is False  # reset, as ComfyUI's own nodes do
+
+
+def test_errors_are_one_clear_sentence(comfy):
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="eps must be between"):
+        run_node(comfy.pack.nodes.Cloak, image=picture(), vae=StandInVAE(),
+                 style_target=picture(), **FAST | {"eps": 200.0})  # fmt: skip
+
+
+def test_verify_reports_budget_shift_survival_and_model_view(comfy):
+    vae = StandInVAE()
+    image, target = picture(batch=2), picture(seed=5)
+    protected, _ = run_node(comfy.pack.nodes.Cloak, image=image, vae=vae, style_target=target,
+                            **FAST)  # fmt: skip
+    report, view = run_node(comfy.pack.nodes.Verify, original=image, protected=protected,
+                            vae=vae, target=target, lpips=0.5, eps=8.0, resolution=64,
+                            vae_config=FAST["vae_config"])  # fmt: skip
+    figures = json.loads(report)
+    assert figures["within_budget"] is True
+    first = figures["images"][0]
+    changed, original = samples_of(protected[0]), samples_of(image[0])
+    assert first["measured"]["linf_255"] == np.abs(changed - original).max()
+    assert first["latent"][0]["relative_shift"] > 0 and "distance_closed" in first["latent"][0]
+    assert set(first["after"]) == {"jpeg_q90", "jpeg_q75", "downscale_0.5"}
+    assert view.shape == (2, 48, 64, 3) and view.min() >= 0 and view.max() <= 1
+    # a tighter budget than was used is reported as not held
+    strict, _ = run_node(comfy.pack.nodes.Verify, original=image, protected=protected, vae=vae,
+                         eps=1.0, resolution=64, vae_config=FAST["vae_config"])  # fmt: skip
+    assert json.loads(strict)["within_budget"] is False
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="does not match"):
+        run_node(comfy.pack.nodes.Verify, original=image, protected=protected[:1], vae=vae)
+
+
+# --------------------------------------------------------------------------- target nodes
+
+
+def test_style_target_is_img2img_of_the_artwork_with_comfyuis_sampler(comfy):
+    vae, model = StandInVAE(), object()
+    image = picture(batch=2)
+    (target,) = run_node(comfy.pack.targets.StyleTarget, image=image, model=model,
+                         clip=StandInCLIP(), vae=vae, style="ukiyo-e", prompt="night scene",
+                         strength=0.4, seed=7, sampler_name="euler", scheduler="normal")  # fmt: skip
+    (call,) = comfy.nodes.calls
+    assert call["model"] is model and call["seed"] == 7 and call["denoise"] == 0.4
+    assert call["positive"][0][0] == comfy.pack.targets.STYLES["ukiyo-e"] + ", night scene"
+    assert call["negative"][0][0] == comfy.pack.targets.DEFAULT_NEGATIVE
+    assert torch.allclose(call["latent"]["samples"], vae.encode(image))  # the artwork's latent
+    assert target.shape == image.shape and target.min() >= 0 and target.max() <= 1
+    (custom,) = run_node(comfy.pack.targets.StyleTarget, image=image, model=model,
+                         clip=StandInCLIP(), vae=vae, style="custom prompt", prompt="  a mosaic ")  # fmt: skip
+    assert comfy.nodes.calls[-1]["positive"][0][0] == "a mosaic"
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="prompt is empty"):
+        run_node(comfy.pack.targets.StyleTarget, image=image, model=model, clip=StandInCLIP(),
+                 vae=vae, style="custom prompt", prompt=" ")  # fmt: skip
+
+
+def test_concept_anchor_is_text_to_image_and_feeds_shade(comfy):
+    vae = StandInVAE()
+    (anchors,) = run_node(comfy.pack.targets.ConceptAnchor, model=object(), clip=StandInCLIP(),
+                          vae=vae, concept=" handbag ", count=3, width=64, height=48, seed=2)  # fmt: skip
+    (call,) = comfy.nodes.calls
+    assert call["positive"][0][0] == "a photo of a handbag" and call["denoise"] == 1.0
+    assert call["latent"]["samples"].shape == (3, 4, 6, 8)
+    assert anchors.shape == (3, 48, 64, 3)
+    _, report = run_node(comfy.pack.nodes.Shade, image=picture(), vae=vae, anchors=anchors, **FAST)
+    assert json.loads(report)["target"] == "mean of 3 target image(s)"
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="Name the concept"):
+        run_node(comfy.pack.targets.ConceptAnchor, model=object(), clip=StandInCLIP(), vae=vae,
+                 concept="")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- install
+
+
+def _install_module():
+    spec = importlib.util.spec_from_file_location("artcloak_comfy_install", PACK / "install.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_install_puts_the_pack_into_custom_nodes(tmp_path, capsys):
+    install = _install_module()
+    comfyui = tmp_path / "ComfyUI"
+    (comfyui / "custom_nodes").mkdir(parents=True)
+    (comfyui / "main.py").write_text("")
+    python = ["--python", sys.executable]
+    assert install.main([str(comfyui), *python, "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert f"would install artcloak from {ROOT} into {sys.executable}" in said
+    assert not (comfyui / "custom_nodes" / "artcloak").exists()
+    for _ in range(2):  # and again over the first install
+        assert install.main([str(comfyui), *python, "--skip-pip"]) == 0
+        link = comfyui / "custom_nodes" / "artcloak"
+        assert link.is_symlink() and link.resolve() == PACK
+    assert install.main([str(comfyui), *python, "--skip-pip", "--copy"]) == 0
+    assert (
+        not link.is_symlink()
+        and (link / "__init__.py").read_text() == (PACK / "__init__.py").read_text()
+    )
+    assert (link / "workflows" / "cloak_vae_api.json").is_file()
+    assert not list(link.rglob("__pycache__"))
+    assert install.main([str(tmp_path), "--dry-run"]) == 2
+    assert "is not a ComfyUI folder" in capsys.readouterr().err
+    # a ComfyUI venv next to the checkout is found
+    venv_python = comfyui / "venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text("")
+    assert install.find_python(comfyui) == venv_python
+
+
+def test_registry_metadata_and_example_workflows(comfy):
+    tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
+    meta = tomllib.loads((PACK / "pyproject.toml").read_text())
+    assert meta["project"]["name"] == "artcloak" and meta["project"]["version"].count(".") == 2
+    assert meta["tool"]["comfy"]["PublisherId"] and meta["tool"]["comfy"]["DisplayName"]
+    ours = {"artcloak.Cloak", "artcloak.Shade", "artcloak.Verify"}
+    assert len(list((PACK / "workflows").glob("*.json"))) >= 2
+    for path in sorted((PACK / "workflows").glob("*.json")):
+        workflow = json.loads(path.read_text())
+        types_used = {node["class_type"] for node in workflow.values()}
+        assert {"artcloak.Cloak", "artcloak.Verify", "SaveImage"} <= types_used, path.name
+        for node in workflow.values():  # every link points at an existing node
+            for value in node["inputs"].values():
+                if isinstance(value, list):
+                    assert value[0] in workflow, (path.name, value)
+        for node in workflow.values():  # our nodes get exactly the inputs they declare
+            if node["class_type"] in ours:
+                node_class = getattr(comfy.pack.nodes, node["class_type"].split(".")[1])
+                declared = {item.id for item in node_class.define_schema().inputs}
+                assert set(node["inputs"]) == declared - {"mask"}, (path.name, node)
+
+
+# --------------------------------------------------------------------------- real ComfyUI
+
+COMFYUI = os.environ.get("ARTCLOAK_COMFYUI")
+
+
+@pytest.mark.skipif(
+    not COMFYUI,
+    reason="real-ComfyUI smoke skipped: ComfyUI is not on PyPI; set ARTCLOAK_COMFYUI to a "
+    "ComfyUI checkout (and ARTCLOAK_COMFYUI_PYTHON to a Python with its requirements and "
+    "artcloak, if not this one) to run the example workflow over its HTTP API",
+)
+def test_example_workflow_through_real_comfyui_http_api(tmp_path):
+    """ComfyUI's own loader, executor and SaveImage: the saved PNG holds the budget."""
+    python = os.environ.get("ARTCLOAK_COMFYUI_PYTHON", sys.executable)
+    command = [python, str(PACK / "smoke.py"), "--comfyui", COMFYUI, "--python", python,
+               "--steps", "3", "--resolution", "64", "--random-lpips", "--keep", str(tmp_path),
+               "--interrupt", "8"]  # fmt: skip
+    if not torch.cuda.is_available():
+        command.append("--cpu")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "success" and summary["within_budget"] is True
+    assert summary["nodes"] == ["artcloak.Cloak", "artcloak.ConceptAnchor", "artcloak.Shade",
+                                "artcloak.StyleTarget", "artcloak.Verify"]  # fmt: skip
+    interrupt = summary["interrupt"]  # a 10,000-step protection, cancelled after 8 s
+    assert interrupt["interrupted"] is True and interrupt["seconds_to_stop"] < 5, interrupt
+    from PIL import Image
+
+    (saved,) = summary["saved"]
+    protected = np.asarray(Image.open(saved).convert("RGB"), dtype=np.int64)
+    original = np.asarray(Image.open(tmp_path / "input" / "artwork.png").convert("RGB"))
+    difference = np.abs(protected - original.astype(np.int64))
+    assert protected.shape == original.shape and 0 < difference.max() <= 8  # default 8/255
+    assert summary["verify"]["images"][0]["measured"]["linf_255"] == difference.max()
