@@ -1,0 +1,219 @@
+"""Speed and memory of one optimisation step against the floor (issue 4, first part).
+
+Measures, each in its own process (so peak memory is that measurement's alone), with the
+full-size SD VAE architecture (random weights: bench/make_full_size_vae.py) in fp32:
+
+- floor: one bare encoder forward+backward with respect to the input image;
+- reference step: one step of the reference loop (sign-gradient PGD on the latent mean,
+  L2 distance to the target, projection onto the L-inf ball and [0, 1]), and the 500-step
+  wall time that implies;
+- artcloak step: one step of artcloak's loop (``Engine.protect`` on one image, default
+  intensity), timed between its progress events, and the whole protection's peak memory.
+
+Convergence (passes to reach the reference's latent distance) needs a trained encoder and
+is not measured here yet. Usage, from the repository root:
+
+    .venv/bin/python bench/speed.py [--size 256] [--memory-size 512] [--steps 4]
+
+It writes bench/out/speed.json and bench/out/speed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+VAE_FILE = Path("bench/cache/sd1-vae-random.safetensors")
+OUT = Path("bench/out")
+REFERENCE_STEPS = 500
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_encoder():
+    from artcloak.encoders import load_encoder as load
+
+    return load(str(VAE_FILE))
+
+
+def picture(size: int) -> np.ndarray:
+    v, u = np.mgrid[0:size, 0:size] / size
+    image = np.stack([0.5 + 0.4 * np.sin(7 * u + 3 * v + p) for p in (0, 2, 4)], axis=-1)
+    return (image * 255).round().astype(np.uint8)
+
+
+def measure_floor(size: int, repeats: int) -> dict:
+    encoder = load_encoder()
+    image = torch.rand(1, 3, size, size, requires_grad=True)
+    times = []
+    for _ in range(repeats + 1):  # the first pass warms up
+        started = time.perf_counter()
+        encoder(image).sum().backward()
+        times.append(time.perf_counter() - started)
+    return {"seconds_per_pass": float(np.median(times[1:])), "peak_rss_mb": peak_rss_mb()}
+
+
+def measure_reference(size: int, steps: int) -> dict:
+    """The reference loop, written here as the issue defines it (fp32 sign-gradient PGD)."""
+    encoder = load_encoder()
+    eps = 8 / 255
+    image = torch.from_numpy(picture(size)).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        target = encoder(torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)))
+    delta = torch.zeros_like(image)
+    times = []
+    for step in range(steps + 1):
+        started = time.perf_counter()
+        delta.requires_grad_(True)
+        distance = (encoder((image + delta).clamp(0, 1)) - target).pow(2).sum().sqrt()
+        (grad,) = torch.autograd.grad(distance, delta)
+        size_now = eps * (1 - 0.99 * step / (REFERENCE_STEPS - 1))
+        with torch.no_grad():
+            delta = (delta - size_now * grad.sign()).clamp(-eps, eps)
+            delta = (image + delta).clamp(0, 1) - image
+        times.append(time.perf_counter() - started)
+    per_step = float(np.median(times[1:]))
+    return {
+        "seconds_per_step": per_step,
+        "implied_500_step_seconds": per_step * REFERENCE_STEPS,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def measure_artcloak(size: int, steps: int) -> dict:
+    from artcloak.progress import Listener
+    from artcloak.protect import Engine, ImageJob
+    from artcloak.settings import ModelSettings, ProtectionSettings
+
+    models = ModelSettings(encoders=(str(VAE_FILE),), device="cpu", lpips_random_backbone=True)
+    engine = Engine(models)
+    engine.load_models()
+    stamps: dict[int, float] = {}
+
+    def on_event(event) -> None:
+        if event.stage == "optimise":
+            stamps[event.step] = time.perf_counter()
+
+    settings = ProtectionSettings(steps=steps, resolution=size)
+    started = time.perf_counter()
+    (result,) = engine.protect([ImageJob("bench", picture(size))], settings, Listener(on_event))
+    total = time.perf_counter() - started
+    per_step = (stamps[steps] - stamps[1]) / (steps - 1)
+    return {
+        "seconds_per_step": per_step,
+        "seconds_total": total,
+        "steps": steps,
+        "within_budget": result.measured.within(settings.budget()),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+MEASUREMENTS = {
+    "floor": measure_floor,
+    "reference": measure_reference,
+    "artcloak": measure_artcloak,
+}
+
+
+def run_isolated(kind: str, size: int, count: int) -> dict:
+    """One measurement in a fresh process: its peak memory is its own."""
+    command = [
+        sys.executable,
+        __file__,
+        "--measure",
+        kind,
+        "--size",
+        str(size),
+        "--steps",
+        str(count),
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256, help="working size for the timings")
+    parser.add_argument("--memory-size", type=int, default=512, help="size for peak memory")
+    parser.add_argument("--steps", type=int, default=4, help="steps timed per loop")
+    parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        repeats = args.steps
+        print(json.dumps(MEASUREMENTS[args.measure](args.size, repeats)))
+        return
+    if not VAE_FILE.exists():
+        subprocess.run([sys.executable, "bench/make_full_size_vae.py"], check=True)
+    figures = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "size": args.size,
+        "floor": run_isolated("floor", args.size, args.steps),
+        "reference": run_isolated("reference", args.size, args.steps),
+        "artcloak": run_isolated("artcloak", args.size, args.steps),
+        "memory_size": args.memory_size,
+        "floor_memory": run_isolated("floor", args.memory_size, 1),
+        "artcloak_memory": run_isolated("artcloak", args.memory_size, 2),
+    }
+    floor = figures["floor"]["seconds_per_pass"]
+    figures["artcloak_step_over_floor"] = figures["artcloak"]["seconds_per_step"] / floor
+    figures["reference_step_over_floor"] = figures["reference"]["seconds_per_step"] / floor
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "speed.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (OUT / "speed.md").write_text(table(figures))
+    print(table(figures))
+
+
+def table(f: dict) -> str:
+    s, m = f["size"], f["memory_size"]
+    rows = [
+        ("bare encoder forward+backward (floor)", f"{f['floor']['seconds_per_pass']:.2f} s/pass"),
+        (
+            "reference loop step",
+            f"{f['reference']['seconds_per_step']:.2f} s ({f['reference_step_over_floor']:.2f}x floor)",
+        ),
+        (
+            "reference, 500 steps (implied)",
+            f"{f['reference']['implied_500_step_seconds'] / 60:.1f} min",
+        ),
+        (
+            "artcloak loop step",
+            f"{f['artcloak']['seconds_per_step']:.2f} s ({f['artcloak_step_over_floor']:.2f}x floor; goal <= 1.3x)",
+        ),
+        (
+            f"peak memory, bare forward+backward at {m}x{m}",
+            f"{f['floor_memory']['peak_rss_mb'] / 1024:.2f} GB",
+        ),
+        (
+            f"peak memory, artcloak protect at {m}x{m}",
+            f"{f['artcloak_memory']['peak_rss_mb'] / 1024:.2f} GB (goal <= 3 GB)",
+        ),
+    ]
+    lines = [
+        f"Full-size SD VAE (random weights), fp32, {s}x{s} working size; {f['machine']}.",
+        f"Command: `{f['command']}`",
+        "",
+        "| measurement | value |",
+        "|---|---|",
+        *[f"| {name} | {value} |" for name, value in rows],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
