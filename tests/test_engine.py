@@ -217,3 +217,19 @@ def test_lpips_of_large_images_is_measured_downscaled_and_says_so(engine, monkey
     assert figures.lpips_size == (48, 36)
     assert figures.as_dict()["lpips_measured_at"] == [48, 36]
     assert figures.linf == 2 / 255  # L-inf stays exact at full resolution
+
+
+def test_images_in_one_batch_can_have_their_own_targets(tiny_model_settings, fast_settings):
+    stripes, marble = Target(style="stripes"), Target(style="marble")
+    jobs = [replace(job(0), target=stripes), replace(job(1), target=marble)]
+    settings = replace(fast_settings, steps=8, eps=16 / 255)
+    together = Engine(tiny_model_settings, batch_size=2).protect(jobs, settings)
+    alone = [protect_one(Engine(tiny_model_settings), j, settings) for j in jobs]
+    for batched, single in zip(together, alone, strict=True):
+        assert batched.latent[0]["distance_closed"] > 0.05
+        assert batched.latent[0]["distance_closed"] == pytest.approx(
+            single.latent[0]["distance_closed"], abs=0.03
+        )
+    # each was measured against its own target, not the shared default
+    shared = protect_one(Engine(tiny_model_settings), job(0), settings)
+    assert together[0].latent[0]["distance_closed"] != shared.latent[0]["distance_closed"]

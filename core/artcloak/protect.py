@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from .encoders import choose_device, describe_encoder, load_encoders
 from .errors import ArtcloakError, Cancelled
 from .optimize import Batch, optimise
 from .progress import SILENT, Listener
-from .settings import ModelSettings, ProtectionSettings
+from .settings import ModelSettings, ProtectionSettings, Target
 from .targets import check_target, target_images
 from .transforms import RoundTrip, resize, shrink_keep_mask, upsample, working_size
 
@@ -39,10 +39,15 @@ class ImageJob:
     max_value: int = 255
     free: np.ndarray | None = None  # bool H x W, True where change is allowed; None = everywhere
     grey: bool = False  # the three channels are equal and must stay so
+    target: Target | None = None  # this image's own target, instead of the settings' one
 
     @property
     def size(self) -> tuple[int, int]:
         return self.colour.shape[1], self.colour.shape[0]
+
+    def settings(self, shared: ProtectionSettings) -> ProtectionSettings:
+        """The settings this image is protected with: the shared ones, with its own target."""
+        return shared if self.target is None else replace(shared, target=self.target)
 
 
 @dataclass
@@ -128,8 +133,7 @@ class Engine:
         listener: Listener = SILENT,
     ) -> list[Protected | Failed]:
         """Protect every job; results in the same order, a Failed for each one that could not be."""
-        settings.check()
-        check_target(settings.target, settings.mode)
+        check_jobs(jobs, settings)
         self.load_models()
         results: list[Protected | Failed | None] = [None] * len(jobs)
         for indices in self._batches(jobs, settings):
@@ -175,6 +179,7 @@ class Engine:
         shared_seconds = (time.perf_counter() - started) / len(jobs)
         results: list[Protected | Failed] = []
         for index, job in enumerate(jobs):
+            listener.check_cancel()
             finish_started = time.perf_counter()
             try:
                 protected = self._finish(job, outcome.delta[index], settings, (work_w, work_h))
@@ -201,7 +206,12 @@ class Engine:
             trip = RoundTrip.between(full_hw, work_hw)
             rows.append(trip.rows)
             cols.append(trip.cols)
-        targets = self._targets(settings, work_hw, len(jobs))
+        targets = [
+            torch.stack(
+                [self._target_latent(job.settings(settings), work_hw, index) for job in jobs]
+            )
+            for index in range(len(self.encoders))
+        ]
         return Batch(
             base=torch.stack(bases),
             targets=targets,
@@ -212,23 +222,20 @@ class Engine:
             seeds=[settings.seed] * len(jobs),
         )
 
-    def _targets(
-        self, settings: ProtectionSettings, work_hw: tuple[int, int], count: int
-    ) -> list[torch.Tensor]:
-        """Per encoder, the target latent (mean over anchors), computed once per size."""
-        latents = []
-        for index, encoder in enumerate(self.encoders):
-            key = (settings.mode, settings.target, work_hw, index)
-            if key not in self._target_latents:
-                if len(self._target_latents) >= TARGET_CACHE_SIZE:
-                    self._target_latents.clear()
-                images = target_images(settings.target, settings.mode, work_hw[1], work_hw[0])
-                stacked = torch.stack([self._tensor(image, 1)[0] for image in images])
-                with torch.no_grad():
-                    self._target_latents[key] = encoder(stacked).float().mean(0)
-            latent = self._target_latents[key]
-            latents.append(latent.unsqueeze(0).expand(count, *latent.shape))
-        return latents
+    def _target_latent(
+        self, settings: ProtectionSettings, work_hw: tuple[int, int], index: int
+    ) -> torch.Tensor:
+        """Encoder ``index``'s target latent (the mean over anchors), computed once per
+        target and working size."""
+        key = (settings.mode, settings.target, work_hw, index)
+        if key not in self._target_latents:
+            if len(self._target_latents) >= TARGET_CACHE_SIZE:
+                self._target_latents.clear()
+            images = target_images(settings.target, settings.mode, work_hw[1], work_hw[0])
+            stacked = torch.stack([self._tensor(image, 1)[0] for image in images])
+            with torch.no_grad():
+                self._target_latents[key] = self.encoders[index](stacked).float().mean(0)
+        return self._target_latents[key]
 
     def _tensor(self, samples: np.ndarray, max_value: int) -> torch.Tensor:
         return budget_module.to_tensor(samples, max_value, self.device)
@@ -252,7 +259,7 @@ class Engine:
         colour = guaranteed.samples
         if job.grey:
             colour = np.repeat(colour[..., :1], 3, axis=2)
-        latent = self.latent_figures(job.colour, colour, job.max_value, settings)
+        latent = self.latent_figures(job.colour, colour, job.max_value, job.settings(settings))
         return Protected(
             name=job.name,
             colour=colour,
@@ -301,7 +308,18 @@ class Engine:
         self, settings: ProtectionSettings, width: int, height: int
     ) -> list[torch.Tensor]:
         work_w, work_h = working_size(width, height, self.resolution(settings))
-        return [latent[0] for latent in self._targets(settings, (work_h, work_w), 1)]
+        return [
+            self._target_latent(settings, (work_h, work_w), index)
+            for index in range(len(self.encoders))
+        ]
+
+
+def check_jobs(jobs: Sequence[ImageJob], settings: ProtectionSettings) -> None:
+    """Check the settings every job will actually use (its own target or the shared one)."""
+    used = {id(job.target): job.settings(settings) for job in jobs} if jobs else {0: settings}
+    for own in used.values():
+        own.check()
+        check_target(own.target, own.mode)
 
 
 def latent_shift(before: torch.Tensor, after: torch.Tensor, target: torch.Tensor | None) -> dict:
