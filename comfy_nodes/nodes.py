@@ -21,7 +21,7 @@ import torch
 from artcloak.budget import measure
 from artcloak.errors import ArtcloakError, Cancelled
 from artcloak.progress import Listener, ProgressEvent
-from artcloak.protect import Engine, Failed, Protected
+from artcloak.protect import Engine, Failed
 from artcloak.settings import (
     MAX_EPS,
     MAX_STEPS,
@@ -138,20 +138,13 @@ def _protect(
     with _autograd():
         engine = _engine(vae, family, config, settings.resolution or 0)
         if per_image:  # each image has its own target (e.g. its own img2img style render)
-            groups = [([index], Target(images=(targets[index],))) for index in range(len(jobs))]
-        else:
-            groups = [(list(range(len(jobs))), settings.target)]
-        chunks = sum(math.ceil(len(indices) / engine.batch_size) for indices, _ in groups)
+            for job, target in zip(jobs, targets, strict=True):
+                job.target = Target(images=(target,))
+        chunks = math.ceil(len(jobs) / engine.batch_size)
         progress = _Progress(settings.effort().steps * chunks)
         listener = Listener(on_event=progress.on_event, should_cancel=progress.should_cancel)
-        results: list[Protected | Failed] = [None] * len(jobs)  # type: ignore[list-item]
         try:
-            for indices, target in groups:
-                outcomes = engine.protect(
-                    [jobs[i] for i in indices], replace(settings, target=target), listener
-                )
-                for index, outcome in zip(indices, outcomes, strict=True):
-                    results[index] = outcome
+            results = engine.protect(jobs, settings, listener)
         except Cancelled:
             _interrupted()
         failed = [(i, r) for i, r in enumerate(results) if isinstance(r, Failed)]
