@@ -173,11 +173,11 @@ def test_sixteen_channel_vae_without_quant_conv(tmp_path, images):
 
 
 def test_family_prefix_only_for_known_families(tiny):
-    assert encoders._split_family_prefix("sdxl:/x/vae.safetensors") == (
+    assert encoders.configs._split_family_prefix("sdxl:/x/vae.safetensors") == (
         "sdxl",
         "/x/vae.safetensors",
     )
-    assert encoders._split_family_prefix("C:\\models\\vae.safetensors") == (
+    assert encoders.configs._split_family_prefix("C:\\models\\vae.safetensors") == (
         None,
         "C:\\models\\vae.safetensors",
     )
@@ -210,15 +210,18 @@ def test_shipped_configs_build(family):
     cfg = full_size_vae_config(family)
     assert cfg["block_out_channels"] == [128, 256, 512, 512]
     assert cfg["latent_channels"] == (16 if family in ("sd3", "flux") else 4)
-    assert encoders._family_of_config(cfg) == family
+    assert encoders.configs._family_of_config(cfg) == family
 
 
 def test_family_detection_from_full_checkpoint_keys():
-    assert encoders._family_from_keys(["conditioner.embedders.1.model.x"], 4) == "sdxl"
-    assert encoders._family_from_keys(["cond_stage_model.model.x"], 4) == "sd2"
-    assert encoders._family_from_keys(["cond_stage_model.transformer.x"], 4) == "sd1"
-    assert encoders._family_from_keys(["model.diffusion_model.double_blocks.0.x"], 16) == "flux"
-    assert encoders._family_from_keys(["vae.encoder.conv_in.weight"], 16) == "sd3"
+    assert encoders.configs._family_from_keys(["conditioner.embedders.1.model.x"], 4) == "sdxl"
+    assert encoders.configs._family_from_keys(["cond_stage_model.model.x"], 4) == "sd2"
+    assert encoders.configs._family_from_keys(["cond_stage_model.transformer.x"], 4) == "sd1"
+    assert (
+        encoders.configs._family_from_keys(["model.diffusion_model.double_blocks.0.x"], 16)
+        == "flux"
+    )
+    assert encoders.configs._family_from_keys(["vae.encoder.conv_in.weight"], 16) == "sd3"
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -276,12 +279,12 @@ def test_hub_id_loads_from_cache_offline(tiny, tmp_path, monkeypatch, images, re
 def test_hub_unreachable_ends_in_model_load_error(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(encoders, "_hub_offline", lambda: False)
+    monkeypatch.setattr(encoders.hub, "_hub_offline", lambda: False)
 
     def no_network(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(encoders.socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(encoders.hub.socket, "getaddrinfo", no_network)
     for name in (
         "HTTPS_PROXY",
         "https_proxy",
@@ -356,7 +359,7 @@ def test_loading_prints_nothing_on_stdout(tiny, capsys):
 
 
 def test_choose_device():
-    if not torch.cuda.is_available() and not encoders._mps_available():
+    if not torch.cuda.is_available() and not encoders.devices._mps_available():
         assert choose_device("auto") == torch.device("cpu")
     assert choose_device("cpu") == torch.device("cpu")
     assert choose_device(torch.device("cpu")) == torch.device("cpu")
@@ -365,6 +368,6 @@ def test_choose_device():
     if not torch.cuda.is_available():
         with pytest.raises(SettingsError):
             choose_device("cuda:1")
-    if not encoders._mps_available():
+    if not encoders.devices._mps_available():
         with pytest.raises(SettingsError):
             choose_device("mps")

@@ -571,7 +571,7 @@ def test_pixel_limit_checked_on_header_before_decoding(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Image.fromarray(_rgb8()).save(tmp_path / "a.png")
-    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(images.read, "MAX_PIXELS", 1000)
     monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded a bomb"))
     with pytest.raises(InputImageError, match="limit"):
         load_image(tmp_path / "a.png")
@@ -693,7 +693,7 @@ def test_failing_encoder_leaves_nothing_behind(
         f.write(b"partial")
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setitem(images._ENCODERS, "PNG", broken)
+    monkeypatch.setitem(images.write._ENCODERS, "PNG", broken)
     like = _like(_rgb8())
     with pytest.raises(OutputError, match="permission denied"):
         write_image(tmp_path / "out.png", like, like.colour_samples())

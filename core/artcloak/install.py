@@ -1,4 +1,4 @@
-"""``artcloak install krita``: put an editor plugin in place and point it at this Python.
+"""``artcloak install krita|gimp``: put an editor plugin in place and point it at this Python.
 
 An editor plugin runs in the editor's own Python, which has no torch. Installing one means:
 copy the plugin's files (shipped inside this package, under ``plugins/<host>/``), copy
@@ -27,6 +27,7 @@ from .errors import ArtcloakError
 from .report import artcloak_version
 
 KRITA_PLUGIN = "artcloak_export"
+GIMP_PLUGIN = "artcloak-export"  # GIMP 3: plug-ins/<name>/<name>.py, executable
 WORKER_CONFIG = "worker.json"
 MARKER = "artcloak"  # worker.json's key that says a folder is ours to replace
 PLUGIN_FILE_TYPES = {".py", ".md", ".desktop"}
@@ -93,10 +94,10 @@ def krita_locations(
     return KritaLocations(resource_dir or default.resource_dir, kritarc or default.kritarc)
 
 
-def plugin_source(host: str) -> Path:
-    """The plugin's files as shipped inside this package."""
+def plugin_source(host: str, expect: str = "*.desktop") -> Path:
+    """The plugin's files as shipped inside this package (``expect``: a glob that must match)."""
     source = Path(str(resources.files("artcloak") / "plugins" / host))
-    if not source.is_dir() or not any(source.glob("*.desktop")):
+    if not source.is_dir() or not any(source.glob(expect)):
         raise InstallError(f"This artcloak installation has no {host} plugin files ({source}).")
     return source
 
@@ -287,12 +288,84 @@ def _location_options(locations: KritaLocations) -> str:
     return options
 
 
+# --- GIMP 3 -----------------------------------------------------------------------------
+
+
+def gimp_plugins_dir(
+    system: str | None = None,
+    environ: dict[str, str] | None = None,
+    home: Path | None = None,
+    profile_dir: Path | None = None,
+) -> Path:
+    """GIMP 3.0's per-user plug-ins folder on Linux, Windows and macOS (``profile_dir``, the
+    GIMP profile folder, wins; so does GIMP's own GIMP3_DIRECTORY variable)."""
+    if profile_dir is not None:
+        return profile_dir / "plug-ins"
+    system = system or platform.system()
+    env = os.environ if environ is None else environ
+    home = home or Path.home()
+    if env.get("GIMP3_DIRECTORY"):
+        return Path(env["GIMP3_DIRECTORY"]) / "plug-ins"
+    if system == "Windows":
+        base = Path(env.get("APPDATA") or home / "AppData" / "Roaming")
+    elif system == "Darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+    return base / "GIMP" / "3.0" / "plug-ins"
+
+
+def install_gimp(
+    plugins_dir: Path,
+    python: str | None = None,
+    encoders: tuple[str, ...] = (),
+    device: str | None = None,
+    force: bool = False,
+) -> InstallReport:
+    python = python or sys.executable
+    check_python(python)
+    source = plugin_source("gimp", f"{GIMP_PLUGIN}/{GIMP_PLUGIN}.py")
+    report = InstallReport()
+    destination = plugins_dir / GIMP_PLUGIN
+    report.done += install_plugin_files(
+        source / GIMP_PLUGIN, destination, python, request_defaults(encoders, device), force
+    )
+    script = destination / f"{GIMP_PLUGIN}.py"
+    script.chmod(script.stat().st_mode | 0o111)  # GIMP runs only executable plug-ins
+    report.done.append(f"Made {script.name} executable")
+    report.notes.append("Restart GIMP 3, then use File > Export > Export Protected…")
+    report.undo += [
+        "artcloak install gimp --uninstall" + _gimp_options(plugins_dir),
+        f"or by hand: delete {destination}",
+    ]
+    return report
+
+
+def uninstall_gimp(plugins_dir: Path) -> InstallReport:
+    report = InstallReport()
+    destination = plugins_dir / GIMP_PLUGIN
+    if destination.exists():
+        if not _is_ours(destination):
+            raise InstallError(f"{destination} was not installed by artcloak; left it alone.")
+        shutil.rmtree(destination)
+        report.done.append(f"Removed {destination}")
+    else:
+        report.done.append(f"Nothing to remove: the plug-in is not in {plugins_dir}.")
+    return report
+
+
+def _gimp_options(plugins_dir: Path) -> str:
+    if plugins_dir == gimp_plugins_dir():
+        return ""
+    return f' --profile-dir "{plugins_dir.parent}"'
+
+
 # --- the command ------------------------------------------------------------------------
 
 
 @click.group()
 def install() -> None:
-    """Install the editor plugins (Krita) that run artcloak from this Python."""
+    """Install the editor plugins (Krita, GIMP 3) that run artcloak from this Python."""
 
 
 @install.command()
@@ -332,5 +405,41 @@ def krita(resource_dir, kritarc, python, encoders, device, force, uninstall) -> 
     except OSError as error:
         raise InstallError(
             f"Cannot write {error.filename or 'the plugin files'}: {error.strerror}."
+        ) from None
+    click.echo(report.text())
+
+
+@install.command()
+@click.option(
+    "--profile-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="GIMP 3's profile folder, which holds plug-ins/ (default: the per-user one).",
+)
+@click.option(
+    "--python",
+    metavar="PATH",
+    help="Python that runs the worker (default: this one, where artcloak is installed).",
+)
+@click.option(
+    "--encoder",
+    "encoders",
+    multiple=True,
+    metavar="SOURCE",
+    help="Encoder(s) the plug-in protects against (default: artcloak's default).",
+)
+@click.option("--device", help="Device for the worker: auto, cpu, cuda, cuda:N or mps.")
+@click.option("--force", is_flag=True, help="Replace a plug-in folder artcloak did not install.")
+@click.option("--uninstall", is_flag=True, help="Remove the plug-in.")
+def gimp(profile_dir, python, encoders, device, force, uninstall) -> None:
+    """Install File > Export > Export Protected… into GIMP 3 (or remove it with --uninstall)."""
+    plugins_dir = gimp_plugins_dir(profile_dir=profile_dir)
+    try:
+        if uninstall:
+            report = uninstall_gimp(plugins_dir)
+        else:
+            report = install_gimp(plugins_dir, python, tuple(encoders), device, force)
+    except OSError as error:
+        raise InstallError(
+            f"Cannot write {error.filename or 'the plug-in files'}: {error.strerror}."
         ) from None
     click.echo(report.text())

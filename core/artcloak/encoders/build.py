@@ -1,0 +1,97 @@
+"""Build a diffusers VAE encoder from weights, guessing its config when not given."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from artcloak.errors import ModelLoadError
+
+from .configs import FAMILIES, _family_from_keys, _family_of_config, shipped_config
+from .layout import _fix_legacy_diffusers, _is_original_layout, _original_to_diffusers
+from .messages import _short
+
+
+def _build_from_weights(
+    weights: dict[str, Tensor],
+    label: str,
+    family_hint: str | None,
+    config: dict | None,
+    *,
+    keys: Mapping | Sequence[str],
+) -> tuple[Any, str]:
+    from diffusers import AutoencoderKL
+
+    if _is_original_layout(weights):
+        weights = _original_to_diffusers(weights)
+    else:
+        weights = _fix_legacy_diffusers(weights)
+
+    conv_out = weights.get("encoder.conv_out.weight")
+    latent_channels = int(conv_out.shape[0]) // 2 if conv_out is not None else None
+
+    if config is None:
+        family = family_hint
+        if family is None and latent_channels is not None:
+            family = _family_from_keys(list(keys), latent_channels)
+        if family is None:
+            raise ModelLoadError(
+                f"The VAE in {label} has {latent_channels} latent channels, which matches no "
+                f"known model family ({', '.join(FAMILIES)}); give its config.json as config."
+            )
+        config = shipped_config(family)
+    else:
+        family = family_hint or _family_of_config(config)
+
+    init_names = set(inspect.signature(AutoencoderKL.__init__).parameters) - {"self"}
+    kwargs = {k: v for k, v in config.items() if k in init_names}
+    try:
+        with torch.device("meta"):
+            vae = AutoencoderKL(**kwargs)
+    except Exception as error:
+        raise ModelLoadError(
+            f"The model config for {label} does not describe a valid AutoencoderKL "
+            f"({_short(error)}); give the VAE's own config.json."
+        ) from error
+
+    expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = sorted(
+        k for k in set(expected) & set(weights) if tuple(weights[k].shape) != expected[k]
+    )
+    if missing or unexpected or wrong:
+        example = (missing or unexpected or wrong)[0]
+        what = f"the {family} VAE config" if family in FAMILIES else "the given VAE config"
+        raise ModelLoadError(
+            f"The VAE weights in {label} do not fit {what} ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(wrong)} of the wrong shape, e.g. {example}); "
+            "give the config that matches this model (a family name or its config.json)."
+        )
+
+    state = {}
+    for key, tensor in weights.items():
+        if not tensor.is_floating_point():
+            raise ModelLoadError(
+                f"The VAE weight {key} in {label} is not a floating-point tensor "
+                f"({tensor.dtype}); the file is not a usable VAE."
+            )
+        state[key] = tensor.to(dtype=torch.float32, copy=True).contiguous()
+    vae.load_state_dict(state, strict=True, assign=True)
+    leftovers = [n for n, t in [*vae.named_parameters(), *vae.named_buffers()] if t.is_meta]
+    if leftovers:  # pragma: no cover - would mean a diffusers change added unsaved state
+        raise ModelLoadError(
+            f"The VAE in {label} left {leftovers[0]} unset; this version of diffusers is not supported."
+        )
+    non_finite = [k for k, t in state.items() if not torch.isfinite(t).all()]
+    if non_finite:
+        raise ModelLoadError(
+            f"The VAE weights in {label} contain NaN or infinite values (e.g. {non_finite[0]}); "
+            "the file is damaged, so download it again."
+        )
+    vae.eval()
+    return vae, family

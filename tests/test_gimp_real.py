@@ -1,0 +1,246 @@
+"""The GIMP 3 plug-in inside real GIMP 3: the registered procedure, called non-interactively
+from gimp-console's Python batch interpreter, exports a protected PNG with a tiny model.
+
+Debian bookworm has only GIMP 2.10, so GIMP 3 runs in a Debian trixie chroot (debootstrap,
+then ``gimp python3 python3-gi gir1.2-gimp-3.0``; about 2 minutes and 1 GB once, cached in
+ARTCLOAK_GIMP3_CHROOT, default /var/cache/artcloak-gimp3-trixie). The project folder, its
+Python and a temporary folder are bind-mounted into the chroot at the same paths, so the
+plug-in's worker.json names a Python that runs there. Needs root (chroot, mount) and, to
+build the chroot, debootstrap and the Debian mirror; skipped with the reason elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from artcloak import install as installer
+from artcloak.testing import save_tiny_models
+from PIL import Image
+
+CHROOT = Path(os.environ.get("ARTCLOAK_GIMP3_CHROOT", "/var/cache/artcloak-gimp3-trixie"))
+MIRROR = os.environ.get("ARTCLOAK_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+PACKAGES = ["gimp", "python3", "python3-gi", "gir1.2-gimp-3.0"]
+PROJECT = Path(__file__).resolve().parents[1]
+PYTHON_HOME = Path(os.path.realpath(sys.executable)).parents[1]  # the venv's base Python
+GIMP = "gimp-console-3.0"
+CHROOT_COMMAND = shutil.which("chroot") or "/usr/sbin/chroot"
+
+
+def _skip_reason() -> str | None:
+    if sys.platform != "linux":
+        return "GIMP 3 real test: Linux only (runs GIMP 3 in a Debian trixie chroot)"
+    if os.geteuid() != 0:
+        return "GIMP 3 real test: needs root to chroot and bind-mount"
+    if (CHROOT / "usr" / "bin" / GIMP).exists():
+        return None
+    if shutil.which("debootstrap") is None:
+        return (
+            f"GIMP 3 real test: no GIMP 3 chroot at {CHROOT} and no debootstrap to build one "
+            "(apt-get install debootstrap)"
+        )
+    return None
+
+
+def _build_chroot() -> None:
+    """debootstrap trixie + GIMP 3 (about 2 minutes, once per machine)."""
+    building = CHROOT.with_name(CHROOT.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", "trixie", str(building), MIRROR],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    subprocess.run(
+        [
+            CHROOT_COMMAND,
+            str(building),
+            "apt-get",
+            "install",
+            "-y",
+            "--no-install-recommends",
+            *PACKAGES,
+        ],  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=1800,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    building.rename(CHROOT)
+
+
+@pytest.fixture(scope="module")
+def chroot():
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    if not (CHROOT / "usr" / "bin" / GIMP).exists():
+        try:
+            _build_chroot()
+        except (OSError, subprocess.SubprocessError) as error:
+            pytest.skip(f"GIMP 3 real test: could not build the trixie chroot ({error})")
+    scratch = Path(tempfile.mkdtemp(prefix="artcloak-gimp3-"))
+    mounted = []
+    try:
+        for path in (PROJECT, PYTHON_HOME, scratch, Path("/proc"), Path("/dev")):
+            inside = CHROOT / str(path).lstrip("/")
+            inside.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["mount", "--bind", str(path), str(inside)], check=True)
+            mounted.append(inside)
+        yield scratch
+    except subprocess.CalledProcessError as error:
+        pytest.skip(f"GIMP 3 real test: cannot bind-mount into the chroot ({error})")
+    finally:
+        for inside in reversed(mounted):
+            subprocess.run(["umount", "-l", str(inside)], check=False)
+        with contextlib.suppress(OSError):  # the empty mount point (rmdir: never a tree)
+            os.rmdir(CHROOT / str(scratch).lstrip("/"))
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+SNIPPET = """
+import json
+from gi.repository import Gimp, Gio
+args = json.loads({args!r})
+image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(args["input"]))
+if args["precision"]:
+    image.convert_precision(getattr(Gimp.Precision, args["precision"]))
+    image.clean_all()
+procedure = Gimp.get_pdb().lookup_procedure("plug-in-artcloak-export-protected")
+assert procedure is not None, "the procedure is not registered"
+config = procedure.create_config()
+config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+config.set_property("image", image)
+config.set_core_object_array("drawables", image.get_layers())
+config.set_property("output", Gio.File.new_for_path(args["output"]))
+for name, value in args["more"].items():
+    config.set_property(name, value)
+values = procedure.run(config)
+status = values.index(0)
+message = values.index(1) if values.length() > 1 else ""
+with open(args["status"], "w") as stream:
+    json.dump({{"status": status.value_nick, "message": str(message or ""),
+               "layers": len(image.get_layers()), "dirty": image.is_dirty()}}, stream)
+image.delete()
+"""
+
+
+def run_in_gimp(
+    scratch: Path, profile: Path, source: Path, output: Path, precision: str = "", **more
+) -> dict:
+    status = scratch / "status.json"
+    status.unlink(missing_ok=True)
+    args = {
+        "input": str(source),
+        "output": str(output),
+        "status": str(status),
+        "precision": precision,
+        "more": more,
+    }
+    snippet = SNIPPET.format(args=json.dumps(args))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(scratch),
+        "GIMP3_DIRECTORY": str(profile),
+        "LANG": "C.UTF-8",
+    }
+    process = subprocess.run(
+        [
+            CHROOT_COMMAND,
+            str(CHROOT),
+            GIMP,
+            "-idf",
+            "--batch-interpreter",
+            "python-fu-eval",
+            "-b",
+            "-",
+            "--quit",
+        ],  # fmt: skip
+        input=snippet,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert status.exists(), (
+        f"gimp-console exited {process.returncode}:\n{process.stdout[-3000:]}\n"
+        f"{process.stderr[-3000:]}"
+    )
+    return json.loads(status.read_text())
+
+
+@pytest.fixture(scope="module")
+def profile(chroot):
+    profile = chroot / "profile"
+    plugins = installer.gimp_plugins_dir(profile_dir=profile)
+    models = save_tiny_models(chroot / "models")  # where the chroot sees it too
+    installer.install_gimp(plugins, encoders=(str(models["diffusers_folder"]),))
+    config_path = plugins / "artcloak-export" / "worker.json"
+    config = json.loads(config_path.read_text())
+    config["request"].update(device="cpu", steps=3, resolution=64, lpips_random_backbone=True)
+    config_path.write_text(json.dumps(config))
+    return profile
+
+
+def test_procedure_exports_a_protected_png(chroot, profile):
+    source = chroot / "art.png"
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 48, 4), dtype=np.uint8)
+    pixels[..., 3] = 255
+    pixels[:8, :8, 3] = 0  # some transparency, kept
+    Image.fromarray(pixels, "RGBA").save(source)
+    before = source.read_bytes()
+    output = chroot / "out" / "art-protected.png"
+    output.parent.mkdir()
+    result = run_in_gimp(chroot, profile, source, output)
+    assert result["status"] == "success", result["message"]
+    assert source.read_bytes() == before and result["layers"] == 1
+    written = Image.open(output)
+    assert written.size == (48, 40) and written.mode == "RGBA"
+    array = np.asarray(written)
+    assert (array[:8, :8, 3] == 0).all()
+    diff = np.abs(array[..., :3].astype(int) - pixels[..., :3].astype(int))
+    opaque = pixels[..., 3] > 0  # the colour of fully transparent pixels carries nothing
+    assert 0 < diff[opaque].max() <= 8
+    assert not list((CHROOT / "tmp").glob("artcloak-gimp-*"))  # GIMP's temp files went
+
+
+def test_worker_error_becomes_execution_error(chroot, profile):
+    source = chroot / "art2.png"
+    Image.new("RGB", (32, 32), (100, 50, 20)).save(source)
+    output = chroot / "shade.png"
+    result = run_in_gimp(
+        chroot, profile, source, output, **{"target-kind": "style", "style": "nosuchstyle"}
+    )
+    assert result["status"] == "execution-error"
+    assert "nosuchstyle" in result["message"] and not output.exists()  # the worker's words
+    assert "Traceback" not in result["message"]
+
+
+def png_bit_depth(path: Path) -> int:
+    return path.read_bytes()[24]  # IHDR's bit depth
+
+
+def test_sixteen_bit_image_is_not_crushed(chroot, profile):
+    source = chroot / "deep.png"
+    Image.fromarray(np.full((40, 48, 3), 140, np.uint8)).save(source)
+    output = chroot / "deep-protected.png"
+    result = run_in_gimp(chroot, profile, source, output, precision="U16_NON_LINEAR")
+    assert result["status"] == "success", result["message"]
+    assert png_bit_depth(output) == 16
+
+
+def test_too_small_image_error_names_the_image_not_the_temp_file(chroot, profile):
+    source = chroot / "tiny.png"
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(source)
+    result = run_in_gimp(chroot, profile, source, chroot / "tiny-protected.png")
+    assert result["status"] == "execution-error"
+    assert "16 x 16" in result["message"] and "artcloak-gimp-" not in result["message"]
