@@ -19,6 +19,7 @@ from . import protocol
 from .errors import ArtcloakError
 from .install import install
 from .settings import (
+    DEFAULT_ENCODER,
     INTENSITY_BUDGETS,
     QUALITY_EFFORT,
     FileRequest,
@@ -35,7 +36,6 @@ from .settings import (
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 FORMAT_EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
-DEFAULT_ENCODER = "stabilityai/sd-vae-ft-mse"
 
 
 def _preset_help(kind: str) -> str:

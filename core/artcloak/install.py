@@ -363,6 +363,32 @@ def _gimp_options(plugins_dir: Path) -> str:
 # --- the command ------------------------------------------------------------------------
 
 
+def plugin_options(command):
+    """The options every plugin installer takes: who runs the worker, with what, and undo."""
+    options = [
+        click.option(
+            "--python",
+            metavar="PATH",
+            help="Python that runs the worker (default: this one, where artcloak is installed).",
+        ),
+        click.option(
+            "--encoder",
+            "encoders",
+            multiple=True,
+            metavar="SOURCE",
+            help="Encoder(s) the plugin protects against (default: artcloak's default).",
+        ),
+        click.option("--device", help="Device for the worker: auto, cpu, cuda, cuda:N or mps."),
+        click.option(
+            "--force", is_flag=True, help="Replace a plugin folder artcloak did not install."
+        ),
+        click.option("--uninstall", is_flag=True, help="Remove the plugin (and disable it)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group()
 def install() -> None:
     """Install the editor plugins (Krita, GIMP 3) that run artcloak from this Python."""
@@ -379,21 +405,7 @@ def install() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Krita's settings file (default: the per-user one for this system).",
 )
-@click.option(
-    "--python",
-    metavar="PATH",
-    help="Python that runs the worker (default: this one, where artcloak is installed).",
-)
-@click.option(
-    "--encoder",
-    "encoders",
-    multiple=True,
-    metavar="SOURCE",
-    help="Encoder(s) the plugin protects against (default: artcloak's default).",
-)
-@click.option("--device", help="Device for the worker: auto, cpu, cuda, cuda:N or mps.")
-@click.option("--force", is_flag=True, help="Replace a plugin folder artcloak did not install.")
-@click.option("--uninstall", is_flag=True, help="Remove the plugin and disable it.")
+@plugin_options
 def krita(resource_dir, kritarc, python, encoders, device, force, uninstall) -> None:
     """Install File > Export Protected… into Krita 5.1+ (or remove it with --uninstall)."""
     locations = krita_locations(resource_dir=resource_dir, kritarc=kritarc)
@@ -415,21 +427,7 @@ def krita(resource_dir, kritarc, python, encoders, device, force, uninstall) -> 
     type=click.Path(path_type=Path, file_okay=False),
     help="GIMP 3's profile folder, which holds plug-ins/ (default: the per-user one).",
 )
-@click.option(
-    "--python",
-    metavar="PATH",
-    help="Python that runs the worker (default: this one, where artcloak is installed).",
-)
-@click.option(
-    "--encoder",
-    "encoders",
-    multiple=True,
-    metavar="SOURCE",
-    help="Encoder(s) the plug-in protects against (default: artcloak's default).",
-)
-@click.option("--device", help="Device for the worker: auto, cpu, cuda, cuda:N or mps.")
-@click.option("--force", is_flag=True, help="Replace a plug-in folder artcloak did not install.")
-@click.option("--uninstall", is_flag=True, help="Remove the plug-in.")
+@plugin_options
 def gimp(profile_dir, python, encoders, device, force, uninstall) -> None:
     """Install File > Export > Export Protected… into GIMP 3 (or remove it with --uninstall)."""
     plugins_dir = gimp_plugins_dir(profile_dir=profile_dir)

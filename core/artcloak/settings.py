@@ -87,11 +87,14 @@ MAX_EPS = 64 / 255
 MAX_STEPS = 10_000
 
 
+DEFAULT_ENCODER = "stabilityai/sd-vae-ft-mse"  # the SD 1.x VAE on the Hugging Face hub
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """Which models to load and where: shared by every image of a run."""
 
-    encoders: tuple[str, ...] = ("stabilityai/sd-vae-ft-mse",)
+    encoders: tuple[str, ...] = (DEFAULT_ENCODER,)
     encoder_config: str | None = None  # a family name or a config file/folder, for single files
     allow_pickle: bool = False
     device: str = "auto"

@@ -16,6 +16,7 @@ from typing import TextIO
 from . import protocol
 from .errors import ArtcloakError
 from .settings import (
+    DEFAULT_ENCODER,
     FileRequest,
     Intensity,
     Mode,
@@ -25,8 +26,6 @@ from .settings import (
     Quality,
     Target,
 )
-
-DEFAULT_ENCODER = "stabilityai/sd-vae-ft-mse"
 
 
 def settings_from(request: protocol.WorkerRequest) -> tuple[ProtectionSettings, ModelSettings]:

@@ -15,7 +15,6 @@ from artcloak.errors import ModelLoadError, SettingsError
 
 from .messages import _short
 
-DEFAULT_ENCODER = "stabilityai/sd-vae-ft-mse"
 FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux")
 TRAIN_RESOLUTION = {"sd1": 512, "sd2": 512, "sdxl": 1024, "sd3": 1024, "flux": 1024}
 CUSTOM_FAMILY = "custom"
