@@ -6,10 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from artcloak.protect import Engine
 from artcloak.settings import ModelSettings, ProtectionSettings
 from artcloak.testing import save_tiny_models
 from PIL import Image
+
+# Tiny models: one thread is as fast, and several threads per process oversubscribe a shared
+# 2-core machine (measured tens of times slower; see the README's batch section).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ usage errors exit 2. ``--json`` prints protocol events (see protocol.py) on stdo
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -22,6 +23,7 @@ from .settings import (
     DEFAULT_ENCODER,
     INTENSITY_BUDGETS,
     QUALITY_EFFORT,
+    Diffusion,
     FileRequest,
     Intensity,
     LpipsNet,
@@ -101,11 +103,57 @@ protection_options = _options(
         click.option("--overwrite", is_flag=True, help="Replace existing outputs (never the input)."),
         click.option("--no-report", is_flag=True, help="Do not write the JSON report beside outputs."),
         click.option("--batch-size", type=int, help="Images optimised together. Default: 8 on GPU, 1 on CPU."),
+        click.option("--robust", is_flag=True,
+                     help="Optimise through random resizing, JPEG, blur and noise, so more survives them."),
+        click.option("--adaptive", is_flag=True,
+                     help="Spend the budget where texture hides it: less change on flat colour."),
     ]
 )  # fmt: skip
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+DIFFUSION_DEFAULTS = Diffusion()
+
+diffusion_options = _options(
+    [
+        click.option("--diffusion", metavar="MODEL",
+                     help="Diffusers pipeline that generates targets: hub id, diffusers folder or "
+                     ".safetensors checkpoint (SD 1.x/2.x, SDXL). Default: $ARTCLOAK_DIFFUSION, else "
+                     "SD 1.5 if it is already in the Hugging Face cache, else built-in textures."),
+        click.option("--diffusion-config", metavar="FAMILY|FOLDER",
+                     help="For a single checkpoint file: sd1, sd2, sdxl or a diffusers config folder."),
+        click.option("--no-diffusion", is_flag=True, help="Never generate targets: built-in textures only."),
+        click.option("--strength", type=float, default=DIFFUSION_DEFAULTS.strength, show_default=True,
+                     help="img2img strength of generated style targets."),
+        click.option("--guidance", type=float, default=DIFFUSION_DEFAULTS.guidance, show_default=True,
+                     help="Classifier-free guidance of target generation."),
+        click.option("--diffusion-steps", type=int, default=DIFFUSION_DEFAULTS.steps, show_default=True,
+                     help="Denoising steps of target generation."),
+        click.option("--diffusion-seed", type=int, default=DIFFUSION_DEFAULTS.seed, show_default=True,
+                     help="Seed of target generation (anchors use it, +1, +2, ...)."),
+    ]
+)  # fmt: skip
+
+
+class LazyGroup(click.Group):
+    """Commands whose modules (and optional dependencies such as Ray or Gradio) load on use."""
+
+    lazy_commands = {
+        "batch": "artcloak.batch.command:batch",
+        "app": "artcloak.app.command:app",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.lazy_commands:
+            return super().get_command(ctx, name)
+        module_name, attribute = self.lazy_commands[name].split(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="artcloak")
 def cli() -> None:
     """Protect artwork before posting it: cloak hides a style, shade poisons a concept."""
@@ -113,24 +161,60 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--style", metavar="NAME|IMAGE",
-              help="Target style: a built-in texture (see `artcloak styles`) or a style image. Default: weave.")  # fmt: skip
+@click.option(
+    "--style",
+    metavar="auto|NAME|IMAGE",
+    help="Target style: auto (the catalogue style farthest from these images, one for "
+    "all), auto-per-image, a catalogue style or texture (see `artcloak styles`), or a "
+    "style image. Default: weave.",
+)
+@diffusion_options
 @protection_options
 @model_options
 def cloak(inputs: tuple[Path, ...], style: str | None, **options) -> None:
     """Hide the style of INPUTS (files or folders) from style mimicry."""
-    _protect(Mode.CLOAK, inputs, Target(style=style), options)
+    _protect(Mode.CLOAK, inputs, Target(style=style, diffusion=_diffusion(options)), options)
 
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--anchor", "anchors", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="An image of the concept the model should learn instead (repeatable).")  # fmt: skip
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="An image of the concept the model should learn instead (repeatable).",
+)
+@click.option(
+    "--concept",
+    metavar="TEXT",
+    help="The concept the model should learn instead: its anchors are generated "
+    '("A photo of a TEXT") with the diffusion model.',
+)
+@click.option(
+    "--anchors-count",
+    type=click.IntRange(1, 64),
+    default=Target().anchor_count,
+    show_default=True,
+    help="How many anchors to generate for --concept (seeds differ).",
+)
+@diffusion_options
 @protection_options
 @model_options
-def shade(inputs: tuple[Path, ...], anchors: tuple[Path, ...], **options) -> None:
-    """Poison what a model learns from INPUTS toward the concept of the anchor images."""
-    _protect(Mode.SHADE, inputs, Target(anchors=anchors), options)
+def shade(
+    inputs: tuple[Path, ...],
+    anchors: tuple[Path, ...],
+    concept: str | None,
+    anchors_count: int,
+    **options,
+) -> None:
+    """Poison what a model learns from INPUTS toward a concept: --concept or --anchor images."""
+    if bool(anchors) == bool(concept):
+        raise click.UsageError("shade needs either --concept TEXT or --anchor IMAGE (not both).")
+    target = Target(
+        anchors=anchors, concept=concept, anchor_count=anchors_count, diffusion=_diffusion(options)
+    )
+    _protect(Mode.SHADE, inputs, target, options)
 
 
 @cli.command()
@@ -165,10 +249,22 @@ def verify(original: Path, protected: Path, style, anchors, eps, lpips_budget, *
 
 
 @cli.command()
-def styles() -> None:
-    """List the built-in cloak targets."""
-    from .targets import DEFAULT_TEXTURE, TEXTURES
+@click.option("--prompts", is_flag=True, help="Show each catalogue style's full prompt.")
+def styles(prompts: bool) -> None:
+    """List the cloak targets: auto, the catalogue styles and the built-in textures."""
+    from .targets import CATALOGUE, DEFAULT_TEXTURE, TEXTURES
 
+    click.echo(
+        "auto            the catalogue style measured farthest from your images (one for all)"
+    )
+    click.echo("auto-per-image  the farthest style for each image on its own")
+    click.echo(
+        "\nCatalogue (generated from your artwork with --diffusion; else the texture shown):"
+    )
+    for style in CATALOGUE:
+        detail = style.prompt if prompts else style.description
+        click.echo(f"{style.name:<24}{detail}  [texture: {style.texture}]")
+    click.echo("\nBuilt-in textures (no diffusion model needed):")
     for name in TEXTURES:
         click.echo(f"{name}{'  (default)' if name == DEFAULT_TEXTURE else ''}")
 
@@ -216,13 +312,26 @@ def _model_settings(options: dict) -> ModelSettings:
     )
 
 
-def _protect(mode: Mode, inputs: tuple[Path, ...], target: Target, options: dict) -> None:
-    from .files import protect_files
-    from .progress_view import listener_for, summarise
-    from .protect import Engine
+def _diffusion(options: dict) -> Diffusion:
+    diffusion = Diffusion(
+        model=options.pop("diffusion"),
+        config=options.pop("diffusion_config"),
+        strength=options.pop("strength"),
+        guidance=options.pop("guidance"),
+        steps=options.pop("diffusion_steps"),
+        seed=options.pop("diffusion_seed"),
+        enabled=not options.pop("no_diffusion"),
+    )
+    if not 0 < diffusion.strength <= 1:
+        raise click.BadParameter("must be in (0, 1].", param_hint="--strength")
+    if not 1 <= diffusion.steps <= 1000:
+        raise click.BadParameter("must be between 1 and 1000.", param_hint="--diffusion-steps")
+    return diffusion
 
-    _configure(options["verbose"])
-    settings = ProtectionSettings(
+
+def protection_settings(mode: Mode, target: Target, options: dict) -> ProtectionSettings:
+    """The settings the protection options (``protection_options``) ask for."""
+    return ProtectionSettings(
         mode=mode,
         target=target,
         intensity=Intensity(options["intensity"]),
@@ -232,8 +341,20 @@ def _protect(mode: Mode, inputs: tuple[Path, ...], target: Target, options: dict
         steps=options["steps"],
         seed=options["seed"],
         resolution=options["resolution"],
+        robust=options["robust"],
+        adaptive=options["adaptive"],
     )
-    settings.check()
+
+
+def _protect(mode: Mode, inputs: tuple[Path, ...], target: Target, options: dict) -> None:
+    from .files import protect_files
+    from .progress_view import listener_for, summarise
+    from .protect import Engine
+
+    _configure(options["verbose"])
+    settings = protection_settings(mode, target, options)
+    if target.concept is None:  # a concept's anchors are generated before they can be checked
+        settings.check()
     requests = plan_requests(mode, inputs, options["output"], options["output_format"],
                              options["keep_mask"])  # fmt: skip
     output = OutputSettings(
@@ -244,7 +365,27 @@ def _protect(mode: Mode, inputs: tuple[Path, ...], target: Target, options: dict
     engine = Engine(_model_settings(options), batch_size=options["batch_size"])
     listener = listener_for(options["as_json"], len(requests))
     outcomes = protect_files(engine, requests, settings, output, listener)
+    _say_targets(outcomes)
     sys.exit(summarise(outcomes, settings, options["as_json"]))
+
+
+def _say_targets(outcomes) -> None:
+    """Once per run, on stderr: which target artcloak generated or chose, and any fallback."""
+    said: set[str] = set()
+    for outcome in outcomes:
+        target = (outcome.report or {}).get("target", {})
+        lines = []
+        if "fallback" in target:
+            lines.append(f"note: {target['fallback']}: '{target.get('style')}'.")
+        elif target.get("kind") == "generated style":
+            chosen = " (auto: farthest measured)" if "distances" in target else ""
+            lines.append(f"target: the artwork rendered as '{target['style']}'{chosen}.")
+        elif target.get("kind") == "generated anchors":
+            lines.append(f"target: {target['count']} generated anchor(s), '{target['prompt']}'.")
+        for line in lines:
+            if line not in said:
+                said.add(line)
+                click.echo(f"artcloak: {line}", err=True)
 
 
 def plan_requests(

@@ -20,6 +20,7 @@ from .protect import Engine, Failed, ImageJob, Protected
 from .report import report_path, settings_section, stamp, write_json
 from .settings import FileRequest, Mode, OutputSettings, ProtectionSettings
 from .targets import check_target, describe_target
+from .targets.resolve import image_target, resolve_run_target
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,12 @@ def protect_files(
 ) -> list[FileOutcome]:
     """Protect each file; outcomes in request order. Cancelled propagates."""
     output = output or OutputSettings()
-    settings.check()
+    if not settings.target.concept:  # a concept's anchors are generated first, then checked
+        settings.check()
     check_target(settings.target, settings.mode)
     engine.load_models()
+    settings = resolve_run_target(engine, settings, [request.source for request in requests])
+    settings.check()
     outcomes: list[FileOutcome] = []
     size = engine.batch_size
     for start in range(0, len(requests), size):
@@ -74,12 +78,14 @@ def _protect_chunk(engine, requests, settings, output, listener) -> list[FileOut
     for index, request in enumerate(requests):
         try:
             image, job = prepare(request, output)
+            job.target = image_target(engine, settings, job.colour, job.max_value)
             prepared.append((index, image, job))
         except ArtcloakError as error:
             outcomes[index] = FileOutcome(request, ok=False, message=str(error))
     results = engine.protect([job for _, _, job in prepared], settings, listener)
-    for (index, image, _), result in zip(prepared, results, strict=True):
-        outcomes[index] = finish(engine, requests[index], image, result, settings, output)
+    for (index, image, job), result in zip(prepared, results, strict=True):
+        outcomes[index] = finish(engine, requests[index], image, result, job.settings(settings),
+                                 output)  # fmt: skip
     return [outcomes[index] for index in range(len(requests))]
 
 

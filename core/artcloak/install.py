@@ -148,9 +148,9 @@ def _is_ours(folder: Path) -> bool:
 
 
 def _styles() -> list[str]:
-    from .targets.textures import TEXTURES
+    from .targets import available_styles
 
-    return list(TEXTURES)
+    return available_styles()
 
 
 def check_python(python: str) -> None:

@@ -17,6 +17,7 @@ from typing import Protocol
 import torch
 
 from .progress import SILENT, Listener, ProgressEvent
+from .robust import random_transform
 from .settings import Budget, Effort, Precision
 from .transforms import resize
 
@@ -54,6 +55,12 @@ class Batch:
     rows: torch.Tensor  # (B, 1, h, h) and cols (B, 1, w, w): the full-resolution round trip
     cols: torch.Tensor
     seeds: list[int]
+    shares: torch.Tensor | None = None  # (B, 1, h, w): share of eps per pixel; None = all
+    robust: bool = False  # show the encoder each step through a random scraper transform
+
+    def bound(self, eps: float) -> torch.Tensor | float:
+        """The L-inf bound per pixel (a tensor) or for all pixels (a number)."""
+        return eps if self.shares is None else eps * self.shares
 
     def view(self, delta: torch.Tensor) -> torch.Tensor:
         """What the model sees of the protected images."""
@@ -100,7 +107,11 @@ def _autocast(device: torch.device, dtype):
 
 def project(delta: torch.Tensor, batch: Batch, eps: float) -> torch.Tensor:
     """Onto the budget box, the free pixels, equal channels for greyscale, and [0, 1]."""
-    delta = delta.clamp(-eps, eps) * batch.free
+    bound = batch.bound(eps)
+    if isinstance(bound, torch.Tensor):
+        delta = torch.minimum(torch.maximum(delta, -bound), bound) * batch.free
+    else:
+        delta = delta.clamp(-bound, bound) * batch.free
     tied = delta.mean(dim=1, keepdim=True).expand_as(delta)
     delta = torch.where(batch.grey.view(-1, 1, 1, 1), tied, delta)
     return (batch.base + delta).clamp(0, 1) - batch.base
@@ -140,7 +151,8 @@ def optimise(
         listener.check_cancel()
         delta.requires_grad_(True)
         view = batch.view(delta)
-        distances = latent_distances(encoders, batch, view, dtype)
+        seen = random_transform(batch.seeds[0], step)[1](view) if batch.robust else view
+        distances = latent_distances(encoders, batch, seen, dtype)
         loss = sum(d / s for d, s in zip(distances, start, strict=True)) / len(encoders)
         if lpips_model is not None and step % effort.lpips_every == 0:
             perceptual = lpips_model(view, batch.base, normalize=True).flatten()

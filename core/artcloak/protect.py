@@ -18,7 +18,9 @@ import torch
 
 from . import budget as budget_module
 from .encoders import choose_device, describe_encoder, load_encoders
+from .encoders.lean import make_lean
 from .errors import ArtcloakError, Cancelled
+from .masking import budget_shares
 from .optimize import Batch, optimise
 from .progress import SILENT, Listener
 from .settings import ModelSettings, ProtectionSettings, Target
@@ -85,6 +87,7 @@ class Engine:
         self.batch_size = batch_size or (8 if self.device.type == "cuda" else 1)
         self._encoders: list | None = encoders
         self._lpips = None
+        self._lean = False
         self._target_latents: dict[tuple, torch.Tensor] = {}
 
     @property
@@ -96,6 +99,10 @@ class Engine:
                 config=self.models.encoder_config,
                 allow_pickle=self.models.allow_pickle,
             )
+        if not self._lean:
+            for encoder in self._encoders:  # frozen: keep less for the backward pass
+                make_lean(encoder.vae.encoder)
+            self._lean = True
         return self._encoders
 
     @property
@@ -212,14 +219,17 @@ class Engine:
             )
             for index in range(len(self.encoders))
         ]
+        base = torch.stack(bases)
         return Batch(
-            base=torch.stack(bases),
+            base=base,
             targets=targets,
             free=torch.stack(frees).to(self.device),
             grey=torch.tensor([job.grey for job in jobs], device=self.device),
             rows=torch.stack(rows).unsqueeze(1).to(self.device),
             cols=torch.stack(cols).unsqueeze(1).to(self.device),
             seeds=[settings.seed] * len(jobs),
+            shares=budget_shares(base) if settings.adaptive else None,
+            robust=settings.robust,
         )
 
     def _target_latent(

@@ -38,6 +38,11 @@ class WorkerRequest:
     mode: str = "cloak"
     style: str | None = None  # cloak: a built-in style/texture name or a style image path
     anchors: list[str] = field(default_factory=list)  # shade: concept anchor images
+    concept: str | None = None  # shade: generate anchors of this concept instead
+    anchors_count: int = 4  # how many anchors to generate for the concept
+    diffusion: str | None = None  # target generation model: hub id, folder or .safetensors
+    diffusion_config: str | None = None  # single files: sd1, sd2, sdxl or a config folder
+    no_diffusion: bool = False  # built-in textures only, never generate
     intensity: str = "default"
     quality: str = "default"
     encoders: list[str] = field(default_factory=list)  # empty: artcloak's default encoder
@@ -92,6 +97,12 @@ class WorkerRequest:
             raise ProtocolError("'encoders' must be a list of strings.")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ProtocolError("'seed' must be an integer.")
+        for name in ("concept", "diffusion", "diffusion_config"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ProtocolError(f"'{name}' must be a string.")
+        count = self.anchors_count
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 64:
+            raise ProtocolError("'anchors_count' must be an integer from 1 to 64.")
 
 
 def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -28,6 +28,8 @@ def settings_section(settings: ProtectionSettings) -> dict:
         "steps": settings.effort().steps,
         "seed": settings.seed,
         "resolution": settings.resolution,
+        "robust": settings.robust,
+        "adaptive": settings.adaptive,
     }
 
 

@@ -108,20 +108,50 @@ class ModelSettings:
             raise SettingsError("At least one encoder is needed.")
 
 
+DEFAULT_DIFFUSION = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # SD 1.5 on the hub
+
+
+@dataclass(frozen=True)
+class Diffusion:
+    """The diffusers pipeline that generates targets, and how it runs.
+
+    ``model``: hub id, diffusers folder or single checkpoint file; None means the
+    ``ARTCLOAK_DIFFUSION`` environment variable, else DEFAULT_DIFFUSION if it is already in
+    the local Hugging Face cache (it is never downloaded unasked). ``enabled=False``: the
+    built-in textures only.
+    """
+
+    model: str | None = None
+    config: str | None = None  # single files: sd1, sd2, sdxl or a diffusers config folder
+    strength: float = 0.4  # img2img: how far the artwork is re-rendered toward the style
+    guidance: float = 7.5
+    steps: int = 30
+    seed: int = 0
+    enabled: bool = True
+
+
 @dataclass(frozen=True, eq=False)
 class Target:
     """What the encoder should see instead.
 
-    cloak: ``style`` is a built-in texture name or a path to a style image.
-    shade: ``anchors`` are one or more images of the target concept.
+    cloak: ``style`` is a built-in texture name, a catalogue style (generated with
+    ``diffusion``, see ``artcloak styles``), ``auto`` (the catalogue style measured farthest
+    from the batch), ``auto-per-image``, or a path to a style image.
+    shade: ``anchors`` are one or more images of the target concept, or ``concept`` names it
+    and ``anchor_count`` anchors are generated ("A photo of a {concept}").
     ``images``: target pixels already in memory (float32 H x W x 3 in [0, 1]; style images
     for cloak, anchors for shade), as hosts such as ComfyUI have them; they take precedence.
+    ``described``: how artcloak made or chose this target, for reports.
     Targets compare by identity, so engines cache their latents per Target object.
     """
 
     style: str | None = None
     anchors: tuple[Path, ...] = ()
     images: tuple[np.ndarray, ...] = ()
+    concept: str | None = None
+    anchor_count: int = 4
+    diffusion: Diffusion = field(default_factory=Diffusion)
+    described: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +167,8 @@ class ProtectionSettings:
     steps: int | None = None  # overrides the quality preset
     seed: int = 0
     resolution: int | None = None  # working shorter side; None = the encoders' training resolution
+    robust: bool = False  # optimise through random resizing, JPEG, blur and noise
+    adaptive: bool = False  # less change on flat colour, the whole eps only in texture
 
     def budget(self) -> Budget:
         preset = INTENSITY_BUDGETS[self.intensity]
@@ -162,8 +194,10 @@ class ProtectionSettings:
             raise SettingsError(f"steps must be between 1 and {MAX_STEPS}, got {self.steps}.")
         if self.resolution is not None and not 64 <= self.resolution <= 4096:
             raise SettingsError(f"resolution must be between 64 and 4096, got {self.resolution}.")
-        if self.mode is Mode.SHADE and not (self.target.anchors or self.target.images):
-            raise SettingsError("shade needs at least one concept anchor image (--anchor).")
+        if self.mode is Mode.SHADE and not (
+            self.target.anchors or self.target.images or self.target.concept
+        ):
+            raise SettingsError("shade needs a concept (--concept) or anchor images (--anchor).")
         if self.mode is Mode.CLOAK and self.target.anchors:
             raise SettingsError("Anchor images are for shade; cloak takes a style (--style).")
 

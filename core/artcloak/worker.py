@@ -17,6 +17,7 @@ from . import protocol
 from .errors import ArtcloakError
 from .settings import (
     DEFAULT_ENCODER,
+    Diffusion,
     FileRequest,
     Intensity,
     Mode,
@@ -31,7 +32,17 @@ from .settings import (
 def settings_from(request: protocol.WorkerRequest) -> tuple[ProtectionSettings, ModelSettings]:
     protection = ProtectionSettings(
         mode=Mode(request.mode),
-        target=Target(style=request.style, anchors=tuple(Path(a) for a in request.anchors)),
+        target=Target(
+            style=request.style,
+            anchors=tuple(Path(a) for a in request.anchors),
+            concept=request.concept,
+            anchor_count=request.anchors_count,
+            diffusion=Diffusion(
+                model=request.diffusion,
+                config=request.diffusion_config,
+                enabled=not request.no_diffusion,
+            ),
+        ),
         intensity=Intensity(request.intensity),
         quality=Quality(request.quality),
         eps=None if request.eps_255 is None else request.eps_255 / 255,
@@ -69,7 +80,8 @@ def run_worker(text: str, out: TextIO) -> int:
     try:
         request = protocol.WorkerRequest.from_json(text)
         protection, models = settings_from(request)
-        protection.check()
+        if protection.target.concept is None:  # a concept's anchors are checked once generated
+            protection.check()
         file_request = FileRequest(
             Path(request.input),
             Path(request.output),

@@ -1,6 +1,7 @@
 """Protection targets: what the encoder should see instead of the artwork.
 
-cloak: a built-in texture or a style image; shade: one or more concept anchor images.
+cloak: a built-in texture, a catalogue style (generated with diffusers, see ``resolve``),
+``auto`` or a style image; shade: concept anchor images, given or generated from a concept.
 Targets are returned at the working size, cropped to cover it (no stretching).
 """
 
@@ -15,9 +16,25 @@ import torch
 from ..errors import ArtcloakError, TargetError
 from ..settings import Mode, Target
 from ..transforms import resize
+from .catalogue import AUTO_CHOICES, CATALOGUE, catalogue_style
 from .textures import DEFAULT_TEXTURE, TEXTURES, render_texture
 
-__all__ = ["DEFAULT_TEXTURE", "TEXTURES", "check_target", "describe_target", "target_images"]
+__all__ = [
+    "AUTO_CHOICES",
+    "CATALOGUE",
+    "DEFAULT_TEXTURE",
+    "TEXTURES",
+    "available_styles",
+    "check_target",
+    "describe_target",
+    "target_images",
+]
+
+
+def available_styles() -> list[str]:
+    """Names a user can give as a cloak style, for the CLI, the app and the plugins:
+    ``auto``, ``auto-per-image``, the catalogue styles, then the built-in textures."""
+    return [*AUTO_CHOICES, *(style.name for style in CATALOGUE), *TEXTURES]
 
 
 def check_target(target: Target, mode: Mode) -> None:
@@ -31,13 +48,14 @@ def check_target(target: Target, mode: Mode) -> None:
         for path in target.anchors:
             if not Path(path).is_file():
                 raise TargetError(f"The anchor image {path} does not exist.")
+        if target.concept is not None and not target.concept.strip():
+            raise TargetError("The concept is empty; name what the anchors should show.")
         return
     style = target.style or DEFAULT_TEXTURE
+    if style in AUTO_CHOICES or catalogue_style(style) is not None:
+        return
     if style not in TEXTURES and not Path(style).is_file():
-        names = ", ".join(TEXTURES)
-        raise TargetError(
-            f"Unknown style '{style}': give a built-in texture ({names}) or an image."
-        )
+        raise TargetError(_unknown_style(style))
 
 
 def target_images(target: Target, mode: Mode, width: int, height: int) -> list[np.ndarray]:
@@ -50,23 +68,37 @@ def target_images(target: Target, mode: Mode, width: int, height: int) -> list[n
     if mode is Mode.SHADE:
         return [_cover(_load_target(path), width, height) for path in target.anchors]
     style = target.style or DEFAULT_TEXTURE
+    if style in AUTO_CHOICES:  # not resolved (no run to measure): the default texture
+        style = DEFAULT_TEXTURE
+    entry = catalogue_style(style)
+    if entry is not None:  # not generated (no diffusion here): its texture stands in
+        style = entry.texture
     if style in TEXTURES:
         return [render_texture(style, width, height)]
     path = Path(style)
     if not path.exists():
-        names = ", ".join(TEXTURES)
-        raise TargetError(
-            f"Unknown style '{style}': give a built-in texture ({names}) or an image."
-        )
+        raise TargetError(_unknown_style(style))
     return [_cover(_load_target(path), width, height)]
 
 
+def _unknown_style(style: str) -> str:
+    names = ", ".join(available_styles())
+    return f"Unknown style '{style}': give one of {names} (see `artcloak styles`) or an image."
+
+
 def describe_target(target: Target, mode: Mode) -> dict:
+    """What the report says about the target: how artcloak made or chose it, if it did."""
+    if target.described and "kind" in target.described:
+        return dict(target.described)
     if target.images:
         return {"kind": "images", "count": len(target.images)}
     if mode is Mode.SHADE:
         return {"kind": "anchors", "anchors": [str(path) for path in target.anchors]}
     style = target.style or DEFAULT_TEXTURE
+    entry = catalogue_style(style)
+    if entry is not None or style in AUTO_CHOICES:
+        texture = entry.texture if entry is not None else DEFAULT_TEXTURE
+        return {"kind": "texture", "style": texture, "instead_of": style}
     kind = "texture" if style in TEXTURES else "image"
     return {"kind": kind, "style": style}
 

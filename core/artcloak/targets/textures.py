@@ -69,11 +69,36 @@ def mosaic(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return image
 
 
+def pixels(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Big square pixels in a small palette, as in pixel art."""
+    cells = 16
+    column, row = np.floor(u * cells).astype(int), np.floor(v * cells).astype(int)
+    rng = np.random.default_rng(4321)
+    levels = rng.integers(0, 4, size=(row.max() + 1, column.max() + 1))
+    palette = _palette((20, 12, 28), (68, 36, 52), (222, 110, 40), (109, 194, 202))
+    return palette[levels[row, column]]
+
+
+def halftone(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Halftone dots of varying size in bold primaries, as in pop art."""
+    cells = 28
+    cu, cv = (u * cells) % 1 - 0.5, (v * cells) % 1 - 0.5
+    radius = 0.2 + 0.25 * (0.5 + 0.5 * np.sin(2 * np.pi * (1.5 * u + 0.8 * v)))
+    dots = (cu**2 + cv**2) < radius**2
+    band = (np.floor(3 * (u + v)) % 3).astype(int)
+    inks = _palette((220, 30, 40), (30, 70, 200), (250, 210, 20))
+    image = np.ones(u.shape + (3,), dtype=np.float32)
+    image[dots] = inks[band[dots]]
+    return image
+
+
 TEXTURES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "weave": weave,
     "marble": marble,
     "stripes": stripes,
     "mosaic": mosaic,
+    "pixels": pixels,
+    "halftone": halftone,
 }
 DEFAULT_TEXTURE = "weave"
 

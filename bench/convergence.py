@@ -1,0 +1,135 @@
+"""Convergence (issue 4): encoder passes artcloak needs to reach the reference loop's distance.
+
+On a *trained* encoder (the efficacy bench's world VAE, trained or loaded from its cache),
+for the same held-out images, style targets and L-inf budget (8/255):
+
+- the reference loop, written here as issue 4 defines it: sign-gradient PGD on the latent
+  mean, L2 latent distance to the target, 500 steps, step size from eps decaying linearly to
+  eps/100, projection onto the L-inf ball and [0, 1], fp32, no perceptual constraint;
+- artcloak's engine (its LPIPS constraint and final guarantee included) at a range of step
+  counts and at each render-quality preset.
+
+Distances are measured on the written (8-bit) samples: relative to the starting distance,
+averaged over the images. Usage: ``.venv/bin/python bench/convergence.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from artcloak.settings import QUALITY_EFFORT, ProtectionSettings  # noqa: E402
+from world import experiments  # noqa: E402
+from world.efficacy import Case, cases, make_engine, to_tensor  # noqa: E402
+
+REFERENCE_STEPS = 500
+EPS = 8 / 255
+
+
+def latents(vae, images: torch.Tensor) -> torch.Tensor:
+    mean, _ = vae.moments(images * 2 - 1)
+    return mean
+
+
+def relative_distances(vae, originals, protected, targets) -> np.ndarray:
+    with torch.no_grad():
+        start = (latents(vae, originals) - targets).flatten(1).norm(dim=1)
+        end = (latents(vae, protected) - targets).flatten(1).norm(dim=1)
+    return (end / start).numpy()
+
+
+def reference_loop(vae, images: torch.Tensor, targets: torch.Tensor, steps: int):
+    """Returns the 8-bit protected images and the per-step mean relative distance."""
+    delta = torch.zeros_like(images)
+    curve = []
+    with torch.no_grad():
+        start = (latents(vae, images) - targets).flatten(1).norm(dim=1)
+    started = time.perf_counter()
+    for step in range(steps):
+        delta.requires_grad_(True)
+        distance = (latents(vae, (images + delta).clamp(0, 1)) - targets).flatten(1).norm(dim=1)
+        (grad,) = torch.autograd.grad(distance.sum(), delta)
+        size = EPS * (1 - 0.99 * step / (steps - 1))
+        with torch.no_grad():
+            delta = (delta - size * grad.sign()).clamp(-EPS, EPS)
+            delta = (images + delta).clamp(0, 1) - images
+        curve.append(float((distance.detach() / start).mean()))
+    seconds = time.perf_counter() - started
+    written = ((images + delta) * 255).round() / 255
+    return written, curve, seconds
+
+
+def artcloak_run(engine, chosen: list[Case], steps: int | None, quality=None):
+    from world.efficacy import cloak
+
+    settings = (
+        ProtectionSettings(steps=steps) if quality is None else ProtectionSettings(quality=quality)
+    )
+    cloaked = cloak(engine, chosen, settings)
+    return to_tensor(cloaked.protected), cloaked.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("bench/out/convergence.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # the world's models are small: one thread measured fastest
+    scale = experiments.QUICK if args.quick else experiments.FULL
+    world = experiments.build_world(scale)
+    vae = world.vae
+    chosen = cases(1 if args.quick else 2)
+    originals = torch.stack([to_tensor(c.images(32)[0][None])[0] for c in chosen])
+    target_images = torch.stack([to_tensor(c.images(32)[1][None])[0] for c in chosen])
+    with torch.no_grad():
+        targets = latents(vae, target_images)
+    written, curve, ref_seconds = reference_loop(vae, originals, targets, REFERENCE_STEPS)
+    reference = float(relative_distances(vae, originals, written, targets).mean())
+    engine = make_engine(vae)
+    grid = {}
+    for steps in (5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200):
+        protected, seconds = artcloak_run(engine, chosen, steps)
+        grid[steps] = {
+            "relative_distance": float(
+                relative_distances(vae, originals, protected, targets).mean()
+            ),
+            "seconds": seconds,
+        }
+        print(steps, grid[steps], flush=True)
+    reached = [s for s, g in grid.items() if g["relative_distance"] <= reference]
+    needed = min(reached) if reached else None
+    presets = {}
+    for quality, effort in QUALITY_EFFORT.items():
+        presets[quality.value] = {"steps": effort.steps, **grid.get(effort.steps, {})}
+    reference_at = next((i + 1 for i, d in enumerate(curve) if d <= reference), None)
+    figures = {
+        "images": len(chosen),
+        "encoder": "world VAE (trained), 32x32",
+        "reference": {
+            "steps": REFERENCE_STEPS,
+            "seconds": ref_seconds,
+            "relative_distance_written": reference,
+            "curve_every_50": curve[::50],
+        },
+        "artcloak_grid": grid,
+        "artcloak_presets": presets,
+        "passes_to_reach_reference": needed,
+        "pass_ratio": None if needed is None else REFERENCE_STEPS / (needed + 1),
+        "time_ratio": None if needed is None else ref_seconds / grid[needed]["seconds"],
+        "reference_reaches_its_final_distance_at_step": reference_at,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in figures.items() if k != "artcloak_grid"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

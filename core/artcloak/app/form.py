@@ -1,0 +1,141 @@
+"""The page's form as plain data: choices, defaults, what is remembered, and the settings it makes.
+
+The form is remembered in the browser as a dict (``FormValues.as_dict``); files (style image,
+anchors) are never remembered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SettingsError
+from ..settings import (
+    INTENSITY_BUDGETS,
+    QUALITY_EFFORT,
+    Intensity,
+    Mode,
+    ProtectionSettings,
+    Quality,
+    Target,
+)
+
+STYLE_IMAGE = "style image…"  # the style choice that shows the style-image upload
+FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WebP": ".webp"}
+LOSSY_WARNING = (
+    "JPEG and WebP re-encode the pixels, which weakens the protection; each result says how much "
+    "survived. PNG keeps it all."
+)
+
+
+def style_choices() -> list[str]:
+    """The catalogue (with ``auto`` first when the catalogue has it), then a style image."""
+    from ..targets import available_styles
+
+    styles = list(available_styles())
+    if "auto" in styles:
+        styles.remove("auto")
+        styles.insert(0, "auto")
+    return [*styles, STYLE_IMAGE]
+
+
+def default_style() -> str:
+    from ..targets import DEFAULT_TEXTURE
+
+    choices = style_choices()
+    return "auto" if "auto" in choices else DEFAULT_TEXTURE
+
+
+def concept_supported() -> bool:
+    """Whether the core can make a shade target from a concept text (``Target.concept``)."""
+    return any(field.name == "concept" for field in dataclasses.fields(Target))
+
+
+def intensity_label(intensity: Intensity) -> str:
+    budget = INTENSITY_BUDGETS[intensity]
+    return f"{intensity.value} (LPIPS {budget.lpips:g}, {budget.eps * 255:g}/255)"
+
+
+def quality_label(quality: Quality) -> str:
+    return f"{quality.value} ({QUALITY_EFFORT[quality].steps} steps)"
+
+
+@dataclass(frozen=True)
+class FormValues:
+    """What the artist chose on the page (files aside)."""
+
+    mode: str = Mode.CLOAK.value
+    style: str = ""  # "" = the default style
+    concept: str = ""
+    intensity: str = Intensity.DEFAULT.value
+    quality: str = Quality.DEFAULT.value
+    output_format: str = "PNG"
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, stored: object) -> FormValues:
+        """Remembered values, each dropped back to its default when unknown or invalid."""
+        values = stored if isinstance(stored, dict) else {}
+        default = cls()
+        choices = {
+            "mode": [m.value for m in Mode],
+            "style": style_choices(),
+            "intensity": [i.value for i in Intensity],
+            "quality": [q.value for q in Quality],
+            "output_format": list(FORMATS),
+        }
+        kept = {}
+        for name, allowed in choices.items():
+            value = values.get(name)
+            kept[name] = value if value in allowed else getattr(default, name)
+        concept = values.get("concept")
+        kept["concept"] = concept[:200] if isinstance(concept, str) else ""
+        if not kept["style"]:
+            kept["style"] = default_style()
+        return cls(**kept)
+
+    @property
+    def extension(self) -> str:
+        return FORMATS.get(self.output_format, ".png")
+
+    @property
+    def lossy(self) -> bool:
+        return self.extension != ".png"
+
+    def settings(
+        self,
+        style_image: Path | None = None,
+        anchors: Sequence[Path] = (),
+        resolution: int | None = None,
+        seed: int = 0,
+    ) -> ProtectionSettings:
+        """The protection settings; SettingsError with a message for the page when incomplete."""
+        mode = Mode(self.mode)
+        if mode is Mode.CLOAK:
+            if self.style == STYLE_IMAGE:
+                if style_image is None:
+                    raise SettingsError("Choose a style image, or pick a style from the list.")
+                target = Target(style=str(style_image))
+            else:
+                target = Target(style=self.style or default_style())
+        elif anchors:
+            target = Target(anchors=tuple(Path(p) for p in anchors))
+        elif self.concept.strip() and concept_supported():
+            target = Target(concept=self.concept.strip())  # type: ignore[call-arg]
+        else:
+            wanted = "a concept or " if concept_supported() else ""
+            raise SettingsError(f"shade needs {wanted}one or more images of the target concept.")
+        settings = ProtectionSettings(
+            mode=mode,
+            target=target,
+            intensity=Intensity(self.intensity),
+            quality=Quality(self.quality),
+            seed=seed,
+            resolution=resolution,
+        )
+        settings.check()
+        return settings

@@ -1,0 +1,42 @@
+"""The memory-lean backward pass of frozen encoders gives the same gradients."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from artcloak.encoders.lean import FrozenConv2d, make_lean
+from artcloak.encoders.model import VaeEncoder
+from artcloak.testing import make_tiny_vae
+
+
+def _encoder(lean: bool) -> VaeEncoder:
+    vae = make_tiny_vae(seed=3)
+    encoder = VaeEncoder(copy.deepcopy(vae), source="tiny", family="sd1", train_resolution=64)
+    if lean:
+        assert make_lean(encoder.vae.encoder) > 0
+    return encoder
+
+
+def _gradient(encoder: VaeEncoder, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = image.clone().requires_grad_(True)
+    latent = encoder(x)
+    (grad,) = torch.autograd.grad(latent.pow(2).sum(), x)
+    return latent.detach(), grad
+
+
+def test_lean_encoder_gives_the_same_latents_and_gradients():
+    image = torch.rand(2, 3, 48, 40, generator=torch.Generator().manual_seed(0))
+    plain_latent, plain_grad = _gradient(_encoder(False), image)
+    lean_latent, lean_grad = _gradient(_encoder(True), image)
+    assert torch.allclose(plain_latent, lean_latent, atol=1e-6)
+    assert float((plain_grad - lean_grad).abs().max()) < 1e-4 * float(plain_grad.abs().max())
+    assert plain_grad.abs().sum() > 0
+
+
+def test_lean_layers_behave_normally_without_gradients():
+    encoder = _encoder(True)
+    assert any(isinstance(m, FrozenConv2d) for m in encoder.modules())
+    image = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(encoder(image), _encoder(False)(image), atol=1e-6)
