@@ -67,14 +67,12 @@ def reference_loop(vae, images: torch.Tensor, targets: torch.Tensor, steps: int)
     return written, curve, seconds
 
 
-def artcloak_run(engine, chosen: list[Case], steps: int | None, quality=None):
-    from world.efficacy import cloak
+def artcloak_run(engine, chosen: list[Case], steps: int):
+    from world.efficacy import cloak, visibility
 
-    settings = (
-        ProtectionSettings(steps=steps) if quality is None else ProtectionSettings(quality=quality)
-    )
-    cloaked = cloak(engine, chosen, settings)
-    return to_tensor(cloaked.protected), cloaked.seconds
+    cloaked = cloak(engine, chosen, ProtectionSettings(steps=steps))
+    seen = visibility(cloaked)
+    return to_tensor(cloaked.protected), cloaked.seconds, seen["lpips_max"], seen["linf_255_max"]
 
 
 def main() -> None:
@@ -94,14 +92,18 @@ def main() -> None:
     written, curve, ref_seconds = reference_loop(vae, originals, targets, REFERENCE_STEPS)
     reference = float(relative_distances(vae, originals, written, targets).mean())
     engine = make_engine(vae)
+    with torch.no_grad():
+        reference_lpips = float(engine.lpips(written, originals, normalize=True).max())
     grid = {}
-    for steps in (5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200):
-        protected, seconds = artcloak_run(engine, chosen, steps)
+    for steps in (2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200):
+        protected, seconds, lpips_max, linf = artcloak_run(engine, chosen, steps)
+        distance = relative_distances(vae, originals, protected, targets).mean()
         grid[steps] = {
-            "relative_distance": float(
-                relative_distances(vae, originals, protected, targets).mean()
-            ),
+            "relative_distance": float(distance),
             "seconds": seconds,
+            "encoder_passes": steps + 1,
+            "lpips_max": lpips_max,
+            "linf_255_max": linf,
         }
         print(steps, grid[steps], flush=True)
     reached = [s for s, g in grid.items() if g["relative_distance"] <= reference]
@@ -112,11 +114,15 @@ def main() -> None:
     reference_at = next((i + 1 for i, d in enumerate(curve) if d <= reference), None)
     figures = {
         "images": len(chosen),
-        "encoder": "world VAE (trained), 32x32",
+        "encoder": f"efficacy bench's world VAE ({scale.name} recipe, trained), 32x32",
+        "lpips": "random AlexNet backbone (the ImageNet weights cannot be had here)",
         "reference": {
             "steps": REFERENCE_STEPS,
             "seconds": ref_seconds,
             "relative_distance_written": reference,
+            "encoder_passes": REFERENCE_STEPS,
+            "lpips_max": reference_lpips,
+            "linf_255_max": float((written - originals).abs().max() * 255),
             "curve_every_50": curve[::50],
         },
         "artcloak_grid": grid,

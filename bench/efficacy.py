@@ -41,6 +41,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Fewer images and steps (CI).")
     parser.add_argument("--only", nargs="*", choices=STAGES, help="Run only these stages.")
     parser.add_argument("--out", type=Path, help="Report path.")
+    parser.add_argument(
+        "--report-only", action="store_true", help="Rewrite the report from its JSON."
+    )
     parser.add_argument("--threads", type=int, default=1,
                         help="Torch threads. The world's models are small: one thread measured "
                         "fastest, and several oversubscribe a shared CPU badly.")  # fmt: skip
@@ -53,6 +56,11 @@ def main() -> None:
         Path("bench/out/efficacy-quick.md") if args.quick else Path("bench/reports/efficacy.md")
     )
     out.parent.mkdir(parents=True, exist_ok=True)
+    command = "python bench/efficacy.py" + (" --quick" if args.quick else "")
+    if args.report_only:  # rewrite the report from a run's figures
+        figures = json.loads(out.with_suffix(".json").read_text())
+        write_report(figures, out, command, figures.get("seconds", 0.0))
+        return
     started = time.perf_counter()
     world = experiments.build_world(scale)
     figures: dict = {
@@ -69,7 +77,6 @@ def main() -> None:
         out.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
     seconds = time.perf_counter() - started
     figures["seconds"] = seconds
-    command = "python bench/efficacy.py" + (" --quick" if args.quick else "")
     write_report(figures, out, command, seconds)
     out.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print(f"wrote {out} in {seconds / 60:.1f} min")

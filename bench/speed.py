@@ -180,6 +180,12 @@ def main() -> None:
     parser.add_argument("--small-side", type=int, default=512, help="small artwork for scaling")
     parser.add_argument("--large-side", type=int, default=4096, help="large artwork for scaling")
     parser.add_argument("--file-steps", type=int, default=10, help="steps in the scaling runs")
+    parser.add_argument("--no-convergence", action="store_true", help="Skip bench/convergence.py.")
+    parser.add_argument(
+        "--full-world",
+        action="store_true",
+        help="Convergence on the full efficacy bench's VAE (trained if not cached: ~30 min).",
+    )
     parser.add_argument("--working", type=int, default=256, help=argparse.SUPPRESS)
     parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -213,6 +219,10 @@ def main() -> None:
     figures["large_over_small"] = (
         figures["file_large"]["seconds"] / figures["file_small"]["seconds"]
     )
+    if not args.no_convergence:
+        command = [sys.executable, "bench/convergence.py", "--out", str(OUT / "convergence.json")]
+        subprocess.run(command + ([] if args.full_world else ["--quick"]), check=True)
+        figures["convergence"] = json.loads((OUT / "convergence.json").read_text())
     floor = figures["floor"]["seconds_per_pass"]
     figures["artcloak_step_over_floor"] = figures["artcloak"]["seconds_per_step"] / floor
     figures["reference_step_over_floor"] = figures["reference"]["seconds_per_step"] / floor
@@ -220,6 +230,41 @@ def main() -> None:
     (OUT / "speed.json").write_text(json.dumps(figures, indent=2) + "\n")
     (OUT / "speed.md").write_text(table(figures))
     print(table(figures))
+
+
+def convergence_rows(c: dict | None) -> list[tuple[str, str]]:
+    if not c:
+        return []
+    needed = c["passes_to_reach_reference"]
+    reference = c["reference"]
+    rows = [
+        (
+            f"reference loop, 500 steps, on the {c['encoder']}",
+            f"latent distance {reference['relative_distance_written']:.4f} of the start, "
+            f"{reference['seconds']:.1f} s, LPIPS* {reference['lpips_max']:.4f}, "
+            f"L-inf {reference['linf_255_max']:.0f}/255",
+        ),
+        (
+            "artcloak steps to reach it",
+            "not reached in 200"
+            if needed is None
+            else f"{needed} ({needed + 1} passes, {c['pass_ratio']:.0f}x fewer; goal <= 50 passes)",
+        ),
+        (
+            "wall time to reach it, reference / artcloak",
+            "-" if needed is None else f"{c['time_ratio']:.0f}x (goal >= 15x)",
+        ),
+    ]
+    for quality, v in c["artcloak_presets"].items():
+        if "relative_distance" in v:
+            rows.append(
+                (
+                    f"artcloak, {quality} quality ({v['steps']} steps)",
+                    f"latent distance {v['relative_distance']:.4f}, {v['encoder_passes']} passes, "
+                    f"{v['seconds']:.1f} s, LPIPS* {v['lpips_max']:.4f}, L-inf {v['linf_255_max']:.0f}/255",
+                )
+            )
+    return rows
 
 
 def table(f: dict) -> str:
@@ -253,6 +298,7 @@ def table(f: dict) -> str:
             f"{f['large_over_small']:.2f}x (goal <= 1.5x)",
         ),
     ]
+    rows += convergence_rows(f.get("convergence"))
     lines = [
         f"Full-size SD VAE (random weights), fp32, {s}x{s} working size; {f['machine']}.",
         f"Command: `{f['command']}`",

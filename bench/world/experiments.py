@@ -132,19 +132,18 @@ def world_quality(held_out: Dataset, judge: StyleClassifier, vae: WorldVae) -> d
     }
 
 
-def presets(world: World, scale: Scale) -> tuple[dict, dict[str, Cloaked]]:
+def presets(world: World, scale: Scale) -> dict:
     """Success and visibility at each intensity preset, style targets and the texture."""
     engine = make_engine(world.vae)
-    rows, kept = {}, {}
+    rows = {}
     style_cases = cases(scale.per_style)
     for intensity in Intensity:
-        settings = ProtectionSettings(intensity=intensity)
-        kept[intensity.value] = cloaked = cloak(engine, style_cases, settings)
+        cloaked = cloak(engine, style_cases, ProtectionSettings(intensity=intensity))
         rows[f"{intensity.value}, style target"] = _row(world, cloaked)
         log.info("preset %s: %s", intensity.value, rows[f"{intensity.value}, style target"])
     texture = cloak(engine, cases(scale.per_style, texture=True), ProtectionSettings())
     rows["default, texture target (weave)"] = _row(world, texture)
-    return rows, kept
+    return rows
 
 
 def _row(world: World, cloaked: Cloaked) -> dict:
