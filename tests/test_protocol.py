@@ -25,6 +25,15 @@ def test_protocol_module_uses_only_the_standard_library():
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}
 
 
+def test_robust_and_adaptive_reach_the_protection_settings():
+    from artcloak.worker import settings_from
+
+    request = protocol.WorkerRequest(input="i.png", output="o.png", robust=True, adaptive=True)
+    protection, _ = settings_from(protocol.WorkerRequest.from_json(request.to_json()))
+    assert protection.robust and protection.adaptive
+    assert not settings_from(protocol.WorkerRequest(input="i.png", output="o.png"))[0].robust
+
+
 def test_request_round_trips():
     request = protocol.WorkerRequest(input="in.png", output="out.png", mode="shade",
                                      anchors=["a.png"], seed=3)  # fmt: skip
@@ -43,6 +52,10 @@ def test_request_round_trips():
         ('{"input": "i.png", "output": "o.png", "version": 99}', "reinstall"),
         ('{"input": "i.png", "output": "o.png", "anchors": "a.png"}', "list of file paths"),
         ('{"input": "i.png", "output": "o.png", "seed": "1"}', "integer"),
+        (
+            '{"input": "i.png", "output": "o.png", "robust": "yes"}',
+            "'robust' must be true or false",
+        ),
     ],
 )
 def test_bad_requests_are_refused_with_a_reason(data, message):

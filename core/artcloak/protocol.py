@@ -55,6 +55,8 @@ class WorkerRequest:
     eps_255: float | None = None
     lpips: float | None = None
     resolution: int | None = None
+    robust: bool = False  # optimise through random resizing, JPEG, blur and noise
+    adaptive: bool = False  # less change on flat colour (contrast masking)
     lpips_random_backbone: bool = False  # tests and offline checks only
     version: int = PROTOCOL_VERSION
 
@@ -100,6 +102,9 @@ class WorkerRequest:
         for name in ("concept", "diffusion", "diffusion_config"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ProtocolError(f"'{name}' must be a string.")
+        for name in ("robust", "adaptive", "no_diffusion", "overwrite"):
+            if not isinstance(getattr(self, name), bool):
+                raise ProtocolError(f"'{name}' must be true or false.")
         count = self.anchors_count
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 64:
             raise ProtocolError("'anchors_count' must be an integer from 1 to 64.")

@@ -50,6 +50,8 @@ def settings_from(request: protocol.WorkerRequest) -> tuple[ProtectionSettings, 
         steps=request.steps,
         seed=request.seed,
         resolution=request.resolution,
+        robust=request.robust,
+        adaptive=request.adaptive,
     )
     models = ModelSettings(
         encoders=tuple(request.encoders) or (DEFAULT_ENCODER,),
