@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from artcloak.settings import QUALITY_EFFORT, ProtectionSettings  # noqa: E402
 from world import experiments  # noqa: E402
-from world.efficacy import Case, cases, make_engine, to_tensor  # noqa: E402
+from world.efficacy import Case, cases, cloak, make_engine, to_tensor, visibility  # noqa: E402
 
 REFERENCE_STEPS = 500
 EPS = 8 / 255
@@ -68,8 +68,6 @@ def reference_loop(vae, images: torch.Tensor, targets: torch.Tensor, steps: int)
 
 
 def artcloak_run(engine, chosen: list[Case], steps: int):
-    from world.efficacy import cloak, visibility
-
     cloaked = cloak(engine, chosen, ProtectionSettings(steps=steps))
     seen = visibility(cloaked)
     return to_tensor(cloaked.protected), cloaked.seconds, seen["lpips_max"], seen["linf_255_max"]

@@ -7,6 +7,7 @@ trained with its own seed, never used in training the VAE.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -69,8 +70,6 @@ def cloak(
     size: int = SIZE,
     texture: str = "weave",
 ) -> Cloaked:
-    import time
-
     jobs, originals = [], []
     for index, case in enumerate(chosen):
         source, target_image = case.images(size)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from artcloak.settings import Intensity, ProtectionSettings, Target
+from artcloak.protect import ImageJob
+from artcloak.settings import Intensity, Mode, ProtectionSettings, Target
 
 from .art import STYLES
 from .data import Dataset, make_dataset
@@ -263,9 +264,6 @@ def shade(world: World, scale: Scale, concept: int = 1, other: int = 4) -> dict:
     anchors = make_dataset(4, held_out=True, styles=(STYLES[other],)).images
     anchor_target = Target(images=tuple(a.permute(1, 2, 0).numpy() for a in anchors))
     sources = (poison_pool.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-    from artcloak.protect import ImageJob
-    from artcloak.settings import Mode
-
     jobs = [ImageJob(str(i), s) for i, s in enumerate(sources)]
     results = engine.protect(jobs, ProtectionSettings(mode=Mode.SHADE, target=anchor_target))
     poisons = to_tensor(np.stack([r.colour for r in results]))

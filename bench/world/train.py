@@ -151,9 +151,3 @@ def predict(classifier: StyleClassifier, images: torch.Tensor, chunk: int = 256)
     return torch.cat(
         [classifier(images[s : s + chunk]).argmax(1) for s in range(0, len(images), chunk)]
     )
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per image, in dB, for images in [0, 1]."""
-    mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return -10 * torch.log10(mse)

@@ -36,6 +36,8 @@ def _dct_matrix() -> Tensor:
 
 
 _DCT = _dct_matrix()
+_LUMA_TABLE = torch.tensor(_LUMA, dtype=torch.float32)
+_CHROMA_TABLE = torch.tensor(_CHROMA, dtype=torch.float32)
 
 
 def _quality_scale(quality: float) -> float:
@@ -59,10 +61,8 @@ def jpeg_like(images: Tensor, quality: float) -> Tensor:
     cr = 0.5 * r - 0.418688 * g - 0.081312 * b
     cb, cr = (F.avg_pool2d(c.unsqueeze(1), 2).squeeze(1) for c in (cb, cr))
     scale = _quality_scale(quality)
-    luma = _quantise_blocks(luma - 128, torch.tensor(_LUMA, dtype=torch.float32), scale) + 128
-    cb, cr = (
-        _quantise_blocks(c, torch.tensor(_CHROMA, dtype=torch.float32), scale) for c in (cb, cr)
-    )
+    luma = _quantise_blocks(luma - 128, _LUMA_TABLE, scale) + 128
+    cb, cr = (_quantise_blocks(c, _CHROMA_TABLE, scale) for c in (cb, cr))
     cb, cr = (
         F.interpolate(c.unsqueeze(1), scale_factor=2, mode="nearest").squeeze(1) for c in (cb, cr)
     )
