@@ -68,9 +68,13 @@ def reference_loop(vae, images: torch.Tensor, targets: torch.Tensor, steps: int)
 
 
 def artcloak_run(engine, chosen: list[Case], steps: int):
+    """At most ``steps`` steps (the loop stops early on a plateau): images, seconds, passes
+    actually spent, and the budget figures."""
     cloaked = cloak(engine, chosen, ProtectionSettings(steps=steps))
     seen = visibility(cloaked)
-    return to_tensor(cloaked.protected), cloaked.seconds, seen["lpips_max"], seen["linf_255_max"]
+    passes = max(result.encoder_passes for result in cloaked.results)
+    return (to_tensor(cloaked.protected), cloaked.seconds, passes, seen["lpips_max"],
+            seen["linf_255_max"])  # fmt: skip
 
 
 def main() -> None:
@@ -94,18 +98,18 @@ def main() -> None:
         reference_lpips = float(engine.lpips(written, originals, normalize=True).max())
     grid = {}
     for steps in (2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200):
-        protected, seconds, lpips_max, linf = artcloak_run(engine, chosen, steps)
+        protected, seconds, passes, lpips_max, linf = artcloak_run(engine, chosen, steps)
         distance = relative_distances(vae, originals, protected, targets).mean()
         grid[steps] = {
             "relative_distance": float(distance),
             "seconds": seconds,
-            "encoder_passes": steps + 1,
+            "encoder_passes": passes,
             "lpips_max": lpips_max,
             "linf_255_max": linf,
         }
         print(steps, grid[steps], flush=True)
     reached = [s for s, g in grid.items() if g["relative_distance"] <= reference]
-    needed = min(reached) if reached else None
+    needed = min(reached, key=lambda s: grid[s]["encoder_passes"]) if reached else None
     presets = {}
     for quality, effort in QUALITY_EFFORT.items():
         presets[quality.value] = {"steps": effort.steps, **grid.get(effort.steps, {})}
@@ -125,8 +129,9 @@ def main() -> None:
         },
         "artcloak_grid": grid,
         "artcloak_presets": presets,
-        "passes_to_reach_reference": needed,
-        "pass_ratio": None if needed is None else REFERENCE_STEPS / (needed + 1),
+        "steps_allowed_to_reach_reference": needed,
+        "passes_to_reach_reference": None if needed is None else grid[needed]["encoder_passes"],
+        "pass_ratio": None if needed is None else REFERENCE_STEPS / grid[needed]["encoder_passes"],
         "time_ratio": None if needed is None else ref_seconds / grid[needed]["seconds"],
         "reference_reaches_its_final_distance_at_step": reference_at,
     }

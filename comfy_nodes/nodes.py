@@ -87,12 +87,15 @@ def _engine(vae, family: str, config: str, resolution: int) -> Engine:
 class _Progress:
     """Optimisation steps -> ComfyUI's progress bar; ComfyUI's interrupt -> Cancelled."""
 
-    def __init__(self, total: int) -> None:
-        self.bar = comfy.utils.ProgressBar(max(1, total))
+    def __init__(self, steps: int, chunks: int) -> None:
+        self.steps = steps
+        self.bar = comfy.utils.ProgressBar(max(1, steps * chunks))
 
     def on_event(self, event: ProgressEvent) -> None:
         if event.stage == "optimise" and event.step > 0:
             self.bar.update(1)
+            if event.step == event.total < self.steps:  # the loop stopped early
+                self.bar.update(self.steps - event.total)
 
     @staticmethod
     def should_cancel() -> bool:
@@ -141,7 +144,7 @@ def _protect(
             for job, target in zip(jobs, targets, strict=True):
                 job.target = Target(images=(target,))
         chunks = math.ceil(len(jobs) / engine.batch_size)
-        progress = _Progress(settings.effort().steps * chunks)
+        progress = _Progress(settings.effort().steps, chunks)
         listener = Listener(on_event=progress.on_event, should_cancel=progress.should_cancel)
         try:
             results = engine.protect(jobs, settings, listener)

@@ -51,6 +51,7 @@ class Scale:
     classifier_steps: int
     vae_steps: int
     flow_steps: int
+    shade_flow_steps: int  # per poison count: the shade stage trains one generator for each
     finetune_steps: int
     mimicry_images: int
     samples: int
@@ -58,8 +59,8 @@ class Scale:
     concept_images: int
 
 
-FULL = Scale("full", 300, 50, 8, 500, 3000, 3000, 600, 20, 200, (0, 4, 8, 16, 32), 80)
-QUICK = Scale("quick", 60, 10, 2, 150, 250, 400, 150, 8, 60, (0, 4, 8), 40)
+FULL = Scale("full", 300, 50, 8, 500, 3000, 3000, 2000, 600, 20, 200, (0, 4, 8, 16, 32), 80)
+QUICK = Scale("quick", 60, 10, 2, 150, 250, 400, 400, 150, 8, 60, (0, 4, 8), 40)
 
 
 @dataclass
@@ -282,7 +283,7 @@ def shade(world: World, scale: Scale, concept: int = 1, other: int = 4) -> dict:
         latents = torch.cat([base_latents, latents_of(world.vae, concept_set)]) / norm
         labels = torch.cat([others.labels, torch.full((len(concept_set),), concept)])
         model = LatentFlow(labels=len(STYLES))
-        fit(model, latents, labels, FlowRecipe(steps=scale.flow_steps, seed=count))
+        fit(model, latents, labels, FlowRecipe(steps=scale.shade_flow_steps, seed=count))
         judged = _decode_and_judge(
             world, sample(model, concept, scale.samples, 2, tuple(latents.shape[1:])) * norm
         )

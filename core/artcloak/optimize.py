@@ -23,6 +23,9 @@ from .transforms import resize
 
 LPIPS_PENALTY_WEIGHT = 30.0  # as in Glaze's penalty method: latent loss + 30 * max(LPIPS - p, 0)
 RANDOM_START = 0.5  # the random start is uniform in +-RANDOM_START * eps
+LPIPS_NEAR = 0.5  # LPIPS at or above this share of its bound is evaluated every step
+PLATEAU_TOLERANCE = 3e-4  # a relative fall in the latent loss smaller than this is a plateau
+COOL_DOWN = 10  # steps of shrinking step size after a plateau, then stop
 
 
 class StepRule(Protocol):
@@ -35,7 +38,7 @@ class StepRule(Protocol):
 class SignStep:
     """Sign-gradient descent, step size decaying linearly from start*eps to end*eps."""
 
-    start: float = 0.5
+    start: float = 0.25  # measured: 0.25 reaches PGD's 500-step distance in fewer steps than 0.5
     end: float = 0.01
 
     def __call__(self, delta, grad, step, total, eps):
@@ -138,35 +141,59 @@ def optimise(
     listener: Listener = SILENT,
     names: tuple[str, ...] = (),
 ) -> Outcome:
-    """Find perturbations that pull each image's latents toward its target within budget."""
+    """Find perturbations that pull each image's latents toward its target within budget.
+
+    The loop runs ``effort.steps`` steps, or fewer: once the latent loss stops falling
+    (``effort.patience``) the schedule is cut to a short cool-down of shrinking steps."""
     rule = rule or SignStep()
     dtype = autocast_dtype(precision, batch.base.device)
     with torch.no_grad():
         start = [d.clamp_min(1e-12) for d in latent_distances(encoders, batch, batch.base, dtype)]
     delta = random_start(batch, budget.eps)
-    listener.emit(ProgressEvent("optimise", 0, effort.steps, images=names))
+    horizon = effort.steps
+    listener.emit(ProgressEvent("optimise", 0, horizon, images=names))
     losses: list[float] = []
+    latent_losses: list[float] = []
     budget_used: float | None = None
-    for step in range(effort.steps):
+    step = 0
+    while step < horizon:
         listener.check_cancel()
         delta.requires_grad_(True)
         view = batch.view(delta)
         seen = random_transform(batch.seeds[0], step)[1](view) if batch.robust else view
         distances = latent_distances(encoders, batch, seen, dtype)
         loss = sum(d / s for d, s in zip(distances, start, strict=True)) / len(encoders)
-        if lpips_model is not None and step % effort.lpips_every == 0:
+        latent_losses.append(float(loss.detach().mean()))
+        if lpips_model is not None and lpips_due(step, effort, budget_used):
             perceptual = lpips_model(view, batch.base, normalize=True).flatten()
             loss = loss + LPIPS_PENALTY_WEIGHT * (perceptual - budget.lpips).clamp_min(0)
             budget_used = float(perceptual.detach().max()) / budget.lpips
         (grad,) = torch.autograd.grad(loss.sum(), delta)
         with torch.no_grad():
             delta = project(
-                rule(delta.detach(), grad, step, effort.steps, budget.eps), batch, budget.eps
+                rule(delta.detach(), grad, step, horizon, budget.eps), batch, budget.eps
             )
         losses.append(float(loss.detach().mean()))
+        step += 1
+        if horizon == effort.steps and plateaued(latent_losses, effort.patience):
+            horizon = min(horizon, step + COOL_DOWN)
         listener.emit(
-            ProgressEvent("optimise", step + 1, effort.steps, loss=losses[-1],
+            ProgressEvent("optimise", step, horizon, loss=losses[-1],
                           budget_used=budget_used, images=names)
         )  # fmt: skip
-    passes = (effort.steps + 1) * len(encoders)
+    passes = (step + 1) * len(encoders)
     return Outcome(delta=delta.detach(), losses=losses, encoder_passes=passes)
+
+
+def lpips_due(step: int, effort: Effort, budget_used: float | None) -> bool:
+    """LPIPS every ``effort.lpips_every`` steps, and every step once it nears its bound."""
+    near = budget_used is not None and budget_used >= LPIPS_NEAR
+    return near or step % effort.lpips_every == 0
+
+
+def plateaued(latent_losses: list[float], patience: int | None) -> bool:
+    """Has the latent loss fallen by less than PLATEAU_TOLERANCE over ``patience`` steps?"""
+    if patience is None or len(latent_losses) < 2 * patience:
+        return False
+    before, now = latent_losses[-patience - 1], latent_losses[-1]
+    return before - now < PLATEAU_TOLERANCE * abs(before)

@@ -49,6 +49,8 @@ class Bars:
             prefix = f"[{self.file_index}/{self.files}] " if self.files > 1 else ""
             self.bar = tqdm(total=event.total, desc=f"{prefix}{names}", unit="step", file=sys.stderr,
                             leave=False, dynamic_ncols=True)  # fmt: skip
+        if event.total != self.bar.total:  # the loop stopped early: a shorter run
+            self.bar.total = event.total
         self.bar.update(event.step - self.bar.n)
         if event.loss is not None:
             used = "" if event.budget_used is None else f"{event.budget_used:.0%}"

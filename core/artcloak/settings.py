@@ -67,8 +67,11 @@ class Budget:
 class Effort:
     """How the optimisation loop spends encoder passes."""
 
-    steps: int
-    lpips_every: int = 1  # LPIPS penalty evaluated every this many steps
+    steps: int  # at most this many steps
+    lpips_every: int = (
+        4  # LPIPS penalty evaluated every this many steps (every step near its bound)
+    )
+    patience: int | None = 6  # steps without progress before the loop winds down; None: never
 
 
 INTENSITY_BUDGETS: dict[Intensity, Budget] = {

@@ -1,0 +1,61 @@
+"""How the loop spends encoder passes: early stop on a plateau, LPIPS only as needed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from artcloak.optimize import COOL_DOWN, lpips_due, plateaued
+from artcloak.progress import Listener
+from artcloak.protect import Engine, ImageJob, Protected
+from artcloak.settings import Effort, ProtectionSettings
+from conftest import painting
+
+
+def run(engine: Engine, settings: ProtectionSettings) -> tuple[Protected, list]:
+    events: list = []
+    job = ImageJob(name="art", colour=painting(64, 64, 3))
+    (result,) = engine.protect([job], settings, Listener(on_event=events.append))
+    assert isinstance(result, Protected), getattr(result, "message", "")
+    return result, [e for e in events if e.stage == "optimise"]
+
+
+def test_a_flat_loss_is_a_plateau_and_a_falling_one_is_not():
+    assert plateaued([1.0] * 12, patience=6)
+    assert not plateaued([1.0 - 0.01 * i for i in range(12)], patience=6)
+    assert not plateaued([1.0] * 11, patience=6)  # too early to tell
+    assert not plateaued([1.0] * 50, patience=None)
+
+
+def test_lpips_is_evaluated_every_few_steps_and_every_step_near_its_bound():
+    effort = Effort(steps=20, lpips_every=4)
+    assert [lpips_due(s, effort, 0.1) for s in range(5)] == [True, False, False, False, True]
+    assert all(lpips_due(s, effort, 0.9) for s in range(5))
+    assert lpips_due(1, effort, None) is False
+
+
+@pytest.fixture
+def long_settings(fast_settings) -> ProtectionSettings:
+    return replace(fast_settings, steps=150, eps=2 / 255)
+
+
+def test_the_loop_stops_early_once_the_latent_loss_stops_falling(engine, long_settings):
+    result, events = run(engine, long_settings)
+    steps = result.encoder_passes - 1
+    assert 12 <= steps < 150
+    assert events[-1].step == events[-1].total == steps
+    assert result.losses[-1] <= result.losses[0]
+
+
+def test_without_patience_every_step_runs(engine, long_settings, monkeypatch):
+    monkeypatch.setattr(ProtectionSettings, "effort", lambda self: Effort(steps=40, patience=None))
+    result, events = run(engine, long_settings)
+    assert result.encoder_passes == 41
+    assert [e.step for e in events] == list(range(41))
+
+
+def test_an_early_stop_ends_with_a_short_cool_down(engine, long_settings):
+    _, events = run(engine, long_settings)
+    totals = [e.total for e in events]
+    cut = next(i for i, t in enumerate(totals) if t != totals[0])
+    assert totals[-1] == events[cut].step + COOL_DOWN
