@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from world import experiments  # noqa: E402
 from world.report import write_report  # noqa: E402
 
-STAGES = ("presets", "survival", "adaptive", "mimicry", "shade")
+STAGES = ("presets", "ceiling", "survival", "adaptive", "mimicry", "shade")
 
 
 def main() -> None:

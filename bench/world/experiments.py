@@ -11,6 +11,7 @@ from artcloak.protect import ImageJob
 from artcloak.settings import Intensity, Mode, ProtectionSettings, Target
 
 from .art import STYLES
+from .ceiling import ceiling  # noqa: F401  (a stage, called by name)
 from .data import Dataset, make_dataset
 from .efficacy import (
     Case,
@@ -151,9 +152,11 @@ def presets(world: World, scale: Scale) -> dict:
 def _row(world: World, cloaked: Cloaked) -> dict:
     labels = model_labels(world.vae, world.judge, cloaked.protected)
     source = torch.tensor([c.source for c in cloaked.cases])
+    closed = [r.latent[0]["distance_closed"] for r in cloaked.results]
     return {
         "images": len(cloaked.cases),
         "success": success_rate(cloaked, labels),
+        "latent_distance_closed": float(np.mean(closed)),
         "still_source_style": float((labels == source).float().mean()),
         "seconds_per_image": cloaked.seconds / len(cloaked.cases),
         **visibility(cloaked),

@@ -46,7 +46,9 @@ def world_section(world: dict) -> str:
 
 def presets_section(rows: dict) -> str:
     body = [
-        [name, r["images"], _pct(r["success"]), _pct(r["still_source_style"]), f"{r['linf_255_max']:.0f}/255",
+        [name, r["images"], _pct(r["success"]), _pct(r["still_source_style"]),
+         _pct(r["latent_distance_closed"]) if "latent_distance_closed" in r else "-",
+         f"{r['linf_255_max']:.0f}/255",
          f"{r['psnr_db']:.1f}", f"{r['ssim']:.3f}", f"{r['lpips_mean']:.4f}", f"{r['seconds_per_image']:.2f}"]
         for name, r in rows.items()
     ]  # fmt: skip
@@ -55,11 +57,27 @@ def presets_section(rows: dict) -> str:
         "Success: the judge labels the VAE reconstruction of the protected image as the target style "
         "(texture target: as any style but the original).",
         "",
-        _table(["intensity, target", "images", "success", "still original style", "L-inf (max)", "PSNR dB",
+        _table(["intensity, target", "images", "success", "still original style", "latent distance closed",
+                "L-inf (max)", "PSNR dB",
                 "SSIM", "LPIPS*", "s/image"], body),
         "",
         "*LPIPS with a randomly initialised AlexNet backbone (`lpips.LPIPS(pnet_rand=True)`): the "
         "ImageNet weights cannot be downloaded here, so this LPIPS is not perceptual; L-inf, PSNR and SSIM are.",
+    ])  # fmt: skip
+
+
+def ceiling_section(c: dict) -> str:
+    body = [[f"{r['eps_255']}/255", _pct(r["latent_distance_closed"]), _pct(r["success_latent_attack"]),
+             _pct(r["success_judge_attack"])] for r in c["rows"]]  # fmt: skip
+    return "\n".join([
+        "## 2b. The attack ceiling of this world",
+        f"White-box sign-gradient attacks ({c['steps']} steps, the same {c['images']} images and style "
+        "targets as section 2), without any perceptual constraint: on the encoder's latent distance "
+        "to the target (artcloak's objective), and on the judge's verdict through encoder, decoder and "
+        "judge (which no protection can see). Success as in section 2.",
+        "",
+        _table(["L-inf budget", "latent distance closed (latent attack)", "success (latent attack)",
+                "success (attack on the judge through the VAE)"], body),
     ])  # fmt: skip
 
 
@@ -193,6 +211,8 @@ def write_report(figures: dict, path: Path, command: str, seconds: float) -> Non
     ]
     if "presets" in figures:
         sections.append(presets_section(figures["presets"]))
+    if "ceiling" in figures:
+        sections.append(ceiling_section(figures["ceiling"]))
     if "survival" in figures:
         sections.append(survival_section(figures["survival"]))
     if "adaptive" in figures:
