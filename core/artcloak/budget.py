@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ BACKBONE_FILES = {
 BACKBONE_URL = "https://download.pytorch.org/models/{}"
 SCALE_BACK_ITERATIONS = 10
 MAX_LPIPS_PIXELS = 2048 * 2048
+# redirect_stdout swaps the process-wide sys.stdout: two threads loading at once could
+# restore each other's stream and leave stdout pointing at stderr.
+_LOADING = threading.Lock()
 
 
 def load_lpips(net: LpipsNet, device: torch.device, random_backbone: bool = False):
@@ -41,6 +45,7 @@ def load_lpips(net: LpipsNet, device: torch.device, random_backbone: bool = Fals
     try:
         # lpips prints to stdout while it sets up; stdout belongs to --json output.
         with (
+            _LOADING,
             contextlib.redirect_stdout(sys.stderr),
             torch.random.fork_rng(devices=[]),
             warnings.catch_warnings(),

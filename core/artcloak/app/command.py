@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import _configure, _model_settings, model_options
+from ..cli_options import configure_logging, model_options, model_settings
 from ..errors import ArtcloakError
 from .limits import Limits
 
@@ -62,7 +62,7 @@ QUIET_ENVIRONMENT = {
 def app(host: str, port: int, no_browser: bool, max_upload_mb: float, max_megapixels: float,
         seed: int, batch_size: int | None, **options) -> None:  # fmt: skip
     """A local web page: drop images, protect them, download the results (Ctrl+C stops it)."""
-    _configure(options["verbose"])
+    configure_logging(options["verbose"])
     stdout = sys.stdout  # the URL's line; model loading swaps sys.stdout for a while
     limits = Limits(max_upload_mb=max_upload_mb, max_megapixels=max_megapixels)
     if limits.max_upload_mb <= 0 or limits.max_megapixels <= 0:
@@ -87,7 +87,7 @@ def app(host: str, port: int, no_browser: bool, max_upload_mb: float, max_megapi
         click.echo(f"artcloak app: WARNING: listening on {host}: anyone who can reach this machine "
                    "can use the page and see the images given to it. There is no password; use "
                    "this only on a network you trust.", err=True)  # fmt: skip
-    engine = Engine(_model_settings(options), batch_size=batch_size)
+    engine = Engine(model_settings(options), batch_size=batch_size)
     runner = JobRunner(engine, limits, root=root, resolution=options["resolution"])
     stop = threading.Event()
     for stopping in (signal.SIGINT, signal.SIGTERM):  # Ctrl+C, and a service manager's stop

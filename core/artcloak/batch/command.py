@@ -9,12 +9,12 @@ from pathlib import Path
 
 import click
 
-from ..cli import (
-    _configure,
-    _diffusion,
-    _model_settings,
+from ..cli_options import (
+    configure_logging,
     diffusion_options,
+    diffusion_settings,
     model_options,
+    model_settings,
     protection_options,
     protection_settings,
 )
@@ -112,14 +112,14 @@ def batch(src: Path, dest: Path, mode: str | None, style: str | None, anchors: t
     from . import run_batch
     from .view import BatchProgress, show_summary
 
-    _configure(options["verbose"])
+    configure_logging(options["verbose"])
     if not options["verbose"]:
         logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's start-up notices
     chosen = Mode(mode) if mode else (Mode.SHADE if anchors or concept else Mode.CLOAK)
     if chosen is Mode.SHADE and bool(anchors) == bool(concept):
         raise click.UsageError("shade needs either --concept TEXT or --anchor IMAGE (not both).")
     target = Target(style=style, anchors=tuple(anchors), concept=concept,
-                    anchor_count=anchors_count, diffusion=_diffusion(options))  # fmt: skip
+                    anchor_count=anchors_count, diffusion=diffusion_settings(options))  # fmt: skip
     settings = protection_settings(chosen, target, options)
     bars: list[BatchProgress] = []
 
@@ -129,7 +129,7 @@ def batch(src: Path, dest: Path, mode: str | None, style: str | None, anchors: t
 
     try:
         summary = run_batch(
-            src, dest, settings, _model_settings(options),
+            src, dest, settings, model_settings(options),
             output_format=options["output_format"],
             redo=options["overwrite"],
             batch_size=options["batch_size"],

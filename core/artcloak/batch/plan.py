@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cli import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
+from ..cli_options import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
 from ..errors import ArtcloakError
 from ..report import report_path, settings_section
 from ..settings import ModelSettings, ProtectionSettings

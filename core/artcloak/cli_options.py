@@ -1,0 +1,179 @@
+"""The command-line options shared by cloak, shade, batch and app, and the settings they ask for."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from .settings import (
+    DEFAULT_ENCODER,
+    INTENSITY_BUDGETS,
+    QUALITY_EFFORT,
+    Diffusion,
+    Intensity,
+    LpipsNet,
+    Mode,
+    ModelSettings,
+    Precision,
+    ProtectionSettings,
+    Quality,
+    Target,
+)
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+FORMAT_EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
+
+
+def _preset_help(kind: str) -> str:
+    if kind == "intensity":
+        parts = [
+            f"{i.value}: LPIPS {b.lpips:g}, {b.eps * 255:g}/255"
+            for i, b in INTENSITY_BUDGETS.items()
+        ]
+    else:
+        parts = [f"{q.value}: {e.steps} steps" for q, e in QUALITY_EFFORT.items()]
+    return "; ".join(parts) + "."
+
+
+def _options(options: list[Callable]) -> Callable:
+    def decorate(function: Callable) -> Callable:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+model_options = _options(
+    [
+        click.option("--encoder", "encoders", multiple=True, metavar="SOURCE",
+                     help="VAE to protect against: hub id, diffusers folder or .safetensors file "
+                     f"(repeat for an ensemble). Default: {DEFAULT_ENCODER}."),
+        click.option("--encoder-config", metavar="FAMILY|PATH",
+                     help="Config for single-file encoders: sd1, sd2, sdxl, sd3, flux or a config file."),
+        click.option("--allow-pickle", is_flag=True,
+                     help="Allow .ckpt/.pt pickles (loaded with weights_only=True)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
+        click.option("--precision", type=click.Choice([p.value for p in Precision]),
+                     default="auto", show_default=True, help="Arithmetic of encoder passes."),
+        click.option("--lpips-net", type=click.Choice([n.value for n in LpipsNet]),
+                     default="alex", show_default=True, help="LPIPS backbone."),
+        click.option("--lpips-random-backbone", is_flag=True,
+                     help="Random LPIPS backbone: for tests and offline checks only (not perceptual)."),
+        click.option("--resolution", type=int,
+                     help="Working shorter side in pixels. Default: the encoder's training resolution."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON events on stdout, for programs."),
+        click.option("-v", "--verbose", is_flag=True, help="Log what happens on stderr."),
+    ]
+)  # fmt: skip
+
+protection_options = _options(
+    [
+        click.option("-o", "--output", type=click.Path(path_type=Path),
+                     help="Output file (one input) or folder. Default: beside each input, '-cloaked'/'-shaded'."),
+        click.option("--intensity", type=click.Choice([i.value for i in Intensity]), default="default",
+                     show_default=True, help=_preset_help("intensity")),
+        click.option("--quality", type=click.Choice([q.value for q in Quality]), default="default",
+                     show_default=True, help="Render quality; " + _preset_help("quality")),
+        click.option("--eps", type=float, help="L-inf bound in 0-255 units (overrides --intensity)."),
+        click.option("--lpips", "lpips_budget", type=float, help="LPIPS bound (overrides --intensity)."),
+        click.option("--steps", type=int, help="Optimisation steps (overrides --quality)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result."),
+        click.option("--keep-mask", type=click.Path(path_type=Path),
+                     help="Mask image (one input): its white pixels are left bit-exact."),
+        click.option("--format", "output_format", type=click.Choice(list(FORMAT_EXTENSIONS)),
+                     help="Output format. Default: the input's if lossless, else PNG. "
+                     "JPEG/WebP re-encoding weakens protection; the report says by how much."),
+        click.option("--overwrite", is_flag=True, help="Replace existing outputs (never the input)."),
+        click.option("--no-report", is_flag=True, help="Do not write the JSON report beside outputs."),
+        click.option("--batch-size", type=int, help="Images optimised together. Default: 8 on GPU, 1 on CPU."),
+        click.option("--robust", is_flag=True,
+                     help="Optimise through random resizing, JPEG, blur and noise, so more survives them."),
+        click.option("--adaptive", is_flag=True,
+                     help="Spend the budget where texture hides it: less change on flat colour."),
+    ]
+)  # fmt: skip
+
+
+DIFFUSION_DEFAULTS = Diffusion()
+
+diffusion_options = _options(
+    [
+        click.option("--diffusion", metavar="MODEL",
+                     help="Diffusers pipeline that generates targets: hub id, diffusers folder or "
+                     ".safetensors checkpoint (SD 1.x/2.x, SDXL). Default: $ARTCLOAK_DIFFUSION, else "
+                     "SD 1.5 if it is already in the Hugging Face cache, else built-in textures."),
+        click.option("--diffusion-config", metavar="FAMILY|FOLDER",
+                     help="For a single checkpoint file: sd1, sd2, sdxl or a diffusers config folder."),
+        click.option("--no-diffusion", is_flag=True, help="Never generate targets: built-in textures only."),
+        click.option("--strength", type=float, default=DIFFUSION_DEFAULTS.strength, show_default=True,
+                     help="img2img strength of generated style targets."),
+        click.option("--guidance", type=float, default=DIFFUSION_DEFAULTS.guidance, show_default=True,
+                     help="Classifier-free guidance of target generation."),
+        click.option("--diffusion-steps", type=int, default=DIFFUSION_DEFAULTS.steps, show_default=True,
+                     help="Denoising steps of target generation."),
+        click.option("--diffusion-seed", type=int, default=DIFFUSION_DEFAULTS.seed, show_default=True,
+                     help="Seed of target generation (anchors use it, +1, +2, ...)."),
+    ]
+)  # fmt: skip
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="artcloak: %(message)s",
+    )
+    if not verbose:
+        warnings.filterwarnings("ignore")
+
+
+def model_settings(options: dict) -> ModelSettings:
+    return ModelSettings(
+        encoders=tuple(options["encoders"]) or (DEFAULT_ENCODER,),
+        encoder_config=options["encoder_config"],
+        allow_pickle=options["allow_pickle"],
+        device=options["device"],
+        precision=Precision(options["precision"]),
+        lpips_net=LpipsNet(options["lpips_net"]),
+        lpips_random_backbone=options["lpips_random_backbone"],
+    )
+
+
+def diffusion_settings(options: dict) -> Diffusion:
+    diffusion = Diffusion(
+        model=options.pop("diffusion"),
+        config=options.pop("diffusion_config"),
+        strength=options.pop("strength"),
+        guidance=options.pop("guidance"),
+        steps=options.pop("diffusion_steps"),
+        seed=options.pop("diffusion_seed"),
+        enabled=not options.pop("no_diffusion"),
+    )
+    if not 0 < diffusion.strength <= 1:
+        raise click.BadParameter("must be in (0, 1].", param_hint="--strength")
+    if not 1 <= diffusion.steps <= 1000:
+        raise click.BadParameter("must be between 1 and 1000.", param_hint="--diffusion-steps")
+    return diffusion
+
+
+def protection_settings(mode: Mode, target: Target, options: dict) -> ProtectionSettings:
+    """The settings the protection options (``protection_options``) ask for."""
+    return ProtectionSettings(
+        mode=mode,
+        target=target,
+        intensity=Intensity(options["intensity"]),
+        quality=Quality(options["quality"]),
+        eps=None if options["eps"] is None else options["eps"] / 255,
+        lpips=options["lpips_budget"],
+        steps=options["steps"],
+        seed=options["seed"],
+        resolution=options["resolution"],
+        robust=options["robust"],
+        adaptive=options["adaptive"],
+    )
