@@ -24,6 +24,7 @@ from .cli_options import (
     model_settings,
     protection_options,
     protection_settings,
+    shade_target_options,
 )
 from .errors import ArtcloakError
 from .install import install
@@ -82,26 +83,7 @@ def cloak(inputs: tuple[Path, ...], style: str | None, **options) -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--anchor",
-    "anchors",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="An image of the concept the model should learn instead (repeatable).",
-)
-@click.option(
-    "--concept",
-    metavar="TEXT",
-    help="The concept the model should learn instead: its anchors are generated "
-    '("A photo of a TEXT") with the diffusion model.',
-)
-@click.option(
-    "--anchors-count",
-    type=click.IntRange(1, 64),
-    default=Target().anchor_count,
-    show_default=True,
-    help="How many anchors to generate for --concept (seeds differ).",
-)
+@shade_target_options
 @diffusion_options
 @protection_options
 @model_options

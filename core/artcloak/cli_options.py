@@ -99,6 +99,18 @@ protection_options = _options(
     ]
 )  # fmt: skip
 
+shade_target_options = _options(
+    [
+        click.option("--anchor", "anchors", multiple=True, type=click.Path(path_type=Path),
+                     help="shade: an image of the concept the model should learn instead (repeatable)."),
+        click.option("--concept", metavar="TEXT",
+                     help="shade: the concept the model should learn instead; its anchors are "
+                     'generated ("A photo of a TEXT") with the diffusion model.'),
+        click.option("--anchors-count", type=click.IntRange(1, 64), default=Target().anchor_count,
+                     show_default=True, help="How many anchors to generate for --concept (seeds differ)."),
+    ]
+)  # fmt: skip
+
 
 DIFFUSION_DEFAULTS = Diffusion()
 

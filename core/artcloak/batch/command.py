@@ -17,6 +17,7 @@ from ..cli_options import (
     model_settings,
     protection_options,
     protection_settings,
+    shade_target_options,
 )
 from ..settings import Mode, Target
 
@@ -56,25 +57,7 @@ def _borrow(decorator: Callable, drop: set[str]) -> Callable:
     help="cloak: auto, auto-per-image, a catalogue style or texture (see `artcloak styles`), "
     "or a style image. Default: weave.",
 )
-@click.option(
-    "--anchor",
-    "anchors",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="shade: an image of the concept the model should learn instead (repeatable).",
-)
-@click.option(
-    "--concept",
-    metavar="TEXT",
-    help="shade: the concept the model should learn instead; its anchors are generated.",
-)
-@click.option(
-    "--anchors-count",
-    type=click.IntRange(1, 64),
-    default=Target().anchor_count,
-    show_default=True,
-    help="How many anchors to generate for --concept.",
-)
+@shade_target_options
 @click.option(
     "--ray",
     "ray_address",
