@@ -16,6 +16,7 @@ outputs are written atomically, so nothing partial is left.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 
 PROTOCOL_VERSION = 1
@@ -146,3 +147,86 @@ def decode(line: str) -> dict:
     if not isinstance(event, dict) or event.get("event") not in EVENTS:
         raise ProtocolError(f"Not a protocol event: {line[:200]!r}")
     return event
+
+
+# --- What both editor plugins check before they start the worker --------------------------
+
+CONFIG_FILE = "worker.json"  # written by `artcloak install krita|gimp` next to the plugin
+OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+TARGET_KINDS = ("auto", "style", "image")  # cloak: built-in default, a style by name, an image
+
+
+def target_problems(
+    mode: str, target_kind: str, style: str, style_image: str, anchors: list[str]
+) -> list[str]:
+    """What is wrong with the chosen protection and its target, one sentence each."""
+    found = []
+    if mode == "cloak":
+        if target_kind not in TARGET_KINDS:
+            found.append(f"Unknown target kind {target_kind!r}.")
+        elif target_kind == "style" and not style.strip():
+            found.append("Choose a style, or 'Automatic'.")
+        elif target_kind == "image" and not os.path.isfile(style_image):
+            found.append("Choose the style image to move the style toward (it does not exist).")
+    elif mode == "shade":
+        if not anchors:
+            found.append("Shade needs at least one image of the target concept (an anchor).")
+        missing = [a for a in anchors if not os.path.isfile(a)]
+        if missing:
+            found.append(f"These anchor images do not exist: {', '.join(missing)}.")
+    else:
+        found.append(f"Unknown protection {mode!r}.")
+    return found
+
+
+def output_problems(output: str, original: str = "") -> list[str]:
+    """What is wrong with the output file name, one sentence each; it must never be the
+    original's own file."""
+    output = output.strip()
+    if not output:
+        return ["Choose the output file."]
+    found = []
+    if os.path.splitext(output)[1].lower() not in OUTPUT_EXTENSIONS:
+        found.append("The output file must end in .png, .jpg, .jpeg or .webp.")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        found.append(f"The output folder {folder} does not exist.")
+    if original and _same_file(output, original):
+        found.append(
+            "The output would replace the original's own file; choose another name "
+            "(artcloak never modifies the original)."
+        )
+    return found
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def read_worker_config(plugin_dir: str, host: str) -> dict:
+    """The plugin's worker.json, with a 'python' and known 'request' settings checked;
+    ProtocolError saying what to do otherwise. ``host``: krita or gimp."""
+    path = os.path.join(plugin_dir, CONFIG_FILE)
+    plugin = "plug-in" if host == "gimp" else "plugin"
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+    except FileNotFoundError:
+        raise ProtocolError(
+            f"The artcloak {plugin} is not set up ({path} is missing). Run "
+            f"`artcloak install {host}` in the environment where artcloak is installed."
+        ) from None
+    except (OSError, ValueError) as error:
+        raise ProtocolError(
+            f"Cannot read {path} ({error}); run `artcloak install {host}`."
+        ) from None
+    python = data.get("python") if isinstance(data, dict) else None
+    if not isinstance(python, str) or not python:
+        raise ProtocolError(f"{path} does not say which Python runs artcloak; reinstall it.")
+    known = {item.name for item in fields(WorkerRequest)}
+    request = data.get("request") or {}
+    if not isinstance(request, dict) or set(request) - known:
+        raise ProtocolError(f"{path} has unknown request settings; reinstall the {plugin}.")
+    return data

@@ -9,21 +9,17 @@ GIMP and these functions.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import protocol
 
 PROCEDURE = "plug-in-artcloak-export-protected"
-CONFIG_FILE = "worker.json"  # written by `artcloak install gimp`, next to this file
 WORKER_ARGS = ["-m", "artcloak", "worker", "-"]
-OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
-TARGET_KINDS = ("auto", "style", "image")
 # GIMP's own Python settings must not leak into the worker's (different) Python.
 PYTHON_VARIABLES = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE")
 
@@ -56,46 +52,13 @@ def split_paths(text: str) -> list[str]:
 
 def problems(args: Arguments, image_path: str = "") -> list[str]:
     """Everything wrong with the arguments, one sentence each; empty when they can run."""
-    found = []
-    if args.mode == "cloak":
-        if args.target_kind not in TARGET_KINDS:
-            found.append(f"Unknown target kind {args.target_kind!r}.")
-        elif args.target_kind == "style" and not args.style.strip():
-            found.append("Give the name of a style, or choose 'Automatic'.")
-        elif args.target_kind == "image" and not os.path.isfile(args.style_image):
-            found.append("Choose the style image to move the style toward (it does not exist).")
-    elif args.mode == "shade":
-        if not args.anchors:
-            found.append("Shade needs at least one image of the target concept (an anchor).")
-        missing = [a for a in args.anchors if not os.path.isfile(a)]
-        if missing:
-            found.append(f"These anchor images do not exist: {', '.join(missing)}.")
-    else:
-        found.append(f"Unknown protection {args.mode!r}.")
+    found = protocol.target_problems(
+        args.mode, args.target_kind, args.style, args.style_image, args.anchors
+    )
     for name, allowed in (("intensity", protocol.INTENSITIES), ("quality", protocol.QUALITIES)):
         if getattr(args, name) not in allowed:
             found.append(f"The {name} must be one of {', '.join(allowed)}.")
-    output = args.output.strip()
-    if not output:
-        found.append("Choose the output file.")
-    else:
-        if os.path.splitext(output)[1].lower() not in OUTPUT_EXTENSIONS:
-            found.append("The output file must end in .png, .jpg, .jpeg or .webp.")
-        folder = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(folder):
-            found.append(f"The output folder {folder} does not exist.")
-        if image_path and _same_file(output, image_path):
-            found.append(
-                "The output would replace the image's own file; choose another name "
-                "(artcloak never modifies the original)."
-            )
-    return found
-
-
-def _same_file(a: str, b: str) -> bool:
-    if os.path.exists(a) and os.path.exists(b):
-        return os.path.samefile(a, b)
-    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+    return found + protocol.output_problems(args.output, image_path)
 
 
 @dataclass
@@ -108,26 +71,11 @@ class WorkerConfig:
 
     @classmethod
     def load(cls, plugin_dir: str) -> WorkerConfig:
-        path = os.path.join(plugin_dir, CONFIG_FILE)
         try:
-            with open(path, encoding="utf-8") as stream:
-                data = json.load(stream)
-        except FileNotFoundError:
-            raise PluginError(
-                f"The artcloak plug-in is not set up ({path} is missing). "
-                "Run `artcloak install gimp` in the environment where artcloak is installed."
-            ) from None
-        except (OSError, ValueError) as error:
-            raise PluginError(
-                f"Cannot read {path} ({error}); run `artcloak install gimp`."
-            ) from None
-        python = data.get("python") if isinstance(data, dict) else None
-        if not isinstance(python, str) or not python:
-            raise PluginError(f"{path} does not say which Python runs artcloak; reinstall it.")
-        known = {item.name for item in fields(protocol.WorkerRequest)}
-        request = data.get("request") or {}
-        if not isinstance(request, dict) or set(request) - known:
-            raise PluginError(f"{path} has unknown request settings; reinstall the plug-in.")
+            data = protocol.read_worker_config(plugin_dir, "gimp")
+        except protocol.ProtocolError as error:
+            raise PluginError(str(error)) from None
+        python, request = data["python"], data.get("request") or {}
         styles = data.get("styles")
         if not (isinstance(styles, list) and all(isinstance(s, str) for s in styles)):
             styles = []

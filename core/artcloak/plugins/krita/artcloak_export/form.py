@@ -13,10 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from . import protocol
 
 PLUGIN_ID = "artcloak_export"
-CONFIG_FILE = "worker.json"  # written by `artcloak install krita`, next to this file
 FORMATS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
-TARGET_KINDS = ("auto", "style", "image")
 DEFAULT_STYLES = ("weave", "marble", "stripes", "mosaic")  # when worker.json has no list
 LOSSY_WARNING = (
     "JPEG and WebP re-encode the image, and re-encoding weakens the protection. "
@@ -60,7 +58,7 @@ class FormValues:
             return values
         choices = {
             "mode": protocol.MODES,
-            "target_kind": TARGET_KINDS,
+            "target_kind": protocol.TARGET_KINDS,
             "intensity": protocol.INTENSITIES,
             "quality": protocol.QUALITIES,
             "format": tuple(FORMATS),
@@ -110,41 +108,10 @@ def format_warning(format_name: str) -> str:
 
 def problems(values: FormValues, document_path: str = "") -> list[str]:
     """Everything wrong with the values, one sentence each; empty when they can run."""
-    found = []
-    if values.mode == "cloak":
-        if values.target_kind == "style" and not values.style:
-            found.append("Choose a style from the list, or 'Automatic'.")
-        if values.target_kind == "image" and not os.path.isfile(values.style_image):
-            found.append("Choose the style image to move the style toward (it does not exist).")
-    elif values.mode == "shade":
-        if not values.anchors:
-            found.append("Shade needs at least one image of the target concept (an anchor).")
-        missing = [a for a in values.anchors if not os.path.isfile(a)]
-        if missing:
-            found.append(f"These anchor images do not exist: {', '.join(missing)}.")
-    else:
-        found.append(f"Unknown protection {values.mode!r}.")
-    output = values.output.strip()
-    if not output:
-        found.append("Choose the output file.")
-    else:
-        if os.path.splitext(output)[1].lower() not in EXTENSIONS:
-            found.append("The output file must end in .png, .jpg, .jpeg or .webp.")
-        folder = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(folder):
-            found.append(f"The output folder {folder} does not exist.")
-        if document_path and _same_file(output, document_path):
-            found.append(
-                "The output would replace the document's own file; choose another name "
-                "(artcloak never modifies the original)."
-            )
-    return found
-
-
-def _same_file(a: str, b: str) -> bool:
-    if os.path.exists(a) and os.path.exists(b):
-        return os.path.samefile(a, b)
-    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+    found = protocol.target_problems(
+        values.mode, values.target_kind, values.style, values.style_image, values.anchors
+    )
+    return found + protocol.output_problems(values.output, document_path)
 
 
 @dataclass
@@ -158,26 +125,11 @@ class WorkerConfig:
 
     @classmethod
     def load(cls, plugin_dir: str) -> WorkerConfig:
-        path = os.path.join(plugin_dir, CONFIG_FILE)
         try:
-            with open(path, encoding="utf-8") as stream:
-                data = json.load(stream)
-        except FileNotFoundError:
-            raise PluginError(
-                f"The artcloak plugin is not set up ({path} is missing). "
-                "Run `artcloak install krita` in the environment where artcloak is installed."
-            ) from None
-        except (OSError, ValueError) as error:
-            raise PluginError(
-                f"Cannot read {path} ({error}); run `artcloak install krita`."
-            ) from None
-        python = data.get("python") if isinstance(data, dict) else None
-        if not isinstance(python, str) or not python:
-            raise PluginError(f"{path} does not say which Python runs artcloak; reinstall it.")
-        known = {item.name for item in fields(protocol.WorkerRequest)}
-        request = data.get("request") or {}
-        if not isinstance(request, dict) or set(request) - known:
-            raise PluginError(f"{path} has unknown request settings; reinstall the plugin.")
+            data = protocol.read_worker_config(plugin_dir, "krita")
+        except protocol.ProtocolError as error:
+            raise PluginError(str(error)) from None
+        python, request = data["python"], data.get("request") or {}
         styles = data.get("styles")
         if not (isinstance(styles, list) and styles and all(isinstance(s, str) for s in styles)):
             styles = list(DEFAULT_STYLES)
