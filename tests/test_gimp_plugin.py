@@ -216,14 +216,8 @@ def test_build_request_for_each_target(logic, installed, tmp_path, source):
 def test_worker_config_errors_say_what_to_do(logic, tmp_path):
     with pytest.raises(logic.PluginError, match="artcloak install gimp"):
         logic.WorkerConfig.load(str(tmp_path))
-    (tmp_path / "worker.json").write_text("{")
-    with pytest.raises(logic.PluginError, match="Cannot read"):
-        logic.WorkerConfig.load(str(tmp_path))
     (tmp_path / "worker.json").write_text('{"python": "p", "request": {"colour": 1}}')
-    with pytest.raises(logic.PluginError, match="unknown request"):
-        logic.WorkerConfig.load(str(tmp_path))
-    (tmp_path / "worker.json").write_text('{"request": {}}')
-    with pytest.raises(logic.PluginError, match="which Python"):
+    with pytest.raises(logic.PluginError, match="reinstall the plug-in"):
         logic.WorkerConfig.load(str(tmp_path))
 
 

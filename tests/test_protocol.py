@@ -94,3 +94,29 @@ def test_protocol_file_runs_without_the_package(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "x.png"
+
+
+def test_worker_config_errors_say_what_to_do(tmp_path):
+    with pytest.raises(protocol.ProtocolError, match="artcloak install krita"):
+        protocol.read_worker_config(str(tmp_path), "krita")
+    (tmp_path / "worker.json").write_text("{")
+    with pytest.raises(protocol.ProtocolError, match="Cannot read"):
+        protocol.read_worker_config(str(tmp_path), "gimp")
+    (tmp_path / "worker.json").write_text('{"python": "p", "request": {"colour": 1}}')
+    with pytest.raises(protocol.ProtocolError, match="unknown request settings"):
+        protocol.read_worker_config(str(tmp_path), "krita")
+    (tmp_path / "worker.json").write_text('{"request": {}}')
+    with pytest.raises(protocol.ProtocolError, match="which Python"):
+        protocol.read_worker_config(str(tmp_path), "gimp")
+    (tmp_path / "worker.json").write_text('{"python": "p", "request": {"device": "cpu"}}')
+    assert protocol.read_worker_config(str(tmp_path), "gimp")["request"] == {"device": "cpu"}
+
+
+def test_output_problems_protect_the_original(tmp_path):
+    original = tmp_path / "art.png"
+    original.write_bytes(b"x")
+    assert protocol.output_problems(str(tmp_path / "out.png"), str(original)) == []
+    assert protocol.output_problems("  ") == ["Choose the output file."]
+    assert any("replace" in p for p in protocol.output_problems(str(original), str(original)))
+    assert any(".png" in p for p in protocol.output_problems(str(tmp_path / "out.gif")))
+    assert any("folder" in p for p in protocol.output_problems("/no/such/dir/out.png"))
