@@ -28,43 +28,34 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from artcloak.settings import QUALITY_EFFORT, ProtectionSettings  # noqa: E402
 from world import experiments  # noqa: E402
+from world.art import SIZE  # noqa: E402
 from world.efficacy import Case, cases, cloak, make_engine, to_tensor, visibility  # noqa: E402
+from world.pgd import sign_pgd  # noqa: E402
 
 REFERENCE_STEPS = 500
 EPS = 8 / 255
 
 
-def latents(vae, images: torch.Tensor) -> torch.Tensor:
-    mean, _ = vae.moments(images * 2 - 1)
-    return mean
-
-
 def relative_distances(vae, originals, protected, targets) -> np.ndarray:
     with torch.no_grad():
-        start = (latents(vae, originals) - targets).flatten(1).norm(dim=1)
-        end = (latents(vae, protected) - targets).flatten(1).norm(dim=1)
+        start = (vae.latent_mean(originals) - targets).flatten(1).norm(dim=1)
+        end = (vae.latent_mean(protected) - targets).flatten(1).norm(dim=1)
     return (end / start).numpy()
 
 
 def reference_loop(vae, images: torch.Tensor, targets: torch.Tensor, steps: int):
-    """Returns the 8-bit protected images and the per-step mean relative distance."""
-    delta = torch.zeros_like(images)
-    curve = []
+    """Returns the 8-bit protected images, the per-step mean relative distance and seconds."""
     with torch.no_grad():
-        start = (latents(vae, images) - targets).flatten(1).norm(dim=1)
+        start = (vae.latent_mean(images) - targets).flatten(1).norm(dim=1)
+    curve: list[float] = []
+
+    def distance(x: torch.Tensor) -> torch.Tensor:
+        return (vae.latent_mean(x) - targets).flatten(1).norm(dim=1)
+
     started = time.perf_counter()
-    for step in range(steps):
-        delta.requires_grad_(True)
-        distance = (latents(vae, (images + delta).clamp(0, 1)) - targets).flatten(1).norm(dim=1)
-        (grad,) = torch.autograd.grad(distance.sum(), delta)
-        size = EPS * (1 - 0.99 * step / (steps - 1))
-        with torch.no_grad():
-            delta = (delta - size * grad.sign()).clamp(-EPS, EPS)
-            delta = (images + delta).clamp(0, 1) - images
-        curve.append(float((distance.detach() / start).mean()))
-    seconds = time.perf_counter() - started
-    written = ((images + delta) * 255).round() / 255
-    return written, curve, seconds
+    written = sign_pgd(distance, images, EPS, steps,
+                       on_step=lambda d: curve.append(float((d / start).mean())))  # fmt: skip
+    return written, curve, time.perf_counter() - started
 
 
 def artcloak_run(engine, chosen: list[Case], steps: int):
@@ -87,10 +78,11 @@ def main() -> None:
     world = experiments.build_world(scale)
     vae = world.vae
     chosen = cases(1 if args.quick else 2)
-    originals = torch.stack([to_tensor(c.images(32)[0][None])[0] for c in chosen])
-    target_images = torch.stack([to_tensor(c.images(32)[1][None])[0] for c in chosen])
+    pairs = [case.images(SIZE) for case in chosen]
+    originals = to_tensor(np.stack([source for source, _ in pairs]))
+    target_images = to_tensor(np.stack([target for _, target in pairs]))
     with torch.no_grad():
-        targets = latents(vae, target_images)
+        targets = vae.latent_mean(target_images)
     written, curve, ref_seconds = reference_loop(vae, originals, targets, REFERENCE_STEPS)
     reference = float(relative_distances(vae, originals, written, targets).mean())
     engine = make_engine(vae)

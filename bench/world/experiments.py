@@ -206,9 +206,7 @@ def adaptive(world: World, scale: Scale) -> dict:
 
 def latents_of(vae: WorldVae, images: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        return torch.cat(
-            [vae.moments(images[s : s + 256] * 2 - 1)[0] for s in range(0, len(images), 256)]
-        )
+        return torch.cat([vae.latent_mean(images[s : s + 256]) for s in range(0, len(images), 256)])
 
 
 def _decode_and_judge(world: World, latents: torch.Tensor) -> torch.Tensor:

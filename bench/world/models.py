@@ -76,6 +76,10 @@ class WorldVae(nn.Module):
         mean, logvar = self.quant_conv(self.encoder(x)).chunk(2, dim=1)
         return mean, logvar.clamp(-30.0, 20.0)
 
+    def latent_mean(self, images: Tensor) -> Tensor:
+        """The encoder's latent mean of images in [0, 1]: what a latent model trains on."""
+        return self.moments(images * 2 - 1)[0]
+
     def decode(self, z: Tensor) -> SimpleNamespace:
         return SimpleNamespace(sample=self.decoder(self.post_quant_conv(z)))
 

@@ -161,44 +161,42 @@ def plots(figures: dict, folder: Path) -> list[str]:
     survival = figures.get("survival")
     if survival:
         table = survival["table"]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        x = range(len(table))
-        ax.bar(
-            [i - 0.2 for i in x],
-            [100 * r["standard"] for r in table.values()],
-            0.4,
-            label="standard",
-        )
-        ax.bar(
-            [i + 0.2 for i in x], [100 * r["robust"] for r in table.values()], 0.4, label="robust"
-        )
-        ax.set_xticks(list(x), list(table), rotation=40, ha="right", fontsize=8)
-        ax.set_ylabel("cloak success (%)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / "survival.png", dpi=110)
-        names.append("survival.png")
-        plt.close(fig)
+        series = {run: [100 * r[run] for r in table.values()] for run in ("standard", "robust")}
+        names.append(_paired_bars(folder / "survival.png", list(table), series,
+                                  "cloak success (%)", (7, 3.5), rotate=True))  # fmt: skip
     mim = figures.get("mimicry")
     if mim:
-        fig, ax = plt.subplots(figsize=(6, 3.2))
         styles = list(mim["clean"]["histogram"])
-        x = range(len(styles))
-        for offset, name in ((-0.2, "clean"), (0.2, "cloaked")):
-            ax.bar(
-                [i + offset for i in x],
-                [100 * mim[name]["histogram"][s] for s in styles],
-                0.4,
-                label=f"fine-tuned on {name}",
-            )
-        ax.set_xticks(list(x), styles, fontsize=8)
-        ax.set_ylabel("share of samples (%)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / "mimicry.png", dpi=110)
-        names.append("mimicry.png")
-        plt.close(fig)
+        series = {f"fine-tuned on {name}": [100 * mim[name]["histogram"][s] for s in styles]
+                  for name in ("clean", "cloaked")}  # fmt: skip
+        names.append(_paired_bars(folder / "mimicry.png", styles, series,
+                                  "share of samples (%)", (6, 3.2)))  # fmt: skip
     return names
+
+
+def _paired_bars(
+    path: Path,
+    labels: list[str],
+    series: dict[str, list[float]],
+    ylabel: str,
+    size: tuple[float, float],
+    rotate: bool = False,
+) -> str:
+    """Two bars per label, one per series; saved to ``path``; returns its file name."""
+    fig, ax = plt.subplots(figsize=size)
+    x = range(len(labels))
+    for offset, (name, values) in zip((-0.2, 0.2), series.items(), strict=True):
+        ax.bar([i + offset for i in x], values, 0.4, label=name)
+    if rotate:
+        ax.set_xticks(list(x), labels, rotation=40, ha="right", fontsize=8)
+    else:
+        ax.set_xticks(list(x), labels, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
 
 
 def write_report(figures: dict, path: Path, command: str, seconds: float) -> None:

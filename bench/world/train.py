@@ -141,7 +141,7 @@ def reconstruct(vae: WorldVae, images: torch.Tensor, chunk: int = 128) -> torch.
     """The model's view: decode(encoder mean), in [0, 1]."""
     out = []
     for start in range(0, len(images), chunk):
-        mean, _ = vae.moments(images[start : start + chunk] * 2 - 1)
+        mean = vae.latent_mean(images[start : start + chunk])
         out.append(((vae.decode(mean).sample + 1) / 2).clamp(0, 1))
     return torch.cat(out)
 
