@@ -46,7 +46,7 @@ def peak_rss_mb() -> float:
 
 
 def load_encoder():
-    from artcloak.encoders import load_encoder as load
+    from artcloak.engine.encoders import load_encoder as load
 
     return load(str(VAE_FILE))
 
@@ -96,8 +96,8 @@ def measure_reference(size: int, steps: int) -> dict:
 
 
 def measure_artcloak(size: int, steps: int) -> dict:
+    from artcloak.engine.protect import Engine, ImageJob
     from artcloak.progress import Listener
-    from artcloak.protect import Engine, ImageJob
     from artcloak.settings import ModelSettings, ProtectionSettings
 
     models = ModelSettings(encoders=(str(VAE_FILE),), device="cpu", lpips_random_backbone=True)
@@ -129,8 +129,8 @@ def measure_file(side: int, steps: int, working: int = 256) -> dict:
     write) with the CLI's code path; the time of the whole call."""
     import tempfile
 
-    from artcloak.files import protect_files
-    from artcloak.protect import Engine
+    from artcloak.engine.files import protect_files
+    from artcloak.engine.protect import Engine
     from artcloak.settings import FileRequest, ModelSettings, ProtectionSettings
     from PIL import Image
 
@@ -151,7 +151,7 @@ def measure_file(side: int, steps: int, working: int = 256) -> dict:
 def measure_gpu(size: int, steps: int) -> dict:
     """Default intensity and quality on the first CUDA device, after a warm-up run (kernel
     selection and allocator growth are not the artist's per-image cost)."""
-    from artcloak.protect import Engine, ImageJob
+    from artcloak.engine.protect import Engine, ImageJob
     from artcloak.settings import ModelSettings, ProtectionSettings
 
     models = ModelSettings(encoders=(str(VAE_FILE),), device="cuda", lpips_random_backbone=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from artcloak.engine.protect import ImageJob
 from artcloak.errors import InputImageError
-from artcloak.protect import ImageJob
 
 MAX_VALUE = 255  # ComfyUI saves 8-bit images
 

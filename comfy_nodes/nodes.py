@@ -18,10 +18,12 @@ import comfy.model_management as model_management
 import comfy.utils
 import numpy as np
 import torch
-from artcloak.budget import measure
+from artcloak.engine.budget import measure
+from artcloak.engine.protect import Engine, Failed
+from artcloak.engine.transforms import resize, working_size
+from artcloak.engine.verify import DEGRADATIONS
 from artcloak.errors import ArtcloakError, Cancelled
 from artcloak.progress import Listener, ProgressEvent
-from artcloak.protect import Engine, Failed
 from artcloak.settings import (
     MAX_EPS,
     MAX_STEPS,
@@ -32,8 +34,6 @@ from artcloak.settings import (
     Quality,
     Target,
 )
-from artcloak.transforms import resize, working_size
-from artcloak.verify import DEGRADATIONS
 from comfy_api.latest import io
 
 from . import convert

@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 
 import torch
-from artcloak.encoders import VaeEncoder, encoder_from_state_dict
+from artcloak.engine.encoders import VaeEncoder, encoder_from_state_dict
 from artcloak.errors import ArtcloakError, ModelLoadError
 
 FAMILIES = ("auto", "sd1", "sd2", "sdxl", "sd3", "flux")

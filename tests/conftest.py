@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from artcloak.protect import Engine
+from artcloak.engine.protect import Engine
 from artcloak.settings import ModelSettings, ProtectionSettings
 from artcloak.testing import save_tiny_models
 from PIL import Image

@@ -21,9 +21,9 @@ from artcloak.app.form import STYLE_IMAGE, FormValues, style_choices
 from artcloak.app.jobs import CANCELLED, DONE, FAILED, QUEUED, JobRunner
 from artcloak.app.limits import Limits, check_upload
 from artcloak.app.view import figures_markdown, status_html
+from artcloak.engine.transforms import working_size
 from artcloak.errors import ArtcloakError, InputImageError, SettingsError
 from artcloak.settings import Mode
-from artcloak.transforms import working_size
 from conftest import painting
 from PIL import Image
 

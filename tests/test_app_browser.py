@@ -120,7 +120,7 @@ def rgba_art(path: Path, width: int = 192, height: int = 144) -> Path:
 
 
 def test_protect_download_check_and_screenshot(page, tmp_path):
-    from artcloak.budget import load_lpips, measure
+    from artcloak.engine.budget import load_lpips, measure
     from artcloak.settings import LpipsNet
 
     art = rgba_art(tmp_path / "art.png")

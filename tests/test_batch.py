@@ -14,8 +14,8 @@ import pytest
 from artcloak.batch import make_plan, run_batch
 from artcloak.batch.plan import SUMMARY_NAME, chunks, find_inputs
 from artcloak.cli import main
-from artcloak.images import load_image
-from artcloak.protect import Engine, ImageJob, Protected
+from artcloak.engine.images import load_image
+from artcloak.engine.protect import Engine, ImageJob, Protected
 from artcloak.settings import ProtectionSettings
 from conftest import painting
 from PIL import Image

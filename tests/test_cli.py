@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from artcloak import protocol
 from artcloak.cli import main
-from artcloak.images import load_image
+from artcloak.engine.images import load_image
 from conftest import painting
 from PIL import Image, PngImagePlugin
 

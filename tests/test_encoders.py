@@ -7,8 +7,8 @@ import time
 
 import pytest
 import torch
-from artcloak import encoders
-from artcloak.encoders import (
+from artcloak.engine import encoders
+from artcloak.engine.encoders import (
     FAMILIES,
     VaeEncoder,
     choose_device,

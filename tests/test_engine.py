@@ -6,10 +6,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from artcloak.budget import quantise
+from artcloak.engine.budget import quantise
+from artcloak.engine.protect import Engine, ImageJob, Protected
+from artcloak.engine.transforms import RoundTrip, resize, working_size
 from artcloak.errors import Cancelled, SettingsError, TargetError
 from artcloak.progress import Listener
-from artcloak.protect import Engine, ImageJob, Protected
 from artcloak.settings import (
     Budget,
     Intensity,
@@ -19,7 +20,6 @@ from artcloak.settings import (
     Target,
 )
 from artcloak.testing import save_tiny_models
-from artcloak.transforms import RoundTrip, resize, working_size
 from conftest import painting
 
 
@@ -207,7 +207,7 @@ def test_progress_reports_the_budget_used(engine, fast_settings):
 
 
 def test_lpips_of_large_images_is_measured_downscaled_and_says_so(engine, monkeypatch):
-    import artcloak.budget as budget
+    import artcloak.engine.budget as budget
 
     monkeypatch.setattr(budget, "MAX_LPIPS_PIXELS", 48 * 36)
     original = painting()

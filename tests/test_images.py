@@ -1,4 +1,4 @@
-"""Tests for artcloak.images: formats, bit depths, metadata, bad input, atomic writes."""
+"""Tests for artcloak.engine.images: formats, bit depths, metadata, bad input, atomic writes."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from artcloak import images
-from artcloak.errors import InputImageError, OutputError
-from artcloak.images import (
+from artcloak.engine import images
+from artcloak.engine.images import (
     LoadedImage,
     check_output_path,
     format_for_path,
     load_image,
     write_image,
 )
+from artcloak.errors import InputImageError, OutputError
 from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin
 
 H, W = 40, 56

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 import torch
-from artcloak.encoders.lean import FrozenConv2d, make_lean
-from artcloak.encoders.model import VaeEncoder
+from artcloak.engine.encoders.lean import FrozenConv2d, make_lean
+from artcloak.engine.encoders.model import VaeEncoder
 from artcloak.testing import make_tiny_vae
 
 

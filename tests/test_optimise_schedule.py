@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from artcloak.optimize import COOL_DOWN, lpips_due, plateaued
+from artcloak.engine.optimize import COOL_DOWN, lpips_due, plateaued
+from artcloak.engine.protect import Engine, ImageJob, Protected
 from artcloak.progress import Listener
-from artcloak.protect import Engine, ImageJob, Protected
 from artcloak.settings import Effort, ProtectionSettings
 from conftest import painting
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from artcloak.masking import FLOOR, budget_shares
-from artcloak.protect import ImageJob
-from artcloak.robust import down_up, gaussian_blur, jpeg_like, random_transform
+from artcloak.engine.masking import FLOOR, budget_shares
+from artcloak.engine.protect import ImageJob
+from artcloak.engine.robust import down_up, gaussian_blur, jpeg_like, random_transform
 from conftest import painting
 from PIL import Image
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from artcloak.engine.targets import available_styles, check_target, describe_target, target_images
+from artcloak.engine.targets.auto import choose_farthest
+from artcloak.engine.targets.cache import CACHE_ENV, cache_folder, cache_key
+from artcloak.engine.targets.catalogue import CATALOGUE, catalogue_style
+from artcloak.engine.targets.generate import concept_anchors, style_target
+from artcloak.engine.targets.pipelines import DiffusionUnavailable, load_diffusion
+from artcloak.engine.targets.resolve import resolve_run_target
 from artcloak.settings import Diffusion, Mode, ProtectionSettings, Target
-from artcloak.targets import available_styles, check_target, describe_target, target_images
-from artcloak.targets.auto import choose_farthest
-from artcloak.targets.cache import CACHE_ENV, cache_folder, cache_key
-from artcloak.targets.catalogue import CATALOGUE, catalogue_style
-from artcloak.targets.generate import concept_anchors, style_target
-from artcloak.targets.pipelines import DiffusionUnavailable, load_diffusion
-from artcloak.targets.resolve import resolve_run_target
-from artcloak.testing_pipelines import save_tiny_pipeline
+from artcloak.testing.pipelines import save_tiny_pipeline
 from conftest import painting
 from PIL import Image
 from test_cli import run
@@ -204,7 +204,7 @@ def test_cli_styles_lists_the_catalogue(capsys):
 
 
 def test_auto_per_image_without_diffusion_measures_each_image(engine, fast_settings):
-    from artcloak.targets.resolve import image_target
+    from artcloak.engine.targets.resolve import image_target
 
     settings = ProtectionSettings(
         target=Target(style="auto-per-image", diffusion=Diffusion(enabled=False)),
@@ -251,7 +251,7 @@ def test_single_checkpoint_loads_with_the_shipped_configs(tiny_pipeline, tmp_pat
 def test_single_checkpoint_file_loads_for_real(tiny_pipeline, tmp_path):
     """The tiny pipeline as one original-layout checkpoint loads offline with from_single_file
     and generates the very same anchor as the diffusers folder."""
-    from artcloak.testing_pipelines import save_tiny_checkpoint
+    from artcloak.testing.pipelines import save_tiny_checkpoint
 
     checkpoint = save_tiny_checkpoint(tiny_pipeline, tmp_path / "tiny-sd.safetensors")
     from_file = Diffusion(model=str(checkpoint), config=str(tiny_pipeline), steps=1)
@@ -267,7 +267,7 @@ def test_single_checkpoint_file_loads_for_real(tiny_pipeline, tmp_path):
 @pytest.mark.parametrize("family, unet, text", [("sd1", 859_520_964, [123_060_480])])
 def test_shipped_pipeline_configs_are_the_real_architectures(family, unet, text):
     """The shipped configs build models of the published sizes; the tokenizer is CLIP's."""
-    from artcloak.targets.pipeline_configs import pipeline_config_folder
+    from artcloak.engine.targets.pipeline_configs import pipeline_config_folder
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from artcloak.encoders.model import VaeEncoder
-from artcloak.protect import Engine, ImageJob, Protected
+from artcloak.engine.encoders.model import VaeEncoder
+from artcloak.engine.protect import Engine, ImageJob, Protected
 from artcloak.settings import Intensity, ModelSettings, ProtectionSettings, Target
 
 from .art import SIZE, STYLES, compose, render

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from artcloak.protect import ImageJob
+from artcloak.engine.protect import ImageJob
 from artcloak.settings import Intensity, Mode, ProtectionSettings, Target
 
 from .art import STYLES

@@ -1,7 +1,7 @@
 """The miniature world's models: a KL-VAE with Stable Diffusion's shape and style classifiers.
 
 The VAE downsamples 8x to 4 latent channels, like SD's, and exposes what
-``artcloak.encoders.VaeEncoder`` wraps (``encoder``, ``quant_conv``, ``decode(z).sample``,
+``artcloak.engine.encoders.VaeEncoder`` wraps (``encoder``, ``quant_conv``, ``decode(z).sample``,
 ``config``), so artcloak's own engine protects against it unchanged. It is plain torch
 without normalisation layers, because diffusers' GroupNorm-and-attention blocks measured
 several times slower to train on this 2-core CPU.

@@ -1,7 +1,7 @@
 """``artcloak install krita|gimp``: put an editor plugin in place and point it at this Python.
 
 An editor plugin runs in the editor's own Python, which has no torch. Installing one means:
-copy the plugin's files (shipped inside this package, under ``plugins/<host>/``), copy
+copy the plugin's files (shipped inside this package as ``artcloak.<host>_plugin``), copy
 ``protocol.py`` next to them (the one definition of the worker protocol), write
 ``worker.json`` (which Python runs ``artcloak worker``, and request defaults such as the
 encoder), then enable the plugin in the editor's settings. Each step is reported with how
@@ -96,7 +96,7 @@ def krita_locations(
 
 def plugin_source(host: str, expect: str = "*.desktop") -> Path:
     """The plugin's files as shipped inside this package (``expect``: a glob that must match)."""
-    source = Path(str(resources.files("artcloak") / "plugins" / host))
+    source = Path(str(resources.files(f"artcloak.{host}_plugin")))
     if not source.is_dir() or not any(source.glob(expect)):
         raise InstallError(f"This artcloak installation has no {host} plugin files ({source}).")
     return source
@@ -148,7 +148,7 @@ def _is_ours(folder: Path) -> bool:
 
 
 def _styles() -> list[str]:
-    from .targets import available_styles
+    from .engine.targets import available_styles
 
     return available_styles()
 

@@ -64,9 +64,9 @@ def settings_from(request: protocol.WorkerRequest) -> tuple[ProtectionSettings, 
 
 def run_worker(text: str, out: TextIO) -> int:
     """Run one request; returns the exit status (0 after a result, 1 after an error)."""
-    from .files import protect_files
+    from .engine.files import protect_files
+    from .engine.protect import Engine
     from .progress import Listener
-    from .protect import Engine
 
     signal.signal(signal.SIGTERM, _exit_on_terminate)
     started = time.perf_counter()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import configure_logging, model_options, model_settings
+from ..cli.options import configure_logging, model_options, model_settings
 from ..errors import ArtcloakError
 from .limits import Limits
 
@@ -79,7 +79,7 @@ def app(host: str, port: int, no_browser: bool, max_upload_mb: float, max_megapi
         raise ArtcloakError(
             "artcloak app needs Gradio 6: pip install 'artcloak[app]' (or -e '.[app]' in a checkout)."
         )
-    from ..protect import Engine
+    from ..engine.protect import Engine
     from .jobs import JobRunner
     from .ui import build, launch
 

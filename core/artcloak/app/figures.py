@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..images import load_image
-from ..protect import Engine
+from ..engine.images import load_image
+from ..engine.protect import Engine
+from ..engine.verify import DEGRADATIONS
 from ..settings import ProtectionSettings
-from ..verify import DEGRADATIONS
 
 PREVIEW_SIDE = 768  # longest side of the pictures shown on the page
 MIN_PREVIEW_SIDE = 384  # small pictures are enlarged (whole pixels) to at least this

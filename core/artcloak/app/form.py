@@ -32,7 +32,7 @@ LOSSY_WARNING = (
 
 def style_choices() -> list[str]:
     """The catalogue (with ``auto`` first when the catalogue has it), then a style image."""
-    from ..targets import available_styles
+    from ..engine.targets import available_styles
 
     styles = list(available_styles())
     if "auto" in styles:
@@ -42,7 +42,7 @@ def style_choices() -> list[str]:
 
 
 def default_style() -> str:
-    from ..targets import DEFAULT_TEXTURE
+    from ..engine.targets import DEFAULT_TEXTURE
 
     choices = style_choices()
     return "auto" if "auto" in choices else DEFAULT_TEXTURE

@@ -19,13 +19,13 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..engine.files import SUFFIXES, protect_files
+from ..engine.protect import Engine
+from ..engine.targets import check_target
 from ..errors import ArtcloakError, Cancelled
-from ..files import SUFFIXES, protect_files
 from ..progress import Listener, ProgressEvent
-from ..protect import Engine
 from ..report import report_path
 from ..settings import FileRequest, OutputSettings, ProtectionSettings
-from ..targets import check_target
 from .figures import ResultFigures, result_figures
 from .limits import Limits, check_upload
 from .state import (  # noqa: F401  (the states, for callers of this module)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import (
+from ..cli.options import (
     configure_logging,
     diffusion_options,
     diffusion_settings,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cli_options import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
+from ..cli.options import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
 from ..errors import ArtcloakError
 from ..report import report_path, settings_section
 from ..settings import ModelSettings, ProtectionSettings
@@ -119,7 +119,7 @@ def check_folders(root: Path, sources: Sequence[Path], dest: Path, recursive: bo
 def output_paths(root: Path, sources: Sequence[Path], dest: Path, fmt: str | None) -> list[Item]:
     """Mirror each input under DEST; lossy inputs become PNG unless a format is given.
     Two inputs that would share an output name (art.jpg, art.png) get distinct names."""
-    from ..files import LOSSLESS_FORMATS
+    from ..engine.files import LOSSLESS_FORMATS
 
     items, taken = [], set()
     for source in sources:
@@ -139,7 +139,7 @@ def output_paths(root: Path, sources: Sequence[Path], dest: Path, fmt: str | Non
 
 def run_key(settings: ProtectionSettings, models: ModelSettings, fmt: str | None) -> dict:
     """What a report must say for its output to count as done with these settings."""
-    from ..targets import describe_target
+    from ..engine.targets import describe_target
 
     key = {
         "settings": settings_section(settings),
@@ -191,7 +191,7 @@ def make_plan(
 def chunks(items: Sequence[Item], size: int, resolution: int) -> list[list[Item]]:
     """Items bucketed by working size (read from the file headers), in chunks of ``size``:
     images optimised together share a tensor shape, so nothing is padded."""
-    from ..transforms import working_size
+    from ..engine.transforms import working_size
 
     buckets: dict[tuple[int, int], list[Item]] = {}
     for item in items:

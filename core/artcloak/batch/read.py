@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..engine.images import LoadedImage, check_output_path, load_image
 from ..errors import ArtcloakError
-from ..images import LoadedImage, check_output_path, load_image
 from .outcome import ItemOutcome, failed
 from .plan import Item, source_stamp
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine.files import finish
+from ..engine.protect import Engine, ImageJob
 from ..errors import ArtcloakError
-from ..files import finish
-from ..protect import Engine, ImageJob
 from ..report import report_path, write_json
 from ..settings import FileRequest, ModelSettings, OutputSettings, ProtectionSettings
 from .outcome import ItemOutcome, failed
@@ -49,7 +49,7 @@ class ChunkProtector:
         sources: Sequence[Path] = (),
     ) -> None:
         """``sources``: every input of the run, for targets chosen per run (``--style auto``)."""
-        from ..targets.resolve import resolve_run_target
+        from ..engine.targets.resolve import resolve_run_target
 
         self.engine = Engine(models, batch_size=batch_size)
         self.engine.load_models()
@@ -84,7 +84,7 @@ class ChunkProtector:
 
     def _own_target(self, entry: Loaded | ItemOutcome) -> Job | ItemOutcome:
         """The image as a job, with its own target where the run's target asks for one."""
-        from ..targets.resolve import image_target
+        from ..engine.targets.resolve import image_target
 
         if isinstance(entry, ItemOutcome):
             return entry

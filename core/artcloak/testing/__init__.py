@@ -1,7 +1,7 @@
 """Tiny, deterministic VAEs and the files artists have, for tests and benches.
 
 Nothing here downloads anything: the models are built with random weights from a seed, and
-written in every layout :func:`artcloak.encoders.load_encoder` accepts (a diffusers folder,
+written in every layout :func:`artcloak.engine.encoders.load_encoder` accepts (a diffusers folder,
 a pipeline folder with ``vae/``, single ``.safetensors`` files in the diffusers and the
 original SD key layouts, a full checkpoint with the VAE under ``first_stage_model.``, and a
 ``.ckpt`` pickle of that checkpoint).
@@ -86,7 +86,7 @@ def _reinit(model: torch.nn.Module, seed: int) -> None:
 
 def full_size_vae_config(family: str = "sd1") -> dict:
     """The shipped, full-size diffusers AutoencoderKL config of a model family."""
-    from artcloak.encoders import shipped_config
+    from artcloak.engine.encoders import shipped_config
 
     return shipped_config(family)
 

@@ -13,8 +13,17 @@ from pathlib import Path
 
 import click
 
-from . import protocol
-from .cli_options import (
+from .. import protocol
+from ..errors import ArtcloakError
+from ..install import install
+from ..settings import (
+    FileRequest,
+    Mode,
+    OutputSettings,
+    ProtectionSettings,
+    Target,
+)
+from .options import (
     FORMAT_EXTENSIONS,
     IMAGE_EXTENSIONS,
     configure_logging,
@@ -25,15 +34,6 @@ from .cli_options import (
     protection_options,
     protection_settings,
     shade_target_options,
-)
-from .errors import ArtcloakError
-from .install import install
-from .settings import (
-    FileRequest,
-    Mode,
-    OutputSettings,
-    ProtectionSettings,
-    Target,
 )
 
 
@@ -117,8 +117,8 @@ def shade(
 @model_options
 def verify(original: Path, protected: Path, style, anchors, eps, lpips_budget, **options) -> None:
     """Measure PROTECTED against ORIGINAL: budget used, latent shift, survival of JPEG and resizing."""
-    from .protect import Engine
-    from .verify import verify_files
+    from ..engine.protect import Engine
+    from ..engine.verify import verify_files
 
     configure_logging(options["verbose"])
     mode = Mode.SHADE if anchors else Mode.CLOAK
@@ -141,7 +141,7 @@ def verify(original: Path, protected: Path, style, anchors, eps, lpips_budget, *
 @click.option("--prompts", is_flag=True, help="Show each catalogue style's full prompt.")
 def styles(prompts: bool) -> None:
     """List the cloak targets: auto, the catalogue styles and the built-in textures."""
-    from .targets import CATALOGUE, DEFAULT_TEXTURE, TEXTURES
+    from ..engine.targets import CATALOGUE, DEFAULT_TEXTURE, TEXTURES
 
     click.echo(
         "auto            the catalogue style measured farthest from your images (one for all)"
@@ -162,7 +162,7 @@ def styles(prompts: bool) -> None:
 @click.argument("request", default="-", type=click.Path(path_type=Path, allow_dash=True))
 def worker(request: Path) -> None:
     """Run one protection request (JSON, from a file or '-' for stdin) printing JSON lines."""
-    from .worker import run_worker
+    from ..worker import run_worker
 
     configure_logging(False)
     text = sys.stdin.read() if str(request) == "-" else _read_text(request)
@@ -180,9 +180,9 @@ def _read_text(path: Path) -> str:
 
 
 def _protect(mode: Mode, inputs: tuple[Path, ...], target: Target, options: dict) -> None:
-    from .files import protect_files
+    from ..engine.files import protect_files
+    from ..engine.protect import Engine
     from .progress_view import listener_for, summarise
-    from .protect import Engine
 
     configure_logging(options["verbose"])
     settings = protection_settings(mode, target, options)
@@ -229,7 +229,7 @@ def plan_requests(
     keep_mask: Path | None,
 ) -> list[FileRequest]:
     """One request per input image: folders expand to the images in them."""
-    from .files import default_output
+    from ..engine.files import default_output
 
     sources = [path for item in inputs for path in _expand(item)]
     if not sources:

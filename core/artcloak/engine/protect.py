@@ -16,14 +16,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from ..errors import ArtcloakError, Cancelled
+from ..progress import SILENT, Listener
+from ..settings import ModelSettings, ProtectionSettings, Target
 from . import budget as budget_module
 from .encoders import choose_device, describe_encoder, load_encoders
 from .encoders.lean import make_lean
-from .errors import ArtcloakError, Cancelled
 from .masking import budget_shares
 from .optimize import Batch, optimise
-from .progress import SILENT, Listener
-from .settings import ModelSettings, ProtectionSettings, Target
 from .targets import check_target, target_images
 from .transforms import RoundTrip, resize, shrink_keep_mask, upsample, working_size
 

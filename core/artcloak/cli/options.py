@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .settings import (
+from ..settings import (
     DEFAULT_ENCODER,
     INTENSITY_BUDGETS,
     QUALITY_EFFORT,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ArtcloakError, TargetError
-from ..settings import Mode, ProtectionSettings, Target
+from ...errors import ArtcloakError, TargetError
+from ...settings import Mode, ProtectionSettings, Target
 from ..transforms import working_size
 from .auto import Choice, batch_statistics, choose_farthest
 from .catalogue import AUTO, AUTO_PER_IMAGE, CATALOGUE, CatalogueStyle, catalogue_style

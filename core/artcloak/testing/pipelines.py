@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .testing import _reinit, make_tiny_vae
+from . import _reinit, make_tiny_vae
 
 __all__ = [
     "make_tiny_pipeline",
@@ -176,7 +176,7 @@ def save_tiny_checkpoint(pipeline_folder: Path, path: Path) -> Path:
     ``from_single_file`` reads (load it with the pipeline folder as its config)."""
     from diffusers import StableDiffusionPipeline
 
-    from .testing import _save_safetensors, to_original_layout
+    from . import _save_safetensors, to_original_layout
 
     pipeline = StableDiffusionPipeline.from_pretrained(str(pipeline_folder))
     layers = pipeline.unet.config.layers_per_block
@@ -195,9 +195,9 @@ def save_tiny_checkpoint(pipeline_folder: Path, path: Path) -> Path:
     return Path(path)
 
 
-if __name__ == "__main__":  # python -m artcloak.testing_pipelines FOLDER
+if __name__ == "__main__":  # python -m artcloak.testing.pipelines FOLDER
     import sys
 
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m artcloak.testing_pipelines FOLDER")
+        sys.exit("usage: python -m artcloak.testing.pipelines FOLDER")
     print(save_tiny_pipeline(Path(sys.argv[1])))

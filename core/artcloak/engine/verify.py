@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import InputImageError
+from ..settings import ProtectionSettings
 from .budget import measure
-from .errors import InputImageError
 from .images import load_image
 from .protect import Engine
-from .settings import ProtectionSettings
 
 Degradation = Callable[[np.ndarray], np.ndarray]  # float H x W x 3 in [0, 1] -> same
 

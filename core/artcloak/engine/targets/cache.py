@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write
-from ..errors import ArtcloakError
+from ...atomic import atomic_write
+from ...errors import ArtcloakError
 
 log = logging.getLogger(__name__)
 

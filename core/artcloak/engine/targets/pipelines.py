@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ModelLoadError, SettingsError
-from ..settings import DEFAULT_DIFFUSION, Diffusion
+from ...errors import ModelLoadError, SettingsError
+from ...settings import DEFAULT_DIFFUSION, Diffusion
 from .pipeline_configs import PIPELINE_FAMILIES, pipeline_config_folder
 
 log = logging.getLogger(__name__)

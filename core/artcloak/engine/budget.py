@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ModelLoadError
-from .settings import Budget, LpipsNet
+from ..errors import ModelLoadError
+from ..settings import Budget, LpipsNet
 from .transforms import resize
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ Every failure a user can cause ends in a :class:`~artcloak.errors.ModelLoadError
 saying what is wrong and what to do. Nothing here prints to stdout.
 """
 
-from ..settings import DEFAULT_ENCODER
+from ...settings import DEFAULT_ENCODER
 from .configs import (
     CUSTOM_FAMILY,
     CUSTOM_RESOLUTION,

@@ -18,7 +18,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-from ..errors import SettingsError
+from ...errors import SettingsError
 from .cache import cache_folder
 
 PIPELINE_FAMILIES = ("sd1", "sd2", "sdxl")

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import click
 from tqdm import tqdm
 
-from . import protocol
-from .files import FileOutcome
-from .progress import Listener, ProgressEvent
-from .report import report_path
-from .settings import ProtectionSettings
+from .. import protocol
+from ..engine.files import FileOutcome
+from ..progress import Listener, ProgressEvent
+from ..report import report_path
+from ..settings import ProtectionSettings
 
 
 def listener_for(as_json: bool, files: int) -> Listener:

@@ -16,9 +16,9 @@ from typing import Protocol
 
 import torch
 
-from .progress import SILENT, Listener, ProgressEvent
+from ..progress import SILENT, Listener, ProgressEvent
+from ..settings import Budget, Effort, Precision
 from .robust import random_transform
-from .settings import Budget, Effort, Precision
 from .transforms import resize
 
 LPIPS_PENALTY_WEIGHT = 30.0  # as in Glaze's penalty method: latent loss + 30 * max(LPIPS - p, 0)

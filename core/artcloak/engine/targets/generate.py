@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from ..settings import Diffusion
+from ...settings import Diffusion
 from .cache import cache_key, load_cached, store
 from .catalogue import NEGATIVE_PROMPT, CatalogueStyle, anchor_prompt
 from .pipelines import DiffusionModel

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ArtcloakError, TargetError
-from ..settings import Mode, Target
+from ...errors import ArtcloakError, TargetError
+from ...settings import Mode, Target
 from ..transforms import resize
 from .catalogue import AUTO_CHOICES, CATALOGUE, catalogue_style
 from .textures import DEFAULT_TEXTURE, TEXTURES, render_texture

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ArtcloakError, InputImageError
+from ..errors import ArtcloakError, InputImageError
+from ..progress import SILENT, Listener, ProgressEvent
+from ..report import report_path, settings_section, stamp, write_json
+from ..settings import FileRequest, Mode, OutputSettings, ProtectionSettings
 from .images import LoadedImage, check_output_path, format_for_path, load_image, write_image
-from .progress import SILENT, Listener, ProgressEvent
 from .protect import Engine, Failed, ImageJob, Protected
-from .report import report_path, settings_section, stamp, write_json
-from .settings import FileRequest, Mode, OutputSettings, ProtectionSettings
 from .targets import check_target, describe_target
 from .targets.resolve import image_target, resolve_run_target
 

@@ -1,0 +1,1 @@
+"""The engine: images in, protected images and reports out. Imports no front end."""
