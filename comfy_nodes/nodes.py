@@ -33,6 +33,7 @@ from artcloak.settings import (
     ProtectionSettings,
     Quality,
     Target,
+    request_from_flat,
 )
 from comfy_api.latest import io
 
@@ -111,17 +112,11 @@ def _interrupted() -> None:
 def _settings(
     mode: Mode, intensity, quality, seed, eps, lpips, steps, resolution
 ) -> ProtectionSettings:
-    settings = ProtectionSettings(
-        mode=mode,
-        intensity=Intensity(intensity),
-        quality=Quality(quality),
-        eps=eps / 255 if eps else None,
-        lpips=lpips or None,
-        steps=steps or None,
-        seed=int(seed),
-        resolution=resolution or None,
-    )
-    return settings
+    """The node's inputs as settings (0 means the preset's value); checked with the target."""
+    values = {"mode": mode.value, "intensity": intensity, "quality": quality, "seed": int(seed),
+              "eps_255": eps or None, "lpips": lpips or None, "steps": steps or None,
+              "resolution": resolution or None}  # fmt: skip
+    return request_from_flat(values, check=False)[0]
 
 
 def _protect(

@@ -114,7 +114,7 @@ def test_plan_mirrors_buckets_and_refuses_dest_inside_src(tmp_path, tiny_model_s
 def test_batched_image_is_as_protected_as_alone(engine, tiny_model_settings):
     """Protected three at a time or one at a time: latent shift toward the target within a few
     percent, budget held, for every image."""
-    settings = ProtectionSettings(steps=3, resolution=64, lpips=0.5, eps=8 / 255)
+    settings = ProtectionSettings(steps=3, resolution=64, lpips=0.5, eps_255=8)
     jobs = [ImageJob(f"art{i}", painting(64, 48, seed=i)) for i in range(3)]
     assert engine.batch_size == 1  # on the CPU
     batched = Engine(tiny_model_settings, batch_size=3, encoders=engine.encoders)

@@ -44,7 +44,7 @@ def test_budget_holds_on_the_quantised_samples(engine, fast_settings):
 
 
 def test_latent_moves_toward_the_target_and_loss_falls(engine):
-    settings = ProtectionSettings(steps=12, resolution=64, lpips=0.5, eps=16 / 255)
+    settings = ProtectionSettings(steps=12, resolution=64, lpips=0.5, eps_255=16)
     result = protect_one(engine, job(), settings)
     assert result.losses[-1] < result.losses[0]
     assert result.latent[0]["distance_closed"] > 0.02
@@ -85,7 +85,7 @@ def test_sixteen_bit_samples_keep_their_precision(engine, fast_settings):
 
 
 def test_lpips_over_budget_is_scaled_back_until_it_holds(engine):
-    settings = ProtectionSettings(steps=4, resolution=64, lpips=0.0005, eps=32 / 255)
+    settings = ProtectionSettings(steps=4, resolution=64, lpips=0.0005, eps_255=32)
     result = protect_one(engine, job(), settings)
     assert result.scale < 1
     assert result.measured.lpips <= 0.0005
@@ -156,7 +156,7 @@ def test_settings_are_checked_with_specific_messages(change, message):
 def test_presets_order_the_budget():
     budgets = [ProtectionSettings(intensity=i).budget() for i in Intensity]
     assert budgets[0].eps < budgets[1].eps < budgets[2].eps
-    assert ProtectionSettings(eps=2 / 255).budget() == Budget(lpips=0.05, eps=2 / 255)
+    assert ProtectionSettings(eps_255=2).budget() == Budget(lpips=0.05, eps_255=2)
 
 
 def test_working_size_keeps_aspect_and_multiples_of_eight():
@@ -186,7 +186,7 @@ def test_an_ensemble_moves_every_encoder_toward_its_target(tiny_models, tmp_path
         precision=Precision.FP32,
         lpips_random_backbone=True,
     )
-    settings = replace(fast_settings, steps=10, eps=16 / 255)
+    settings = replace(fast_settings, steps=10, eps_255=16)
     result = protect_one(Engine(models), job(), settings)
     assert [figure["encoder"] for figure in result.latent] == [str(p) for p in models.encoders]
     assert all(figure["distance_closed"] > 0 for figure in result.latent)
@@ -222,7 +222,7 @@ def test_lpips_of_large_images_is_measured_downscaled_and_says_so(engine, monkey
 def test_images_in_one_batch_can_have_their_own_targets(tiny_model_settings, fast_settings):
     stripes, marble = Target(style="stripes"), Target(style="marble")
     jobs = [replace(job(0), target=stripes), replace(job(1), target=marble)]
-    settings = replace(fast_settings, steps=8, eps=16 / 255)
+    settings = replace(fast_settings, steps=8, eps_255=16)
     together = Engine(tiny_model_settings, batch_size=2).protect(jobs, settings)
     alone = [protect_one(Engine(tiny_model_settings), j, settings) for j in jobs]
     for batched, single in zip(together, alone, strict=True):

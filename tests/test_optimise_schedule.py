@@ -36,7 +36,7 @@ def test_lpips_is_evaluated_every_few_steps_and_every_step_near_its_bound():
 
 @pytest.fixture
 def long_settings(fast_settings) -> ProtectionSettings:
-    return replace(fast_settings, steps=150, eps=2 / 255)
+    return replace(fast_settings, steps=150, eps_255=2)
 
 
 def test_the_loop_stops_early_once_the_latent_loss_stops_falling(engine, long_settings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,19 +26,26 @@ def test_protocol_module_uses_only_the_standard_library():
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}
 
 
-def test_robust_and_adaptive_reach_the_protection_settings():
-    from artcloak.worker import settings_from
+def read(data: dict | str):
+    from artcloak.worker import read_request
 
-    request = protocol.WorkerRequest(input="i.png", output="o.png", robust=True, adaptive=True)
-    protection, _ = settings_from(protocol.WorkerRequest.from_json(request.to_json()))
+    return read_request(data if isinstance(data, str) else json.dumps(data))
+
+
+def test_robust_and_adaptive_reach_the_protection_settings():
+    request = protocol.WorkerRequest(
+        input="i.png", output="o.png", settings={"robust": True, "adaptive": True}
+    )
+    _, protection, _ = read(request.to_json())
     assert protection.robust and protection.adaptive
-    assert not settings_from(protocol.WorkerRequest(input="i.png", output="o.png"))[0].robust
+    assert not read({"input": "i.png", "output": "o.png", "version": 2})[1].robust
 
 
 def test_request_round_trips():
-    request = protocol.WorkerRequest(input="in.png", output="out.png", mode="shade",
-                                     anchors=["a.png"], seed=3)  # fmt: skip
+    request = protocol.WorkerRequest(input="in.png", output="out.png", keep_mask="m.png",
+                                     settings={"mode": "shade", "anchors": ["a.png"], "seed": 3})  # fmt: skip
     assert protocol.WorkerRequest.from_json(request.to_json()) == request
+    assert json.loads(request.to_json())["anchors"] == ["a.png"]  # flat on the wire
 
 
 @pytest.mark.parametrize(
@@ -48,10 +56,12 @@ def test_request_round_trips():
         ('{"output": "o.png"}', "'input'"),
         ('{"input": "i.png", "output": "o.png", "mode": "blur"}', "'mode' must be one of"),
         ('{"input": "i.png", "output": "o.png", "intensity": "max"}', "'intensity'"),
-        ('{"input": "i.png", "output": "o.png", "colour": 1}', "Unknown request field"),
+        ('{"input": "i.png", "output": "o.png", "colour": 1}', "Unknown setting"),
         ('{"input": "i.png", "output": "o.png", "version": 99}', "reinstall"),
-        ('{"input": "i.png", "output": "o.png", "anchors": "a.png"}', "list of file paths"),
+        ('{"input": "i.png", "output": "o.png", "anchors": "a.png"}', "'anchors' must be a list"),
+        ('{"input": "i.png", "output": "o.png", "anchors": [3]}', "'anchors' must be a file path"),
         ('{"input": "i.png", "output": "o.png", "seed": "1"}', "integer"),
+        ('{"input": "i.png", "output": "o.png", "overwrite": 1}', "'overwrite' must be true"),
         (
             '{"input": "i.png", "output": "o.png", "robust": "yes"}',
             "'robust' must be true or false",
@@ -59,8 +69,10 @@ def test_request_round_trips():
     ],
 )
 def test_bad_requests_are_refused_with_a_reason(data, message):
-    with pytest.raises(protocol.ProtocolError, match=message):
-        protocol.WorkerRequest.from_json(data)
+    from artcloak.errors import SettingsError
+
+    with pytest.raises((protocol.ProtocolError, SettingsError), match=message):
+        read(data)
 
 
 def test_events_are_single_lines_that_decode_back():
@@ -102,8 +114,8 @@ def test_worker_config_errors_say_what_to_do(tmp_path):
     (tmp_path / "worker.json").write_text("{")
     with pytest.raises(protocol.ProtocolError, match="Cannot read"):
         protocol.read_worker_config(str(tmp_path), "gimp")
-    (tmp_path / "worker.json").write_text('{"python": "p", "request": {"colour": 1}}')
-    with pytest.raises(protocol.ProtocolError, match="unknown request settings"):
+    (tmp_path / "worker.json").write_text('{"python": "p", "request": {"output": "x.png"}}')
+    with pytest.raises(protocol.ProtocolError, match="cannot use as defaults"):
         protocol.read_worker_config(str(tmp_path), "krita")
     (tmp_path / "worker.json").write_text('{"request": {}}')
     with pytest.raises(protocol.ProtocolError, match="which Python"):

@@ -77,7 +77,7 @@ def test_budget_shares_are_low_on_flat_colour_and_full_in_texture():
 def test_the_adaptive_budget_changes_flat_areas_less(engine, fast_settings):
     samples = np.full((64, 64, 3), 128, np.uint8)
     samples[:, 32:] = np.random.default_rng(1).integers(0, 255, (64, 32, 3))
-    settings = replace(fast_settings, eps=8 / 255, steps=4)
+    settings = replace(fast_settings, eps_255=8, steps=4)
     uniform = engine.protect([ImageJob("a", samples)], settings)[0]
     adaptive = engine.protect([ImageJob("a", samples)], replace(settings, adaptive=True))[0]
 

@@ -283,22 +283,16 @@ def test_shipped_pipeline_configs_are_the_real_architectures(family, unet, text)
 
 def test_worker_request_with_a_concept(tiny_pipeline, rgb_png):
     from artcloak import protocol
-    from artcloak.worker import settings_from
+    from artcloak.errors import SettingsError
+    from artcloak.worker import read_request
 
-    request = protocol.WorkerRequest(
-        input=str(rgb_png), output="out.png", mode="shade", concept="handbag",
-        anchors_count=2, diffusion=str(tiny_pipeline), diffusion_config="sd1",
-    )  # fmt: skip
-    decoded = protocol.WorkerRequest.from_json(request.to_json())
-    target = settings_from(decoded)[0].target
-    assert (target.concept, target.anchor_count) == ("handbag", 2)
+    settings = {"mode": "shade", "concept": "handbag", "anchors_count": 2,
+                "diffusion": str(tiny_pipeline), "diffusion_config": "sd1"}  # fmt: skip
+    request = protocol.WorkerRequest(input=str(rgb_png), output="out.png", settings=settings)
+    target = read_request(request.to_json())[1].target
+    assert (target.concept, target.anchors_count) == ("handbag", 2)
     assert (target.diffusion.model, target.diffusion.config) == (str(tiny_pipeline), "sd1")
-    assert (
-        settings_from(protocol.WorkerRequest("a", "b", no_diffusion=True))[
-            0
-        ].target.diffusion.enabled
-        is False
-    )
-    with pytest.raises(protocol.ProtocolError, match="anchors_count"):
-        protocol.WorkerRequest.from_json(json.dumps({**json.loads(request.to_json()),
-                                                     "anchors_count": 0}))  # fmt: skip
+    plain = protocol.WorkerRequest("a", "b", settings={"diffusion_enabled": False})
+    assert read_request(plain.to_json())[1].target.diffusion.enabled is False
+    with pytest.raises(SettingsError, match="anchors_count"):
+        read_request(json.dumps({**json.loads(request.to_json()), "anchors_count": 0}))

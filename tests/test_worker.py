@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import signal
 import subprocess
@@ -9,21 +11,20 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from artcloak import protocol
 from PIL import Image
 
 
 def request_for(source: Path, output: Path, tiny_models, **changes) -> protocol.WorkerRequest:
-    fields = {
-        "input": str(source),
-        "output": str(output),
+    settings = {
         "encoders": [str(tiny_models["diffusers_folder"])],
         "device": "cpu",
         "steps": 3,
         "resolution": 64,
         "lpips_random_backbone": True,
     }
-    return protocol.WorkerRequest(**{**fields, **changes})
+    return protocol.WorkerRequest(str(source), str(output), settings={**settings, **changes})
 
 
 def start_worker() -> subprocess.Popen:
@@ -89,3 +90,52 @@ def test_terminating_the_worker_leaves_nothing_behind(rgb_png, tiny_models):
     time.sleep(0.1)
     assert process.returncode != 0
     assert sorted(os.listdir(rgb_png.parent)) == ["art.png"]
+
+
+def numeric_settings() -> list[tuple[str, type]]:
+    """Every numeric setting a request can carry, by its flat name, with its type."""
+    from artcloak.settings import ModelSettings, ProtectionSettings, to_flat
+
+    flat = to_flat(ProtectionSettings(), ModelSettings())
+    kinds = {}
+    for name, value in flat.items():
+        if type(value) in (int, float):
+            kinds[name] = type(value)
+    for name in ("eps_255", "lpips", "steps", "resolution"):  # None by default: the presets
+        kinds[name] = int if name in ("steps", "resolution") else float
+    return sorted(kinds.items())
+
+
+@pytest.mark.parametrize("bad", ["10", True, -1, float("nan"), float("inf")])
+def test_worker_refuses_wrong_types_and_values_of_every_number(tmp_path, bad):
+    """A string, a boolean, a negative, NaN or infinity in any numeric setting is one error
+    event naming the setting, before anything is read or loaded."""
+    from artcloak.worker import run_worker as run_in_process
+
+    names = numeric_settings()
+    assert {"steps", "eps_255", "lpips", "seed", "resolution", "anchors_count",
+            "diffusion_strength", "diffusion_steps", "diffusion_seed"} <= dict(names).keys()  # fmt: skip
+    for name, _ in names:
+        request = {"input": str(tmp_path / "a.png"), "output": str(tmp_path / "o.png"),
+                   "version": protocol.PROTOCOL_VERSION, name: bad}  # fmt: skip
+        out = io.StringIO()
+        code = run_in_process(json.dumps(request), out)
+        events = [protocol.decode(line) for line in out.getvalue().splitlines()]
+        assert code == 1, name
+        assert [event["event"] for event in events] == ["error"], name
+        assert f"'{name}'" in events[0]["message"], (name, events[0]["message"])
+
+
+def test_a_bad_image_is_reported_before_any_model_loads(tmp_path):
+    """A missing encoder and an empty image: the image's error comes first, fast."""
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    settings = {"encoders": [str(tmp_path / "no-such-vae.safetensors")], "device": "cpu"}
+    request = protocol.WorkerRequest(str(empty), str(tmp_path / "out.png"), settings=settings)
+    started = time.perf_counter()
+    code, events, err = run_worker(request)
+    assert code == 1, err
+    assert events[-1]["event"] == "error" and "empty.png" in events[-1]["message"]
+    assert "no-such-vae" not in events[-1]["message"]
+    assert not [e for e in events if e.get("stage") == "load"]
+    assert time.perf_counter() - started < 30  # a whole Python start; the check itself is below

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MODES = ("cloak", "shade")
 INTENSITIES = ("low", "default", "high")
 QUALITIES = ("faster", "default", "slower")
@@ -32,37 +32,28 @@ class ProtocolError(ValueError):
 
 @dataclass
 class WorkerRequest:
-    """Everything the worker needs to protect one image file."""
+    """One image file to protect, and the settings to protect it with.
+
+    On the wire it is one flat JSON object: ``version``, ``input``, ``output``, ``keep_mask``,
+    ``overwrite``, and each setting by its flat name (``mode``, ``style``, ``intensity``,
+    ``eps_255``, ``encoders``, ...: the names of artcloak's ``settings.request_from_flat``,
+    which the worker uses to check them). This file does not list the settings, so a new
+    setting needs no change here.
+    """
 
     input: str
     output: str
-    mode: str = "cloak"
-    style: str | None = None  # cloak: a built-in style/texture name or a style image path
-    anchors: list[str] = field(default_factory=list)  # shade: concept anchor images
-    concept: str | None = None  # shade: generate anchors of this concept instead
-    anchors_count: int = 4  # how many anchors to generate for the concept
-    diffusion: str | None = None  # target generation model: hub id, folder or .safetensors
-    diffusion_config: str | None = None  # single files: sd1, sd2, sdxl or a config folder
-    no_diffusion: bool = False  # built-in textures only, never generate
-    intensity: str = "default"
-    quality: str = "default"
-    encoders: list[str] = field(default_factory=list)  # empty: artcloak's default encoder
-    encoder_config: str | None = None
-    device: str = "auto"
-    seed: int = 0
+    keep_mask: str | None = None  # white pixels are left bit-exact
     overwrite: bool = False
-    keep_mask: str | None = None
-    steps: int | None = None
-    eps_255: float | None = None
-    lpips: float | None = None
-    resolution: int | None = None
-    robust: bool = False  # optimise through random resizing, JPEG, blur and noise
-    adaptive: bool = False  # less change on flat colour (contrast masking)
-    lpips_random_backbone: bool = False  # tests and offline checks only
+    settings: dict = field(default_factory=dict)
     version: int = PROTOCOL_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps(self.to_wire())
+
+    def to_wire(self) -> dict:
+        envelope = {name: getattr(self, name) for name in ENVELOPE}
+        return {**self.settings, **envelope}
 
     @classmethod
     def from_json(cls, text: str) -> WorkerRequest:
@@ -72,48 +63,37 @@ class WorkerRequest:
             raise ProtocolError(f"The request is not valid JSON ({error.msg}).") from None
         if not isinstance(data, dict):
             raise ProtocolError("The request must be a JSON object.")
-        known = {item.name for item in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ProtocolError(f"Unknown request field(s): {', '.join(unknown)}.")
+        return cls.from_wire(data)
+
+    @classmethod
+    def from_wire(cls, data: dict) -> WorkerRequest:
+        envelope = {name: data[name] for name in ENVELOPE if name in data}
+        settings = {name: value for name, value in data.items() if name not in ENVELOPE}
         for name in ("input", "output"):
-            if not isinstance(data.get(name), str) or not data[name]:
+            if not isinstance(envelope.get(name), str) or not envelope[name]:
                 raise ProtocolError(f"The request needs '{name}', a file path.")
-        request = cls(**data)
+        request = cls(**envelope, settings=settings)
         request.check()
         return request
 
     def check(self) -> None:
-        _one_of("mode", self.mode, MODES)
-        _one_of("intensity", self.intensity, INTENSITIES)
-        _one_of("quality", self.quality, QUALITIES)
+        """The envelope's types; the worker checks the settings."""
         if self.version != PROTOCOL_VERSION:
             raise ProtocolError(
                 f"Request version {self.version}, but this worker speaks {PROTOCOL_VERSION}: "
                 "reinstall the plugin with `artcloak install`."
             )
-        if not isinstance(self.anchors, list) or not all(isinstance(a, str) for a in self.anchors):
-            raise ProtocolError("'anchors' must be a list of file paths.")
-        if not isinstance(self.encoders, list) or not all(
-            isinstance(e, str) for e in self.encoders
+        if self.keep_mask is not None and (
+            not isinstance(self.keep_mask, str) or not self.keep_mask
         ):
-            raise ProtocolError("'encoders' must be a list of strings.")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ProtocolError("'seed' must be an integer.")
-        for name in ("concept", "diffusion", "diffusion_config"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise ProtocolError(f"'{name}' must be a string.")
-        for name in ("robust", "adaptive", "no_diffusion", "overwrite"):
-            if not isinstance(getattr(self, name), bool):
-                raise ProtocolError(f"'{name}' must be true or false.")
-        count = self.anchors_count
-        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 64:
-            raise ProtocolError("'anchors_count' must be an integer from 1 to 64.")
+            raise ProtocolError("'keep_mask' must be a file path.")
+        if not isinstance(self.overwrite, bool):
+            raise ProtocolError("'overwrite' must be true or false.")
+        if not isinstance(self.settings, dict):
+            raise ProtocolError("The request's settings must be a JSON object.")
 
 
-def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ProtocolError(f"'{name}' must be one of {', '.join(allowed)}; got {value!r}.")
+ENVELOPE = ("version", "input", "output", "keep_mask", "overwrite")
 
 
 def progress(stage: str, step: int, total: int, message: str = "", **extra: object) -> dict:
@@ -225,8 +205,9 @@ def read_worker_config(plugin_dir: str, host: str) -> dict:
     python = data.get("python") if isinstance(data, dict) else None
     if not isinstance(python, str) or not python:
         raise ProtocolError(f"{path} does not say which Python runs artcloak; reinstall it.")
-    known = {item.name for item in fields(WorkerRequest)}
     request = data.get("request") or {}
-    if not isinstance(request, dict) or set(request) - known:
-        raise ProtocolError(f"{path} has unknown request settings; reinstall the {plugin}.")
+    if not isinstance(request, dict) or set(request) & set(ENVELOPE):
+        raise ProtocolError(
+            f"{path} has request settings a plugin cannot use as defaults; reinstall the {plugin}."
+        )
     return data

@@ -16,50 +16,20 @@ from typing import TextIO
 from . import protocol
 from .errors import ArtcloakError
 from .settings import (
-    DEFAULT_ENCODER,
-    Diffusion,
     FileRequest,
-    Intensity,
-    Mode,
     ModelSettings,
     OutputSettings,
     ProtectionSettings,
-    Quality,
-    Target,
+    request_from_flat,
 )
 
 
-def settings_from(request: protocol.WorkerRequest) -> tuple[ProtectionSettings, ModelSettings]:
-    protection = ProtectionSettings(
-        mode=Mode(request.mode),
-        target=Target(
-            style=request.style,
-            anchors=tuple(Path(a) for a in request.anchors),
-            concept=request.concept,
-            anchor_count=request.anchors_count,
-            diffusion=Diffusion(
-                model=request.diffusion,
-                config=request.diffusion_config,
-                enabled=not request.no_diffusion,
-            ),
-        ),
-        intensity=Intensity(request.intensity),
-        quality=Quality(request.quality),
-        eps=None if request.eps_255 is None else request.eps_255 / 255,
-        lpips=request.lpips,
-        steps=request.steps,
-        seed=request.seed,
-        resolution=request.resolution,
-        robust=request.robust,
-        adaptive=request.adaptive,
-    )
-    models = ModelSettings(
-        encoders=tuple(request.encoders) or (DEFAULT_ENCODER,),
-        encoder_config=request.encoder_config,
-        device=request.device,
-        lpips_random_backbone=request.lpips_random_backbone,
-    )
-    return protection, models
+def read_request(text: str) -> tuple[protocol.WorkerRequest, ProtectionSettings, ModelSettings]:
+    """The request and its settings, each value's type and range checked; ProtocolError or
+    SettingsError naming the first problem. Loads nothing."""
+    request = protocol.WorkerRequest.from_json(text)
+    protection, models = request_from_flat(request.settings)
+    return request, protection, models
 
 
 def run_worker(text: str, out: TextIO) -> int:
@@ -80,16 +50,12 @@ def run_worker(text: str, out: TextIO) -> int:
         send(protocol.progress(event.stage, event.step, event.total, event.message, **extra))
 
     try:
-        request = protocol.WorkerRequest.from_json(text)
-        protection, models = settings_from(request)
-        if protection.target.concept is None:  # a concept's anchors are checked once generated
-            protection.check()
+        request, protection, models = read_request(text)
         file_request = FileRequest(
             Path(request.input),
             Path(request.output),
             None if request.keep_mask is None else Path(request.keep_mask),
         )
-        send(protocol.progress("load", 0, 1, "Loading models"))
         engine = Engine(models)
         output = OutputSettings(overwrite=request.overwrite)
         (outcome,) = protect_files(engine, [file_request], protection, output, Listener(on_event))

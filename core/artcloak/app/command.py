@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from ..cli.options import configure_logging, model_options, model_settings
+from ..cli.options import configure_logging, model_options, request_settings
 from ..errors import ArtcloakError
 from .limits import Limits
 
@@ -87,7 +87,7 @@ def app(host: str, port: int, no_browser: bool, max_upload_mb: float, max_megapi
         click.echo(f"artcloak app: WARNING: listening on {host}: anyone who can reach this machine "
                    "can use the page and see the images given to it. There is no password; use "
                    "this only on a network you trust.", err=True)  # fmt: skip
-    engine = Engine(model_settings(options), batch_size=batch_size)
+    engine = Engine(request_settings(options)[1], batch_size=batch_size)
     runner = JobRunner(engine, limits, root=root, resolution=options["resolution"])
     stop = threading.Event()
     for stopping in (signal.SIGINT, signal.SIGTERM):  # Ctrl+C, and a service manager's stop

@@ -19,7 +19,7 @@ from ..settings import (
     Mode,
     ProtectionSettings,
     Quality,
-    Target,
+    request_from_flat,
 )
 
 STYLE_IMAGE = "style image…"  # the style choice that shows the style-image upload
@@ -46,11 +46,6 @@ def default_style() -> str:
 
     choices = style_choices()
     return "auto" if "auto" in choices else DEFAULT_TEXTURE
-
-
-def concept_supported() -> bool:
-    """Whether the core can make a shade target from a concept text (``Target.concept``)."""
-    return any(field.name == "concept" for field in dataclasses.fields(Target))
 
 
 def intensity_label(intensity: Intensity) -> str:
@@ -114,28 +109,22 @@ class FormValues:
         seed: int = 0,
     ) -> ProtectionSettings:
         """The protection settings; SettingsError with a message for the page when incomplete."""
-        mode = Mode(self.mode)
-        if mode is Mode.CLOAK:
+        values: dict = {"mode": self.mode, "intensity": self.intensity, "quality": self.quality,
+                        "seed": seed, "resolution": resolution}  # fmt: skip
+        if Mode(self.mode) is Mode.CLOAK:
             if self.style == STYLE_IMAGE:
                 if style_image is None:
                     raise SettingsError("Choose a style image, or pick a style from the list.")
-                target = Target(style=str(style_image))
+                values["style"] = str(style_image)
             else:
-                target = Target(style=self.style or default_style())
+                values["style"] = self.style or default_style()
         elif anchors:
-            target = Target(anchors=tuple(Path(p) for p in anchors))
-        elif self.concept.strip() and concept_supported():
-            target = Target(concept=self.concept.strip())  # type: ignore[call-arg]
+            values["anchors"] = [str(path) for path in anchors]
+        elif self.concept.strip():
+            values["concept"] = self.concept.strip()
         else:
-            wanted = "a concept or " if concept_supported() else ""
-            raise SettingsError(f"shade needs {wanted}one or more images of the target concept.")
-        settings = ProtectionSettings(
-            mode=mode,
-            target=target,
-            intensity=Intensity(self.intensity),
-            quality=Quality(self.quality),
-            seed=seed,
-            resolution=resolution,
-        )
-        settings.check()
+            raise SettingsError(
+                "shade needs a concept or one or more images of the target concept."
+            )
+        settings, _ = request_from_flat(values)
         return settings

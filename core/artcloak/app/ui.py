@@ -16,7 +16,6 @@ from .form import (
     LOSSY_WARNING,
     STYLE_IMAGE,
     FormValues,
-    concept_supported,
     intensity_label,
     quality_label,
     style_choices,
@@ -96,7 +95,7 @@ def build(runner: JobRunner, seed: int = 0) -> gr.Blocks:
             return [
                 gr.update(visible=cloak),
                 gr.update(visible=cloak and values.style == STYLE_IMAGE),
-                gr.update(visible=not cloak and concept_supported()),
+                gr.update(visible=not cloak),
                 gr.update(visible=not cloak),
                 gr.update(visible=values.lossy),
             ]

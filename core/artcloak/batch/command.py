@@ -12,14 +12,12 @@ import click
 from ..cli.options import (
     configure_logging,
     diffusion_options,
-    diffusion_settings,
     model_options,
-    model_settings,
     protection_options,
-    protection_settings,
+    request_settings,
     shade_target_options,
 )
-from ..settings import Mode, Target
+from ..settings import Mode
 
 # Options of cloak/shade that do not apply to a batch: DEST is the output folder, a keep mask
 # is for one image, and reports are how a run knows what is done.
@@ -81,8 +79,7 @@ def _borrow(decorator: Callable, drop: set[str]) -> Callable:
 @diffusion_options
 @_borrow(protection_options, NOT_FOR_BATCH)
 @model_options
-def batch(src: Path, dest: Path, mode: str | None, style: str | None, anchors: tuple[Path, ...],
-          concept: str | None, anchors_count: int, ray_address: str | None, workers: int | None,
+def batch(src: Path, dest: Path, mode: str | None, ray_address: str | None, workers: int | None,
           cpus_per_worker: float | None, **options) -> None:  # fmt: skip
     """Protect every image of SRC (a folder, a glob pattern in quotes, or a list file) into
     DEST, which mirrors SRC's folders. Inputs already done with the same settings are skipped,
@@ -98,12 +95,11 @@ def batch(src: Path, dest: Path, mode: str | None, style: str | None, anchors: t
     configure_logging(options["verbose"])
     if not options["verbose"]:
         logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's start-up notices
+    anchors, concept = options["anchors"], options["concept"]
     chosen = Mode(mode) if mode else (Mode.SHADE if anchors or concept else Mode.CLOAK)
     if chosen is Mode.SHADE and bool(anchors) == bool(concept):
         raise click.UsageError("shade needs either --concept TEXT or --anchor IMAGE (not both).")
-    target = Target(style=style, anchors=tuple(anchors), concept=concept,
-                    anchor_count=anchors_count, diffusion=diffusion_settings(options))  # fmt: skip
-    settings = protection_settings(chosen, target, options)
+    settings, models = request_settings(options, chosen)
     bars: list[BatchProgress] = []
 
     def progress(plan) -> BatchProgress:
@@ -112,7 +108,7 @@ def batch(src: Path, dest: Path, mode: str | None, style: str | None, anchors: t
 
     try:
         summary = run_batch(
-            src, dest, settings, model_settings(options),
+            src, dest, settings, models,
             output_format=options["output_format"],
             redo=options["overwrite"],
             batch_size=options["batch_size"],

@@ -1,7 +1,8 @@
 """The work of a batch run, shared by the in-process and the Ray runners.
 
-``load_chunk`` reads a chunk of inputs (a CPU task on Ray); ``ChunkProtector`` protects what
-was read, writes each output and its report atomically and says how each input ended. The
+``load_chunk`` reads a chunk of inputs (a CPU task on Ray); ``ChunkProtector`` hands what was
+read to the engine's file pipeline (``engine.files.FileRun``: protect, write each output and its
+report atomically) and says how each input ended. The
 report carries a ``batch`` section (the run's settings and the input's size and mtime) so that
 a later run can tell which outputs are still valid.
 """
@@ -14,30 +15,24 @@ import re
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.files import finish
-from ..engine.protect import Engine, ImageJob
+from ..engine.files import FileOutcome, FileRun, ReadFile
+from ..engine.protect import Engine
 from ..errors import ArtcloakError
-from ..report import report_path, write_json
+from ..report import report_path
 from ..settings import FileRequest, ModelSettings, OutputSettings, ProtectionSettings
 from .outcome import ItemOutcome, failed
 from .plan import Item
 from .read import Loaded, load_chunk
 
 # DEST belongs to the run: outputs that are not done are replaced, originals never.
-WRITE = OutputSettings(overwrite=True, write_report=False)
-
-
-@dataclass
-class Job:
-    loaded: Loaded
-    job: ImageJob
+WRITE = OutputSettings(overwrite=True)
 
 
 class ChunkProtector:
-    """An engine (models loaded once) that protects chunks and writes their outputs."""
+    """The engine's file pipeline (models loaded once) for chunks a batch has read; says how
+    each input ended, with the batch section in each report."""
 
     def __init__(
         self,
@@ -49,11 +44,9 @@ class ChunkProtector:
         sources: Sequence[Path] = (),
     ) -> None:
         """``sources``: every input of the run, for targets chosen per run (``--style auto``)."""
-        from ..engine.targets.resolve import resolve_run_target
-
         self.engine = Engine(models, batch_size=batch_size)
-        self.engine.load_models()
-        self.settings = resolve_run_target(self.engine, settings, list(sources))
+        self.run = FileRun(self.engine, settings, sources)
+        self.settings = self.run.settings  # loads the models: a worker is ready when built
         self.run_key = run_key
         self.worker = f"{label}: {self.engine.device} on {socket.gethostname()}"
 
@@ -62,61 +55,34 @@ class ChunkProtector:
         return self.engine.resolution(self.settings)
 
     def protect(self, loaded: Sequence[Loaded | ItemOutcome]) -> list[ItemOutcome]:
-        entries = [self._own_target(entry) for entry in loaded]
-        ready = [entry for entry in entries if isinstance(entry, Job)]
+        read = [entry for entry in loaded if isinstance(entry, Loaded)]
+        files = [ReadFile(FileRequest(entry.item.source, entry.item.output), entry.image)
+                 for entry in read]  # fmt: skip
+        stamps = {id(file): entry for file, entry in zip(files, read, strict=True)}
+
+        def batch_section(file: ReadFile) -> dict:
+            entry = stamps[id(file)]
+            return {"batch": {"run": self.run_key, "source": entry.stamp,
+                              "relative": entry.item.relative}}  # fmt: skip
+
         try:
-            results = self.engine.protect([entry.job for entry in ready], self.settings)
+            outcomes = self.run.protect(files, WRITE, report_extra=batch_section)
         except ArtcloakError as error:
-            results = None
-            reason = str(error)
+            outcomes = [FileOutcome(file.request, ok=False, message=str(error)) for file in files]
         except Exception as error:  # noqa: BLE001 - one chunk's crash (e.g. out of memory) is its own
-            results = None
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
-        outcomes: dict[int, ItemOutcome] = {}
-        for index, entry in enumerate(ready):
-            if results is None:
-                outcomes[id(entry)] = failed(entry.loaded.item, reason, self.worker)
-            else:
-                outcomes[id(entry)] = self._finish(entry, results[index])
+            outcomes = [FileOutcome(file.request, ok=False, message=reason) for file in files]
+        ended = iter(zip(read, outcomes, strict=True))
         return [
-            entry if isinstance(entry, ItemOutcome) else outcomes[id(entry)] for entry in entries
+            entry if isinstance(entry, ItemOutcome) else self._outcome(*next(ended))
+            for entry in loaded
         ]
 
-    def _own_target(self, entry: Loaded | ItemOutcome) -> Job | ItemOutcome:
-        """The image as a job, with its own target where the run's target asks for one."""
-        from ..engine.targets.resolve import image_target
-
-        if isinstance(entry, ItemOutcome):
-            return entry
-        image = entry.image
-        job = ImageJob(name=str(entry.item.source), colour=image.colour_samples(),
-                       max_value=image.max_value, grey=image.greyscale)  # fmt: skip
-        try:
-            job.target = image_target(self.engine, self.settings, job.colour, job.max_value)
-        except ArtcloakError as error:
-            return failed(entry.item, str(error), self.worker)
-        return Job(entry, job)
-
-    def _finish(self, entry: Job, result) -> ItemOutcome:
-        item = entry.loaded.item
-        request = FileRequest(item.source, item.output)
-        settings = entry.job.settings(self.settings)
-        done = finish(self.engine, request, entry.loaded.image, result, settings, WRITE)
+    def _outcome(self, entry: Loaded, done: FileOutcome) -> ItemOutcome:
+        item = entry.item
         if not done.ok:
             return failed(item, done.message, self.worker)
-        report = done.report or {}
-        report["batch"] = {
-            "run": self.run_key,
-            "source": entry.loaded.stamp,
-            "relative": item.relative,
-        }
-        try:
-            write_json(report_path(item.output), report)
-        except ArtcloakError as error:  # no output without its report
-            with contextlib.suppress(OSError):
-                item.output.unlink()
-            return failed(item, str(error), self.worker)
-        measured = report["measured"]
+        measured = (done.report or {})["measured"]
         return ItemOutcome(
             item.relative,
             str(item.output),

@@ -20,19 +20,15 @@ from ..settings import (
     FileRequest,
     Mode,
     OutputSettings,
-    ProtectionSettings,
-    Target,
 )
 from .options import (
     FORMAT_EXTENSIONS,
     IMAGE_EXTENSIONS,
     configure_logging,
     diffusion_options,
-    diffusion_settings,
     model_options,
-    model_settings,
     protection_options,
-    protection_settings,
+    request_settings,
     shade_target_options,
 )
 
@@ -74,11 +70,9 @@ def cli() -> None:
 @diffusion_options
 @protection_options
 @model_options
-def cloak(inputs: tuple[Path, ...], style: str | None, **options) -> None:
+def cloak(inputs: tuple[Path, ...], **options) -> None:
     """Hide the style of INPUTS (files or folders) from style mimicry."""
-    _protect(
-        Mode.CLOAK, inputs, Target(style=style, diffusion=diffusion_settings(options)), options
-    )
+    _protect(Mode.CLOAK, inputs, options)
 
 
 @cli.command()
@@ -87,23 +81,11 @@ def cloak(inputs: tuple[Path, ...], style: str | None, **options) -> None:
 @diffusion_options
 @protection_options
 @model_options
-def shade(
-    inputs: tuple[Path, ...],
-    anchors: tuple[Path, ...],
-    concept: str | None,
-    anchors_count: int,
-    **options,
-) -> None:
+def shade(inputs: tuple[Path, ...], **options) -> None:
     """Poison what a model learns from INPUTS toward a concept: --concept or --anchor images."""
-    if bool(anchors) == bool(concept):
+    if bool(options["anchors"]) == bool(options["concept"]):
         raise click.UsageError("shade needs either --concept TEXT or --anchor IMAGE (not both).")
-    target = Target(
-        anchors=anchors,
-        concept=concept,
-        anchor_count=anchors_count,
-        diffusion=diffusion_settings(options),
-    )
-    _protect(Mode.SHADE, inputs, target, options)
+    _protect(Mode.SHADE, inputs, options)
 
 
 @cli.command()
@@ -112,25 +94,22 @@ def shade(
 @click.option("--style", metavar="NAME|IMAGE", help="Measure the shift toward this cloak target.")
 @click.option("--anchor", "anchors", multiple=True, type=click.Path(path_type=Path),
               help="Measure the shift toward these shade anchors.")  # fmt: skip
-@click.option("--eps", type=float, help="L-inf budget to check, 0-255 units (default 8).")
-@click.option("--lpips", "lpips_budget", type=float, help="LPIPS budget to check (default 0.05).")
+@click.option(
+    "--eps", "eps_255", type=float, help="L-inf budget to check, 0-255 units (default 8)."
+)
+@click.option("--lpips", type=float, help="LPIPS budget to check (default 0.05).")
 @model_options
-def verify(original: Path, protected: Path, style, anchors, eps, lpips_budget, **options) -> None:
+def verify(original: Path, protected: Path, **options) -> None:
     """Measure PROTECTED against ORIGINAL: budget used, latent shift, survival of JPEG and resizing."""
     from ..engine.protect import Engine
     from ..engine.verify import verify_files
 
     configure_logging(options["verbose"])
-    mode = Mode.SHADE if anchors else Mode.CLOAK
-    settings = ProtectionSettings(
-        mode=mode,
-        target=Target(style=style, anchors=tuple(anchors)),
-        eps=None if eps is None else eps / 255,
-        lpips=lpips_budget,
-        resolution=options["resolution"],
-    )
-    engine = Engine(model_settings(options))
-    figures = verify_files(engine, original, protected, settings, bool(style or anchors))
+    mode = Mode.SHADE if options["anchors"] else Mode.CLOAK
+    settings, models = request_settings(options, mode)
+    engine = Engine(models)
+    toward = bool(options["style"] or options["anchors"])
+    figures = verify_files(engine, original, protected, settings, toward)
     if options["as_json"]:
         click.echo(protocol.encode(protocol.result(str(protected), **figures)))
     else:
@@ -179,15 +158,13 @@ def _read_text(path: Path) -> str:
         raise ArtcloakError(f"Cannot read the request {path}: {error.strerror}.") from None
 
 
-def _protect(mode: Mode, inputs: tuple[Path, ...], target: Target, options: dict) -> None:
+def _protect(mode: Mode, inputs: tuple[Path, ...], options: dict) -> None:
     from ..engine.files import protect_files
     from ..engine.protect import Engine
     from .progress_view import listener_for, summarise
 
     configure_logging(options["verbose"])
-    settings = protection_settings(mode, target, options)
-    if target.concept is None:  # a concept's anchors are generated before they can be checked
-        settings.check()
+    settings, models = request_settings(options, mode)
     requests = plan_requests(mode, inputs, options["output"], options["output_format"],
                              options["keep_mask"])  # fmt: skip
     output = OutputSettings(
@@ -195,7 +172,7 @@ def _protect(mode: Mode, inputs: tuple[Path, ...], target: Target, options: dict
         overwrite=options["overwrite"],
         write_report=not options["no_report"],
     )
-    engine = Engine(model_settings(options), batch_size=options["batch_size"])
+    engine = Engine(models, batch_size=options["batch_size"])
     listener = listener_for(options["as_json"], len(requests))
     outcomes = protect_files(engine, requests, settings, output, listener)
     _say_targets(outcomes)

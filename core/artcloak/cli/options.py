@@ -12,6 +12,7 @@ import click
 
 from ..settings import (
     DEFAULT_ENCODER,
+    FLAT_NAMES,
     INTENSITY_BUDGETS,
     QUALITY_EFFORT,
     Diffusion,
@@ -23,6 +24,7 @@ from ..settings import (
     ProtectionSettings,
     Quality,
     Target,
+    request_from_flat,
 )
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
@@ -80,8 +82,8 @@ protection_options = _options(
                      show_default=True, help=_preset_help("intensity")),
         click.option("--quality", type=click.Choice([q.value for q in Quality]), default="default",
                      show_default=True, help="Render quality; " + _preset_help("quality")),
-        click.option("--eps", type=float, help="L-inf bound in 0-255 units (overrides --intensity)."),
-        click.option("--lpips", "lpips_budget", type=float, help="LPIPS bound (overrides --intensity)."),
+        click.option("--eps", "eps_255", type=float, help="L-inf bound in 0-255 units (overrides --intensity)."),
+        click.option("--lpips", type=float, help="LPIPS bound (overrides --intensity)."),
         click.option("--steps", type=int, help="Optimisation steps (overrides --quality)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result."),
         click.option("--keep-mask", type=click.Path(path_type=Path),
@@ -106,7 +108,7 @@ shade_target_options = _options(
         click.option("--concept", metavar="TEXT",
                      help="shade: the concept the model should learn instead; its anchors are "
                      'generated ("A photo of a TEXT") with the diffusion model.'),
-        click.option("--anchors-count", type=click.IntRange(1, 64), default=Target().anchor_count,
+        click.option("--anchors-count", type=click.IntRange(1, 64), default=Target().anchors_count,
                      show_default=True, help="How many anchors to generate for --concept (seeds differ)."),
     ]
 )  # fmt: skip
@@ -122,10 +124,11 @@ diffusion_options = _options(
                      "SD 1.5 if it is already in the Hugging Face cache, else built-in textures."),
         click.option("--diffusion-config", metavar="FAMILY|FOLDER",
                      help="For a single checkpoint file: sd1, sd2, sdxl or a diffusers config folder."),
-        click.option("--no-diffusion", is_flag=True, help="Never generate targets: built-in textures only."),
-        click.option("--strength", type=float, default=DIFFUSION_DEFAULTS.strength, show_default=True,
+        click.option("--no-diffusion", "diffusion_enabled", flag_value=False, default=True,
+                     help="Never generate targets: built-in textures only."),
+        click.option("--strength", "diffusion_strength", type=float, default=DIFFUSION_DEFAULTS.strength, show_default=True,
                      help="img2img strength of generated style targets."),
-        click.option("--guidance", type=float, default=DIFFUSION_DEFAULTS.guidance, show_default=True,
+        click.option("--guidance", "diffusion_guidance", type=float, default=DIFFUSION_DEFAULTS.guidance, show_default=True,
                      help="Classifier-free guidance of target generation."),
         click.option("--diffusion-steps", type=int, default=DIFFUSION_DEFAULTS.steps, show_default=True,
                      help="Denoising steps of target generation."),
@@ -145,47 +148,12 @@ def configure_logging(verbose: bool) -> None:
         warnings.filterwarnings("ignore")
 
 
-def model_settings(options: dict) -> ModelSettings:
-    return ModelSettings(
-        encoders=tuple(options["encoders"]) or (DEFAULT_ENCODER,),
-        encoder_config=options["encoder_config"],
-        allow_pickle=options["allow_pickle"],
-        device=options["device"],
-        precision=Precision(options["precision"]),
-        lpips_net=LpipsNet(options["lpips_net"]),
-        lpips_random_backbone=options["lpips_random_backbone"],
-    )
-
-
-def diffusion_settings(options: dict) -> Diffusion:
-    diffusion = Diffusion(
-        model=options.pop("diffusion"),
-        config=options.pop("diffusion_config"),
-        strength=options.pop("strength"),
-        guidance=options.pop("guidance"),
-        steps=options.pop("diffusion_steps"),
-        seed=options.pop("diffusion_seed"),
-        enabled=not options.pop("no_diffusion"),
-    )
-    if not 0 < diffusion.strength <= 1:
-        raise click.BadParameter("must be in (0, 1].", param_hint="--strength")
-    if not 1 <= diffusion.steps <= 1000:
-        raise click.BadParameter("must be between 1 and 1000.", param_hint="--diffusion-steps")
-    return diffusion
-
-
-def protection_settings(mode: Mode, target: Target, options: dict) -> ProtectionSettings:
-    """The settings the protection options (``protection_options``) ask for."""
-    return ProtectionSettings(
-        mode=mode,
-        target=target,
-        intensity=Intensity(options["intensity"]),
-        quality=Quality(options["quality"]),
-        eps=None if options["eps"] is None else options["eps"] / 255,
-        lpips=options["lpips_budget"],
-        steps=options["steps"],
-        seed=options["seed"],
-        resolution=options["resolution"],
-        robust=options["robust"],
-        adaptive=options["adaptive"],
-    )
+def request_settings(
+    options: dict, mode: Mode | None = None
+) -> tuple[ProtectionSettings, ModelSettings]:
+    """The settings the command's options ask for: each option whose name is a setting's flat
+    name (see ``settings.request_from_flat``) sets it; the rest are the command's own."""
+    values = {name: value for name, value in options.items() if name in FLAT_NAMES}
+    if mode is not None:
+        values["mode"] = mode.value
+    return request_from_flat(values)

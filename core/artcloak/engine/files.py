@@ -6,8 +6,9 @@ reason; a bad file never stops the others, and the original is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +20,7 @@ from ..report import report_path, settings_section, stamp, write_json
 from ..settings import FileRequest, Mode, OutputSettings, ProtectionSettings
 from .images import LoadedImage, check_output_path, format_for_path, load_image, write_image
 from .protect import Engine, Failed, ImageJob, Protected
-from .targets import check_target, describe_target
-from .targets.resolve import image_target, resolve_run_target
+from .targets import describe_target
 
 log = logging.getLogger(__name__)
 
@@ -55,53 +55,108 @@ def protect_files(
     output: OutputSettings | None = None,
     listener: Listener = SILENT,
 ) -> list[FileOutcome]:
-    """Protect each file; outcomes in request order. Cancelled propagates."""
+    """Protect each file; outcomes in request order. Cancelled propagates.
+
+    Each chunk's files are read and checked before anything is loaded for them, so a run whose
+    inputs are all unusable says so without loading a model."""
     output = output or OutputSettings()
-    if not settings.target.concept:  # a concept's anchors are generated first, then checked
-        settings.check()
-    check_target(settings.target, settings.mode)
-    engine.load_models()
-    settings = resolve_run_target(engine, settings, [request.source for request in requests])
-    settings.check()
+    run = FileRun(engine, settings, [request.source for request in requests])
     outcomes: list[FileOutcome] = []
     size = engine.batch_size
     for start in range(0, len(requests), size):
         chunk = requests[start : start + size]
         listener.emit(ProgressEvent("file", start + 1, len(requests), message=str(chunk[0].source)))
-        outcomes.extend(_protect_chunk(engine, chunk, settings, output, listener))
+        outcomes.extend(run.protect([read_file(request, output) for request in chunk], output,
+                                    listener))  # fmt: skip
     return outcomes
 
 
-def _protect_chunk(engine, requests, settings, output, listener) -> list[FileOutcome]:
-    prepared: list[tuple[int, LoadedImage, ImageJob]] = []
-    outcomes: dict[int, FileOutcome] = {}
-    for index, request in enumerate(requests):
-        try:
-            image, job = prepare(request, output)
-            job.target = image_target(engine, settings, job.colour, job.max_value)
-            prepared.append((index, image, job))
-        except ArtcloakError as error:
-            outcomes[index] = FileOutcome(request, ok=False, message=str(error))
-    results = engine.protect([job for _, _, job in prepared], settings, listener)
-    for (index, image, job), result in zip(prepared, results, strict=True):
-        outcomes[index] = finish(engine, requests[index], image, result, job.settings(settings),
-                                 output)  # fmt: skip
-    return [outcomes[index] for index in range(len(requests))]
+@dataclass
+class ReadFile:
+    """An input read and checked, ready to protect."""
+
+    request: FileRequest
+    image: LoadedImage
+    free: np.ndarray | None = None  # bool H x W, True where change is allowed
 
 
-def prepare(request: FileRequest, output: OutputSettings) -> tuple[LoadedImage, ImageJob]:
-    """Check the output path and read the image (and its keep mask) into a job."""
-    check_output_path(request.source, request.output, overwrite=output.overwrite)
-    image = load_image(request.source)
-    free = None if request.keep_mask is None else ~load_keep_mask(request.keep_mask, image.size)
-    job = ImageJob(
-        name=str(request.source),
-        colour=image.colour_samples(),
-        max_value=image.max_value,
-        free=free,
-        grey=image.greyscale,
-    )
-    return image, job
+def read_file(request: FileRequest, output: OutputSettings) -> ReadFile | FileOutcome:
+    """Check the output path and read the image (and its keep mask); a failed outcome for a
+    file that cannot be used."""
+    try:
+        check_output_path(request.source, request.output, overwrite=output.overwrite)
+        image = load_image(request.source)
+        mask = request.keep_mask
+        free = None if mask is None else ~load_keep_mask(mask, image.size)
+    except ArtcloakError as error:
+        return FileOutcome(request, ok=False, message=str(error))
+    return ReadFile(request, image, free)
+
+
+class FileRun:
+    """One run over files, the seam every file host shares (CLI, worker, app, batch): the
+    run's target is made concrete once, when the first usable file needs it (models load
+    then), and each chunk of read files is protected, written and reported."""
+
+    def __init__(
+        self, engine: Engine, settings: ProtectionSettings, sources: Sequence[Path] = ()
+    ) -> None:
+        engine.check_settings(settings)
+        self.engine = engine
+        self._asked = settings
+        self._sources = list(sources)
+        self._settings: ProtectionSettings | None = None
+
+    @property
+    def settings(self) -> ProtectionSettings:
+        """The run's settings with their target resolved (loads the models on first use)."""
+        return self.resolve()
+
+    def resolve(self, listener: Listener = SILENT) -> ProtectionSettings:
+        """``settings``, saying "load" to ``listener`` when the models load now."""
+        if self._settings is None:
+            listener.emit(ProgressEvent("load", 0, 1, message="Loading models"))
+            self._settings = self.engine.prepare_run(self._asked, self._sources)
+        return self._settings
+
+    def protect(
+        self,
+        files: Sequence[ReadFile | FileOutcome],
+        output: OutputSettings,
+        listener: Listener = SILENT,
+        report_extra: Callable[[ReadFile], dict] | None = None,
+    ) -> list[FileOutcome]:
+        """Outcomes in the order of ``files``; ``report_extra`` adds sections to a report.
+        Models load here, and only when some file is usable."""
+        if not any(isinstance(entry, ReadFile) for entry in files):
+            return [entry for entry in files if isinstance(entry, FileOutcome)]
+        settings = self.resolve(listener)
+        jobs: list[tuple[ReadFile, ImageJob]] = []
+        outcomes: dict[int, FileOutcome] = {}
+        for index, entry in enumerate(files):
+            if isinstance(entry, FileOutcome):
+                outcomes[index] = entry
+                continue
+            try:
+                jobs.append((entry, self._job(entry, settings)))
+            except ArtcloakError as error:
+                outcomes[index] = FileOutcome(entry.request, ok=False, message=str(error))
+        results = self.engine.protect([job for _, job in jobs], settings, listener) if jobs else []
+        done = iter(zip(jobs, results, strict=True))
+        for index in range(len(files)):
+            if index not in outcomes:
+                (read, job), result = next(done)
+                extra = report_extra(read) if report_extra else {}
+                outcomes[index] = finish(self.engine, read.request, read.image, result,
+                                         job.settings(settings), output, extra)  # fmt: skip
+        return [outcomes[index] for index in range(len(files))]
+
+    def _job(self, entry: ReadFile, settings: ProtectionSettings) -> ImageJob:
+        image = entry.image
+        job = ImageJob(name=str(entry.request.source), colour=image.colour_samples(),
+                       max_value=image.max_value, free=entry.free, grey=image.greyscale)  # fmt: skip
+        job.target = self.engine.image_target(settings, job.colour, job.max_value)
+        return job
 
 
 def load_keep_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -122,21 +177,29 @@ def finish(
     result: Protected | Failed,
     settings: ProtectionSettings,
     output: OutputSettings,
+    extra: dict | None = None,
 ) -> FileOutcome:
-    """Write the protected image and its report, or record the failure."""
+    """Write the protected image and its report (with ``extra`` sections), or record the
+    failure. An output whose report cannot be written is removed: never one without the other."""
     if isinstance(result, Failed):
         return FileOutcome(request, ok=False, message=result.message)
     try:
         notices = write_image(
             request.output, image, result.colour, format=output.format, quality=output.jpeg_quality
         )
+    except ArtcloakError as error:
+        return FileOutcome(request, ok=False, message=str(error))
+    try:
         report = build_report(engine, request, image, result, settings)
         report["notices"] = image.notices + notices
         if report["output_format"] in LOSSY_FORMATS:
             report["after_reencoding"] = reencoding_cost(engine, request.output, image, settings)
+        report.update(extra or {})
         if output.write_report:
             write_json(report_path(request.output), report)
     except ArtcloakError as error:
+        with contextlib.suppress(OSError):
+            request.output.unlink()
         return FileOutcome(request, ok=False, message=str(error))
     return FileOutcome(request, ok=True, report=report, notices=report["notices"])
 

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from .encoders.lean import make_lean
 from .masking import budget_shares
 from .optimize import Batch, optimise
 from .targets import check_target, target_images
+from .targets.resolve import image_target, resolve_run_target
 from .transforms import RoundTrip, resize, shrink_keep_mask, upsample, working_size
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,30 @@ class Engine:
                 else "ImageNet",
             },
         }
+
+    def check_settings(self, settings: ProtectionSettings) -> None:
+        """The checks that need no model: values, and the target's files and names."""
+        settings.check()
+        check_target(settings.target, settings.mode)
+
+    def prepare_run(
+        self, settings: ProtectionSettings, sources: Sequence[Path] = ()
+    ) -> ProtectionSettings:
+        """The settings with the run's target made concrete (``sources``: the run's files,
+        for ``auto``): concept anchors generated, the auto style chosen, or the textures
+        instead when no diffusion model can be had. Loads the models."""
+        self.check_settings(settings)
+        self.load_models()
+        resolved = resolve_run_target(self, settings, sources)
+        resolved.check()
+        return resolved
+
+    def image_target(
+        self, settings: ProtectionSettings, colour: np.ndarray, max_value: int
+    ) -> Target | None:
+        """This image's own target where the run's asks for one (a generated style: the
+        artwork re-rendered), else None."""
+        return image_target(self, settings, colour, max_value)
 
     def resolution(self, settings: ProtectionSettings) -> int:
         return settings.resolution or max(encoder.train_resolution for encoder in self.encoders)

@@ -5,7 +5,8 @@ concept anchors for shade, picks the ``auto`` style for cloak, and falls back to
 textures when no diffusion model can be had, saying so once. ``image_target`` then gives
 each artwork its own generated style target (the artwork re-rendered in that style).
 
-``engine`` is the ``protect.Engine`` of the run (it encodes, and knows device and size).
+``engine`` is the run's engine, as far as targets need it (``EncoderView``: it encodes, and
+knows its device and working size); the engine calls these, never the hosts.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+import torch
 
 from ...errors import ArtcloakError, TargetError
 from ...settings import Mode, ProtectionSettings, Target
@@ -33,11 +36,24 @@ log = logging.getLogger(__name__)
 GENERATED = "generated style"
 TEXTURE = "texture"
 
+
+class EncoderView(Protocol):
+    """What target resolution needs of the engine that runs it."""
+
+    device: torch.device
+
+    def resolution(self, settings: ProtectionSettings) -> int: ...
+
+    def encode_view(
+        self, samples: np.ndarray, max_value: int, settings: ProtectionSettings
+    ) -> list[torch.Tensor]: ...
+
+
 # Candidate latents per engine, so a run measures each candidate once.
 _CANDIDATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _remembered(engine, key: tuple, measure: Callable[[], dict]) -> dict:
+def _remembered(engine: EncoderView, key: tuple, measure: Callable[[], dict]) -> dict:
     known = _CANDIDATES.setdefault(engine, {})
     if key not in known:
         known[key] = measure()
@@ -45,7 +61,7 @@ def _remembered(engine, key: tuple, measure: Callable[[], dict]) -> dict:
 
 
 def resolve_run_target(
-    engine, settings: ProtectionSettings, sources: Sequence[Path] = ()
+    engine: EncoderView, settings: ProtectionSettings, sources: Sequence[Path] = ()
 ) -> ProtectionSettings:
     """The settings with their target made concrete for this run (``sources``: its files)."""
     target = settings.target
@@ -78,7 +94,9 @@ def resolve_run_target(
     )
 
 
-def image_target(engine, settings: ProtectionSettings, colour: np.ndarray, max_value: int):
+def image_target(
+    engine: EncoderView, settings: ProtectionSettings, colour: np.ndarray, max_value: int
+):
     """This artwork's own target (a Target), or None when the run's target serves every image."""
     target = settings.target
     described = target.described or {}
@@ -116,7 +134,7 @@ def image_target(engine, settings: ProtectionSettings, colour: np.ndarray, max_v
     })  # fmt: skip
 
 
-def _generated_anchors(engine, settings: ProtectionSettings) -> Target:
+def _generated_anchors(engine: EncoderView, settings: ProtectionSettings) -> Target:
     target = settings.target
     try:
         model = load_diffusion(target.diffusion, engine.device)
@@ -125,12 +143,12 @@ def _generated_anchors(engine, settings: ProtectionSettings) -> Target:
             f"shade --concept generates its anchors with a diffusion model, and none can be "
             f"had ({reason}); or give anchor images with --anchor."
         ) from None
-    if not 1 <= target.anchor_count <= 64:
-        raise TargetError(f"The anchor count must be between 1 and 64, got {target.anchor_count}.")
+    if not 1 <= target.anchors_count <= 64:
+        raise TargetError(f"The anchor count must be between 1 and 64, got {target.anchors_count}.")
     side = engine.resolution(settings)
     diffusion = target.diffusion
     try:
-        anchors = concept_anchors(model, target.concept or "", target.anchor_count, diffusion,
+        anchors = concept_anchors(model, target.concept or "", target.anchors_count, diffusion,
                                   side, side)  # fmt: skip
     except (RuntimeError, ValueError) as error:
         raise TargetError(f"Generating the anchors of '{target.concept}' failed: {error}") from None
@@ -146,7 +164,7 @@ def _generated_anchors(engine, settings: ProtectionSettings) -> Target:
 
 
 def _texture_fallback(
-    engine, settings: ProtectionSettings, sources, entry: CatalogueStyle | None, reason
+    engine: EncoderView, settings: ProtectionSettings, sources, entry: CatalogueStyle | None, reason
 ) -> Target:
     target = settings.target
     fallback = f"no diffusion model ({reason}), so a built-in texture is the target"
@@ -169,7 +187,9 @@ def _texture_fallback(
     )
 
 
-def _batch_latents(engine, settings: ProtectionSettings, sources: Sequence[Path]) -> list:
+def _batch_latents(
+    engine: EncoderView, settings: ProtectionSettings, sources: Sequence[Path]
+) -> list:
     """Per readable source, its latents (one per encoder); unreadable files are skipped here
     (they fail with their own message when protected)."""
     from ..images import load_image
@@ -184,7 +204,7 @@ def _batch_latents(engine, settings: ProtectionSettings, sources: Sequence[Path]
     return latents
 
 
-def _texture_latents(engine, settings: ProtectionSettings) -> dict[str, list]:
+def _texture_latents(engine: EncoderView, settings: ProtectionSettings) -> dict[str, list]:
     side = engine.resolution(settings)
 
     def measure() -> dict[str, list]:
@@ -196,7 +216,9 @@ def _texture_latents(engine, settings: ProtectionSettings) -> dict[str, list]:
     return _remembered(engine, ("textures", side), measure)
 
 
-def _choose_generated(engine, settings, model: DiffusionModel, latents: list) -> Choice:
+def _choose_generated(
+    engine: EncoderView, settings, model: DiffusionModel, latents: list
+) -> Choice:
     side = engine.resolution(settings)
     diffusion = settings.target.diffusion
 
