@@ -217,3 +217,14 @@ def test_ray_pool_leaves_room_for_reading():
     assert uneven.cpus_per_worker + READ_CPUS <= 2  # fits the small node too
     gpus = pool_shape({"CPU": 32.0, "GPU": 4.0}, [32.0], workers=None, cpus_per_worker=None)
     assert (gpus.workers, gpus.gpus_per_worker) == (4, 1.0)
+
+
+@pytest.mark.parametrize("order", [("cat.jpg", "cat.png"), ("cat.png", "cat.jpg")])
+def test_inputs_sharing_a_name_get_names_by_one_rule_whatever_the_order(tmp_path, order):
+    """The README's promise: cat.jpg and cat.png become cat.png and cat-jpg.png."""
+    from artcloak.batch.plan import output_paths
+
+    sources = [tmp_path / name for name in order]
+    items = output_paths(tmp_path, sources, tmp_path / "out", None)
+    named = {item.source.name: item.output.name for item in items}
+    assert named == {"cat.png": "cat.png", "cat.jpg": "cat-jpg.png"}

@@ -278,3 +278,25 @@ def test_bad_settings_get_one_clear_line(argv, expected, rgb_png, cli_model_args
     assert code == 1 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and expected in err
     assert sorted(p.name for p in rgb_png.parent.iterdir()) == ["art.png"]
+
+
+def test_a_bad_image_is_reported_before_the_models_load(tmp_path, monkeypatch, capsys):
+    """A missing encoder and an empty image: the image's one line comes first, and at once
+    (loading even a tiny model would be the encoder's error instead)."""
+    import time
+
+    from artcloak.engine import protect
+
+    loads = []
+    monkeypatch.setattr(protect, "load_encoders", lambda *a, **k: loads.append(a) or [])
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    argv = ["cloak", str(empty), "--encoder", str(tmp_path / "no-such-vae.safetensors"),
+            "--device", "cpu"]  # fmt: skip
+    started = time.perf_counter()
+    code, _, err = run(argv, capsys)
+    elapsed = time.perf_counter() - started
+    assert code == 1 and "Traceback" not in err
+    assert "empty.png" in err and "no-such-vae" not in err
+    assert loads == []
+    assert elapsed < 2, f"{elapsed:.1f} s before the image's error"

@@ -142,9 +142,11 @@ def test_progress_reports_every_step(engine, fast_settings):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"eps": 0.0}, "eps"),
-        ({"lpips": 0.0}, "LPIPS"),
-        ({"steps": 0}, "steps"),
+        ({"eps_255": 0.0}, "'eps_255' must be in \\(0, 64\\]"),
+        ({"eps_255": 65}, "eps_255"),
+        ({"lpips": 0.0}, "'lpips' must be in"),
+        ({"steps": 0}, "'steps' must be in \\[1, 10000\\]"),
+        ({"steps": "10"}, "'steps' must be a number"),
         ({"resolution": 10}, "resolution"),
     ],
 )
@@ -156,7 +158,7 @@ def test_settings_are_checked_with_specific_messages(change, message):
 def test_presets_order_the_budget():
     budgets = [ProtectionSettings(intensity=i).budget() for i in Intensity]
     assert budgets[0].eps < budgets[1].eps < budgets[2].eps
-    assert ProtectionSettings(eps_255=2).budget() == Budget(lpips=0.05, eps_255=2)
+    assert ProtectionSettings(eps_255=2).budget() == Budget(lpips=0.05, eps=2 / 255)
 
 
 def test_working_size_keeps_aspect_and_multiples_of_eight():

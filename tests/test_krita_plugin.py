@@ -3,7 +3,7 @@
 stand-in ``krita`` module (tests/krita_stub/krita.py).
 
 The plugin is imported from where ``install_krita`` put it, so these tests also check the
-installed layout (the plugin next to its copy of protocol.py). The Qt parts (dialog.py,
+installed layout (the plugin next to its copies of protocol.py and client.py). The Qt parts (dialog.py,
 runner.py, extension.py) run in tests/test_krita_real.py, inside real Krita.
 """
 
@@ -21,13 +21,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from artcloak import client as core_client
 from artcloak import install as installer
 from artcloak import protocol
+from artcloak.worker import read_request
 from click.testing import CliRunner
 from PIL import Image
 
 STUB = Path(__file__).parent / "krita_stub"
-PLUGIN_MODULES = ("form", "session", "document", "qt", "dialog", "runner", "extension")
+PLUGIN_MODULES = ("form", "client", "document", "qt", "dialog", "runner", "extension")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,7 @@ def krita_stub(monkeypatch):
 # --- installer ---------------------------------------------------------------------------
 
 
-def test_install_puts_plugin_protocol_and_config_in_place(installed, tiny_models):
+def test_install_puts_plugin_protocol_client_and_config_in_place(installed, tiny_models):
     pykrita = installed.locations.pykrita
     files = {p.name for p in installed.plugin.iterdir()}
     assert {f"{m}.py" for m in PLUGIN_MODULES} | {
@@ -82,6 +84,7 @@ def test_install_puts_plugin_protocol_and_config_in_place(installed, tiny_models
         "worker.json",
     } <= files
     assert (installed.plugin / "protocol.py").read_text() == Path(protocol.__file__).read_text()
+    assert (installed.plugin / "client.py").read_text() == Path(core_client.__file__).read_text()
     desktop = (pykrita / "artcloak_export.desktop").read_text()
     assert "X-KDE-Library=artcloak_export" in desktop and "Krita/PythonPlugin" in desktop
     config = json.loads((installed.plugin / "worker.json").read_text())
@@ -101,6 +104,8 @@ def test_installed_plugin_imports_neither_torch_nor_artcloak(installed):
     allowed = set(sys.stdlib_module_names) | {"krita", "PyQt5", "PyQt6"}
     for path in installed.plugin.glob("*.py"):
         tree = ast.parse(path.read_text(), feature_version=(3, 8))  # Krita 5.1 bundles 3.8+
+        # client.py's fallback for GIMP, where protocol.py is a top-level sibling module
+        allowed_here = allowed | ({"protocol"} if path.name == "client.py" else set())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 roots = [alias.name.split(".")[0] for alias in node.names]
@@ -108,7 +113,7 @@ def test_installed_plugin_imports_neither_torch_nor_artcloak(installed):
                 roots = [node.module.split(".")[0]]
             else:
                 continue
-            assert set(roots) <= allowed, f"{path.name} imports {roots}"
+            assert set(roots) <= allowed_here, f"{path.name} imports {roots}"
 
 
 def test_qt_names_come_from_one_module(installed):
@@ -263,51 +268,56 @@ def test_problems_name_each_mistake(plugin, tmp_path):
 
 
 def test_build_request_for_each_target(plugin, tmp_path):
-    form = plugin.form
-    config = form.WorkerConfig(
+    form, client = plugin.form, plugin.client
+    config = client.WorkerConfig(
         python="py", request={"encoders": ["/m"], "device": "cpu", "mode": "shade"}
     )
     out = str(tmp_path / "o.png")
-    auto = form.build_request(form.FormValues(output=out), "/t/in.png", config)
-    assert (auto.input, auto.output, auto.mode, auto.style, auto.anchors) == (
-        "/t/in.png",
-        out,
+    style_image, anchor_a, anchor_b = (str(tmp_path / n) for n in ("s.png", "a.png", "b.png"))
+    for path in (style_image, anchor_a, anchor_b):
+        Path(path).write_bytes(b"x")
+
+    def build(values, input_path="i", overwrite=False):
+        return client.build_request(values.choices(overwrite), input_path, config)
+
+    auto = build(form.FormValues(output=out), "/t/in.png")
+    assert (auto.input, auto.output) == ("/t/in.png", out)
+    assert (auto.settings["mode"], auto.settings["style"], auto.settings["anchors"]) == (
         "cloak",
         None,
         [],
     )
-    assert auto.encoders == ["/m"] and auto.device == "cpu"  # from worker.json
-    assert (
-        form.build_request(
-            form.FormValues(target_kind="style", style="marble", output=out), "i", config
-        ).style
-        == "marble"
+    assert auto.settings["encoders"] == ["/m"] and auto.settings["device"] == "cpu"  # worker.json
+    assert build(form.FormValues(target_kind="style", style="marble", output=out)).settings[
+        "style"
+    ] == "marble"
+    image = build(form.FormValues(target_kind="image", style_image=style_image, output=out))
+    assert image.settings["style"] == style_image
+    shade = build(
+        form.FormValues(mode="shade", anchors=[anchor_a, anchor_b], style="x", output=out)
     )
-    image = form.build_request(
-        form.FormValues(target_kind="image", style_image="/s.png", output=out), "i", config
-    )
-    assert image.style == "/s.png"
-    shade = form.build_request(
-        form.FormValues(mode="shade", anchors=["/a.png", "/b.png"], style="x", output=out),
-        "i",
-        config,
-    )
-    assert shade.mode == "shade" and shade.anchors == ["/a.png", "/b.png"] and shade.style is None
-    assert (
-        form.build_request(form.FormValues(output=out), "i", config, overwrite=True).overwrite
-        is True
-    )
-    # what the plugin sends is what the worker accepts
-    again = protocol.WorkerRequest.from_json(shade.to_json())
-    assert again == protocol.WorkerRequest(**json.loads(shade.to_json()))
+    assert shade.settings["mode"] == "shade" and shade.settings["anchors"] == [anchor_a, anchor_b]
+    assert shade.settings["style"] is None
+    assert build(form.FormValues(output=out), overwrite=True).overwrite is True
+    assert build(form.FormValues(output=out)).overwrite is False
+    # what the plugin sends is what the worker accepts: one flat object, settings checked
+    again = protocol.WorkerRequest.from_json(shade.to_json())  # the core's class, not the copy's
+    assert again == protocol.WorkerRequest.from_wire(json.loads(shade.to_json()))
+    assert again.to_wire() == shade.to_wire()
+    assert json.loads(shade.to_json())["anchors"] == [anchor_a, anchor_b]
+    _, protection, models = read_request(shade.to_json())
+    assert protection.mode.value == "shade" and models.device == "cpu"
+    # the dialog checks before it accepts; the request refuses what would not run anyway
+    with pytest.raises(client.PluginError, match="at least one image"):
+        build(form.FormValues(mode="shade", output=out))
 
 
 def test_worker_config_errors_say_what_to_do(plugin, tmp_path):
-    form = plugin.form
-    with pytest.raises(form.PluginError, match="artcloak install krita"):
-        form.WorkerConfig.load(str(tmp_path))
+    client = plugin.client
+    with pytest.raises(client.PluginError, match="artcloak install krita"):
+        client.WorkerConfig.load(str(tmp_path), "krita")
     (tmp_path / "worker.json").write_text('{"python": "p"}')
-    assert form.WorkerConfig.load(str(tmp_path)).styles == list(form.DEFAULT_STYLES)
+    assert client.WorkerConfig.load(str(tmp_path), "krita").styles == list(client.DEFAULT_STYLES)
 
 
 # --- the worker session -------------------------------------------------------------------
@@ -315,7 +325,7 @@ def test_worker_config_errors_say_what_to_do(plugin, tmp_path):
 
 def test_session_reads_lines_however_they_are_split(plugin):
     seen, notices = [], []
-    session = plugin.session.WorkerSession(on_progress=seen.append, on_notice=notices.append)
+    session = plugin.client.WorkerSession(on_progress=seen.append, on_notice=notices.append)
     lines = [
         protocol.encode(protocol.progress("load", 0, 1, "Loading models")),
         "a stray line from a library",
@@ -331,13 +341,13 @@ def test_session_reads_lines_however_they_are_split(plugin):
     outcome = session.finish(0, "")
     assert outcome.kind == "result" and outcome.result["output"] == "/o.png"
     assert outcome.notices == ["ICC profile kept"]
-    assert plugin.session.progress_text(seen[1]) == "Protecting: step 2 of 4 (budget used 50%)"
-    assert plugin.session.progress_fraction(seen[1]) == 0.5
-    assert plugin.session.progress_fraction(seen[0]) is None
+    assert plugin.client.progress_text(seen[1]) == "Protecting: step 2 of 4 (budget used 50%)"
+    assert plugin.client.progress_fraction(seen[1]) == 0.5
+    assert plugin.client.progress_fraction(seen[0]) is None
 
 
 def test_session_outcomes_for_errors_crashes_and_cancel(plugin):
-    session_class = plugin.session.WorkerSession
+    session_class = plugin.client.WorkerSession
     errored = session_class()
     errored.feed(
         protocol.encode(protocol.error("The anchor image x.png does not exist."))
@@ -360,35 +370,35 @@ def test_result_message_states_figures_against_the_budget(plugin):
     result = protocol.result("/o.png", report="/o.png.json", lpips=0.0312, linf_255=8.0, psnr_db=38.21,
                              latent=[{"encoder": "/m/vae/", "distance_closed": 0.42}], seconds=12.34)  # fmt: skip
     report = {"settings": {"budget": {"lpips": 0.05, "eps_255": 8.0}}}
-    text = plugin.session.describe_result(result, report, ["Saved as 8-bit."])
+    text = plugin.client.describe_result(result, report, ["Saved as 8-bit."])
     for part in ["/o.png", "LPIPS): 0.0312 (budget 0.05)", "8/255 (budget 8/255)", "38.2 dB",
                  "42% of the way to the target (vae)", "12.3 s", "Report: /o.png.json", "Saved as 8-bit."]:  # fmt: skip
         assert part in text
-    assert "budget" not in plugin.session.describe_result(result, {})
+    assert "budget" not in plugin.client.describe_result(result, {})
 
 
 def test_worker_environment_drops_krita_python(plugin):
     env = {"PYTHONHOME": "/k", "PYTHONPATH": "/k/lib", "PATH": "/bin", "APPDIR": "/tmp/.mount_k",
            "LD_LIBRARY_PATH": os.pathsep.join(["/tmp/.mount_k/usr/lib", "/opt/cuda/lib"])}  # fmt: skip
-    clean = plugin.session.worker_environment(env)
+    clean = plugin.client.worker_environment(env)
     assert "PYTHONHOME" not in clean and "PYTHONPATH" not in clean
     assert clean["PATH"] == "/bin" and clean["LD_LIBRARY_PATH"] == "/opt/cuda/lib"
     assert clean["PYTHONIOENCODING"] == "utf-8"
     assert env["PYTHONHOME"] == "/k"  # the plugin's own environment is left alone
-    assert plugin.session.worker_command("/py") == ("/py", ["-m", "artcloak", "worker", "-"])
+    assert plugin.client.worker_command("/py") == ("/py", ["-m", "artcloak", "worker", "-"])
 
 
 def run_worker(plugin, request, cancel_on_progress: bool = False):
-    """What runner.py does with a QProcess, done with subprocess."""
-    program, args = plugin.session.worker_command(sys.executable)
-    session = plugin.session.WorkerSession()
+    """What runner.py does with a QProcess (feed client.WorkerSession), done with subprocess."""
+    program, args = plugin.client.worker_command(sys.executable)
+    session = plugin.client.WorkerSession()
     process = subprocess.Popen(
         [program, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=plugin.session.worker_environment(dict(os.environ)),
+        env=plugin.client.worker_environment(dict(os.environ)),
     )
     process.stdin.write(request.to_json())
     process.stdin.close()
@@ -402,33 +412,35 @@ def run_worker(plugin, request, cancel_on_progress: bool = False):
 
 
 def test_real_worker_result_and_error(plugin, installed, tmp_path):
-    config = plugin.form.WorkerConfig.load(str(installed.plugin))
+    config = plugin.client.WorkerConfig.load(str(installed.plugin), "krita")
     source = tmp_path / "in.png"
     Image.fromarray(np.full((40, 48, 4), 120, np.uint8), "RGBA").save(source)
     values = plugin.form.FormValues(output=str(tmp_path / "out.png"))
-    request = plugin.form.build_request(values, str(source), config)
-    request.steps, request.resolution, request.lpips_random_backbone = 3, 64, True
+    request = plugin.client.build_request(values.choices(), str(source), config)
+    request.settings.update(steps=3, resolution=64, lpips_random_backbone=True)
     outcome = run_worker(plugin, request)
     assert outcome.kind == "result", outcome.message
     assert Image.open(tmp_path / "out.png").size == (48, 40)
     assert outcome.result["linf_255"] <= 8
-    shade = plugin.form.FormValues(
-        mode="shade", anchors=[str(tmp_path / "missing.png")], output=str(tmp_path / "s.png")
-    )
-    request = plugin.form.build_request(shade, str(source), config)
+    anchor = tmp_path / "missing.png"
+    Image.new("RGB", (8, 8)).save(anchor)
+    shade = plugin.form.FormValues(mode="shade", anchors=[str(anchor)], output=str(tmp_path / "s.png"))
+    request = plugin.client.build_request(shade.choices(), str(source), config)
+    request.settings.update(steps=3, resolution=64, lpips_random_backbone=True)
+    anchor.unlink()  # gone by the time the worker looks
     outcome = run_worker(plugin, request)
     assert outcome.kind == "error" and "missing.png" in outcome.message
     assert "Traceback" not in outcome.message and not (tmp_path / "s.png").exists()
 
 
 def test_real_worker_cancel_leaves_no_output(plugin, installed, tmp_path):
-    config = plugin.form.WorkerConfig.load(str(installed.plugin))
+    config = plugin.client.WorkerConfig.load(str(installed.plugin), "krita")
     source = tmp_path / "in.png"
     Image.fromarray(np.full((40, 48, 3), 90, np.uint8)).save(source)
     values = plugin.form.FormValues(output=str(tmp_path / "out" / "art.png"))
     (tmp_path / "out").mkdir()
-    request = plugin.form.build_request(values, str(source), config)
-    request.steps, request.resolution, request.lpips_random_backbone = 5000, 64, True
+    request = plugin.client.build_request(values.choices(), str(source), config)
+    request.settings.update(steps=5000, resolution=64, lpips_random_backbone=True)
     outcome = run_worker(plugin, request, cancel_on_progress=True)
     assert outcome.kind == "cancelled"
     assert list((tmp_path / "out").iterdir()) == []
@@ -448,13 +460,13 @@ def test_rgba_integer_documents_are_accepted(plugin, krita_stub, depth):
      ("CMYKA", "U8", "CMYK/Alpha, 8-bit integer"), ("GRAYA", "U16", "Grayscale/Alpha")],
 )  # fmt: skip
 def test_other_documents_are_refused_with_how_to_convert(plugin, krita_stub, model, depth, said):
-    with pytest.raises(plugin.form.PluginError) as refused:
+    with pytest.raises(plugin.client.PluginError) as refused:
         plugin.document.check_document(krita_stub.Document(model=model, depth=depth))
     assert said in str(refused.value) and "Convert Image Color Space" in str(refused.value)
 
 
 def test_no_document_is_refused(plugin):
-    with pytest.raises(plugin.form.PluginError, match="no active document"):
+    with pytest.raises(plugin.client.PluginError, match="no active document"):
         plugin.document.check_document(None)
 
 
@@ -482,7 +494,7 @@ def test_failed_export_says_so_and_leaves_no_temp(plugin, krita_stub, monkeypatc
     monkeypatch.setattr("tempfile.tempdir", None)
     document = krita_stub.Document(export_works=False)
     document.batch = True
-    with pytest.raises(plugin.form.PluginError, match="could not export"):
+    with pytest.raises(plugin.client.PluginError, match="could not export"):
         plugin.document.export_to_temp(document, krita_stub.InfoObject)
     assert list(tmp_path.iterdir()) == []
     assert document.batchmode() is True

@@ -2,9 +2,10 @@
 
 An editor plugin runs in the editor's own Python, which has no torch. Installing one means:
 copy the plugin's files (shipped inside this package as ``artcloak.<host>_plugin``), copy
-``protocol.py`` next to them (the one definition of the worker protocol), write
-``worker.json`` (which Python runs ``artcloak worker``, and request defaults such as the
-encoder), then enable the plugin in the editor's settings. Each step is reported with how
+``protocol.py`` (the one definition of the worker protocol) and ``client.py`` (the worker
+client both plugins share) next to them, write ``worker.json`` (which Python runs
+``artcloak worker``, and request defaults such as the encoder), then enable the plugin in
+the editor's settings. Each step is reported with how
 to undo it. :func:`install_plugin_files` is the part a GIMP installer reuses.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from . import protocol
+from . import client, protocol
 from .errors import ArtcloakError
 from .report import artcloak_version
 
@@ -31,6 +32,7 @@ GIMP_PLUGIN = "artcloak-export"  # GIMP 3: plug-ins/<name>/<name>.py, executable
 WORKER_CONFIG = "worker.json"
 MARKER = "artcloak"  # worker.json's key that says a folder is ours to replace
 PLUGIN_FILE_TYPES = {".py", ".md", ".desktop"}
+SHARED_MODULES = (protocol, client)  # stdlib-only modules copied next to each plugin
 
 
 class InstallError(ArtcloakError):
@@ -113,7 +115,7 @@ def install_plugin_files(
     force: bool = False,
 ) -> list[str]:
     """Copy the plugin package ``package`` to ``destination`` (replacing an earlier
-    artcloak install), add protocol.py and worker.json. Returns what was done."""
+    artcloak install), add protocol.py, client.py and worker.json. Returns what was done."""
     if destination.exists() and not _is_ours(destination) and not force:
         raise InstallError(
             f"{destination} exists and was not installed by artcloak; move it away "
@@ -122,10 +124,12 @@ def install_plugin_files(
     if destination.exists():
         shutil.rmtree(destination)
     destination.mkdir(parents=True)
+    shared = {Path(module.__file__).name: Path(module.__file__) for module in SHARED_MODULES}
     for item in sorted(package.iterdir()):
-        if item.is_file() and item.suffix in PLUGIN_FILE_TYPES and item.name != "protocol.py":
+        if item.is_file() and item.suffix in PLUGIN_FILE_TYPES and item.name not in shared:
             shutil.copy2(item, destination / item.name)
-    shutil.copy2(protocol.__file__, destination / "protocol.py")
+    for name, path in shared.items():
+        shutil.copy2(path, destination / name)
     config = {
         MARKER: artcloak_version(),
         "python": python,

@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .atomic import atomic_write
-from .settings import ProtectionSettings
+from .settings import PROTECTION_NAMES, ProtectionSettings, to_flat
 
 
 def artcloak_version() -> str:
@@ -18,18 +18,27 @@ def artcloak_version() -> str:
         return "unknown"
 
 
+# Settings the report states as the values they resolve to (the budget and the steps), not as
+# the overrides asked for; the target has its own section.
+RESOLVED = {"eps_255", "lpips", "steps"}
+
+
 def settings_section(settings: ProtectionSettings) -> dict:
+    """Every protection setting by its flat name, the budget and steps as resolved: a new
+    setting appears here (and in a batch's run key) without a change to this file."""
     budget = settings.budget()
+    flat = to_flat(settings)
+    plain = {
+        name: value
+        for name, value in flat.items()
+        if PROTECTION_NAMES[name][0] != "target" and name not in RESOLVED
+    }
+    first = {name: plain.pop(name) for name in ("mode", "intensity", "quality")}
     return {
-        "mode": settings.mode.value,
-        "intensity": settings.intensity.value,
-        "quality": settings.quality.value,
+        **first,
         "budget": {"lpips": budget.lpips, "eps_255": round(budget.eps * 255, 4)},
         "steps": settings.effort().steps,
-        "seed": settings.seed,
-        "resolution": settings.resolution,
-        "robust": settings.robust,
-        "adaptive": settings.adaptive,
+        **plain,
     }
 
 

@@ -1,6 +1,6 @@
 """Jobs: a queue and one worker thread per device, so the page stays responsive.
 
-Every job runs through the core's one seam (``files.protect_files`` on an ``Engine`` loaded
+Every job runs through the core's one file pipeline (``files.FileRun`` on an ``Engine`` loaded
 once). Uploads are copied into the job's temporary folder, which is removed when the job ends;
 the protected files, their reports and previews stay in the job's results folder (for download)
 until the runner closes, which removes everything it made. Originals are only read.
@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..engine.files import SUFFIXES, protect_files
+from ..engine.files import SUFFIXES, FileRun, read_file
 from ..engine.protect import Engine
 from ..engine.targets import check_target
 from ..errors import ArtcloakError, Cancelled
@@ -159,10 +159,11 @@ class JobRunner:
             self.engine.load_models()
             job.state = RUNNING
             staged = self._stage(job)
+            run = FileRun(self.engine, job.settings, [request.source for _, request in staged])
             size = max(1, self.engine.batch_size)
             job.chunk_size = size
             for start in range(0, len(staged), size):
-                self._protect_chunk(job, staged[start : start + size])
+                self._protect_chunk(job, run, staged[start : start + size])
             failed = sum(image.state == FAILED for image in job.images)
             done = len(job.images) - failed
             message = f"{done} protected" + (f", {failed} failed" if failed else "") + "."
@@ -191,7 +192,9 @@ class JobRunner:
             staged.append((image, FileRequest(copy, output)))
         return staged
 
-    def _protect_chunk(self, job: Job, chunk: list[tuple[ImageState, FileRequest]]) -> None:
+    def _protect_chunk(
+        self, job: Job, run: FileRun, chunk: list[tuple[ImageState, FileRequest]]
+    ) -> None:
         if job.cancel_event.is_set():
             raise Cancelled()
         by_source = {str(request.source): image for image, request in chunk}
@@ -209,7 +212,8 @@ class JobRunner:
         requests = [request for _, request in chunk]
         output = OutputSettings(write_report=True)
         try:
-            outcomes = protect_files(self.engine, requests, job.settings, output, listener)
+            read = [read_file(request, output) for request in requests]
+            outcomes = run.protect(read, output, listener)
         except Cancelled:
             for image, _ in chunk:
                 image.state = CANCELLED

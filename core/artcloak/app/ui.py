@@ -9,6 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..engine.images.formats import IMAGE_EXTENSIONS
 from ..errors import ArtcloakError
 from ..settings import Intensity, Mode, Quality
 from .form import (
@@ -23,7 +24,7 @@ from .form import (
 from .jobs import JobRunner
 from .view import figures_markdown, message_html, status_html
 
-IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"]
+IMAGE_TYPES = sorted(IMAGE_EXTENSIONS)
 POLL_SECONDS = 0.4
 PICTURE_HEIGHT = 320
 STORAGE_KEY = "artcloak-app-settings-v1"

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cli.options import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
+from ..engine.images.formats import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, LOSSLESS_EXTENSIONS
 from ..errors import ArtcloakError
 from ..report import report_path, settings_section
 from ..settings import ModelSettings, ProtectionSettings
@@ -118,23 +118,37 @@ def check_folders(root: Path, sources: Sequence[Path], dest: Path, recursive: bo
 
 def output_paths(root: Path, sources: Sequence[Path], dest: Path, fmt: str | None) -> list[Item]:
     """Mirror each input under DEST; lossy inputs become PNG unless a format is given.
-    Two inputs that would share an output name (art.jpg, art.png) get distinct names."""
-    from ..engine.files import LOSSLESS_FORMATS
-
-    items, taken = [], set()
-    for source in sources:
-        relative = Path(os.path.relpath(source, root))
-        suffix = source.suffix.lower()
-        if fmt:
-            extension = FORMAT_EXTENSIONS[fmt]
-        else:
-            extension = suffix if suffix in LOSSLESS_FORMATS else ".png"
-        output = dest / relative.with_suffix(extension)
+    Two inputs that would share an output name get distinct names by one rule, whatever the
+    order: an input already in the output's format keeps the plain name (``cat.png``), the
+    other takes its own extension into the name (``cat.jpg`` -> ``cat-jpg.png``)."""
+    planned = [_mirrored(root, source, dest, fmt) for source in sources]
+    # Inputs already in the output's format claim their plain names first.
+    claims = sorted(range(len(planned)), key=lambda index: not planned[index][2])
+    taken: set[Path] = set()
+    outputs: dict[int, Path] = {}
+    for index in claims:
+        relative, output, _ = planned[index]
         if output in taken:
-            output = dest / relative.with_name(f"{relative.stem}-{suffix.lstrip('.')}{extension}")
+            suffix = sources[index].suffix.lower().lstrip(".")
+            output = dest / relative.with_name(f"{relative.stem}-{suffix}{output.suffix}")
         taken.add(output)
-        items.append(Item(source, output, relative.as_posix()))
-    return items
+        outputs[index] = output
+    return [
+        Item(source, outputs[index], planned[index][0].as_posix())
+        for index, source in enumerate(sources)
+    ]
+
+
+def _mirrored(root: Path, source: Path, dest: Path, fmt: str | None) -> tuple[Path, Path, bool]:
+    """(path relative to SRC, plain output path, whether the input is in the output's format)."""
+    relative = Path(os.path.relpath(source, root))
+    suffix = source.suffix.lower()
+    if fmt:
+        extension = FORMAT_EXTENSIONS[fmt]
+    else:
+        extension = suffix if suffix in LOSSLESS_EXTENSIONS else ".png"
+    output = dest / relative.with_suffix(extension)
+    return relative, output, suffix == extension
 
 
 def run_key(settings: ProtectionSettings, models: ModelSettings, fmt: str | None) -> dict:

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from .. import protocol
+from ..engine.images.formats import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
 from ..errors import ArtcloakError
 from ..install import install
 from ..settings import (
@@ -22,8 +23,6 @@ from ..settings import (
     OutputSettings,
 )
 from .options import (
-    FORMAT_EXTENSIONS,
-    IMAGE_EXTENSIONS,
     configure_logging,
     diffusion_options,
     model_options,

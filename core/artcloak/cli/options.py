@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ..engine.images.formats import FORMAT_EXTENSIONS
 from ..settings import (
     DEFAULT_ENCODER,
     FLAT_NAMES,
@@ -26,9 +27,6 @@ from ..settings import (
     Target,
     request_from_flat,
 )
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
-FORMAT_EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
 
 
 def _preset_help(kind: str) -> str:

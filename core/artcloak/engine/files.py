@@ -18,14 +18,20 @@ from ..errors import ArtcloakError, InputImageError
 from ..progress import SILENT, Listener, ProgressEvent
 from ..report import report_path, settings_section, stamp, write_json
 from ..settings import FileRequest, Mode, OutputSettings, ProtectionSettings
-from .images import LoadedImage, check_output_path, format_for_path, load_image, write_image
+from .images import (
+    LOSSLESS_EXTENSIONS,
+    LOSSY_FORMATS,
+    LoadedImage,
+    check_output_path,
+    format_for_path,
+    load_image,
+    write_image,
+)
 from .protect import Engine, Failed, ImageJob, Protected
 from .targets import describe_target
 
 log = logging.getLogger(__name__)
 
-LOSSLESS_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
-LOSSY_FORMATS = ("JPEG", "WEBP")
 SUFFIXES = {Mode.CLOAK: "cloaked", Mode.SHADE: "shaded"}
 
 
@@ -43,7 +49,9 @@ def default_output(
 ) -> Path:
     """``art.png`` -> ``art-cloaked.png`` beside it (or in ``folder``); lossy inputs -> PNG."""
     if extension is None:
-        extension = source.suffix.lower() if source.suffix.lower() in LOSSLESS_FORMATS else ".png"
+        extension = (
+            source.suffix.lower() if source.suffix.lower() in LOSSLESS_EXTENSIONS else ".png"
+        )
     name = f"{source.stem}-{SUFFIXES[mode]}{extension}"
     return (folder or source.parent) / name
 

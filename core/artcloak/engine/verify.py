@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from ..errors import InputImageError
@@ -63,22 +64,63 @@ def verify_files(
             f"{protected_path} is {protected.size[0]}x{protected.size[1]} but {original_path} is "
             f"{original.size[0]}x{original.size[1]}: compare an image with its own protected copy."
         )
-    maximum = original.max_value
-    protected_samples = np.rint(protected.rgb * maximum).astype(np.int64)
-    figures = measure(engine.lpips, original.colour_samples(), protected_samples, maximum)
+    figures = verify_images(
+        engine, original.rgb, protected.rgb, original.max_value, settings, toward_target
+    )
+    return {
+        "original": str(original_path),
+        "protected": str(protected_path),
+        **figures,
+        "models": engine.describe(),
+    }
+
+
+def verify_images(
+    engine: Engine,
+    original: np.ndarray,
+    protected: np.ndarray,
+    max_value: int,
+    settings: ProtectionSettings,
+    toward_target: bool,
+) -> dict:
+    """Figures of a protected image against its original, both in memory (float H x W x 3 in
+    [0, 1]): the budget measured on their samples at ``max_value`` (255 for 8-bit, 65535 for
+    16-bit), the latent shift (toward the settings' target with ``toward_target``) and how
+    much of it survives each of DEGRADATIONS."""
+    if original.shape != protected.shape:
+        raise InputImageError(
+            f"The protected image is {_size(protected)} but the original is {_size(original)}: "
+            "compare an image with its own protected copy."
+        )
+    original_samples, protected_samples = (
+        np.rint(np.clip(rgb, 0, 1) * np.float32(max_value)).astype(np.int64)
+        for rgb in (original, protected)
+    )
+    figures = measure(engine.lpips, original_samples, protected_samples, max_value)
     survival = {
-        name: engine.latent_figures(degrade(original.rgb), degrade(protected.rgb), 1, settings,
+        name: engine.latent_figures(degrade(original), degrade(protected), 1, settings,
                                     toward_target=toward_target)
         for name, degrade in DEGRADATIONS.items()
     }  # fmt: skip
     return {
-        "original": str(original_path),
-        "protected": str(protected_path),
         "measured": {**figures.as_dict(), "within_budget": figures.within(settings.budget())},
         "budget": settings.budget().describe(),
         "latent": engine.latent_figures(
-            original.rgb, protected.rgb, 1, settings, toward_target=toward_target
+            original, protected, 1, settings, toward_target=toward_target
         ),
         "after": survival,
-        "models": engine.describe(),
     }
+
+
+def model_view(engine: Engine, rgb: np.ndarray, settings: ProtectionSettings) -> np.ndarray:
+    """What the (first) encoder's model sees of an image (float H x W x 3 in [0, 1]): the
+    decoder's reconstruction of its latent, at the working size, as float H' x W' x 3."""
+    encoder = engine.encoders[0]
+    latent = engine.encode_view(rgb, 1, settings)[0]
+    with torch.no_grad():
+        decoded = encoder.decode(latent.unsqueeze(0))[0].float()
+    return decoded.permute(1, 2, 0).cpu().numpy()
+
+
+def _size(rgb: np.ndarray) -> str:
+    return f"{rgb.shape[1]}x{rgb.shape[0]}"

@@ -7,12 +7,24 @@ Pillow cannot hold, are decoded with OpenCV and written by the small PNG and TIF
 Writes are atomic: a file either appears complete at its path or not at all.
 """
 
-from .formats import MIN_SIDE, SUPPORTED_FORMATS, XMP_KEY
+from .formats import (
+    FORMAT_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    LOSSLESS_EXTENSIONS,
+    LOSSY_FORMATS,
+    MIN_SIDE,
+    SUPPORTED_FORMATS,
+    XMP_KEY,
+)
 from .loaded import LoadedImage
 from .read import MAX_PIXELS, load_image
 from .write import check_output_path, format_for_path, write_image
 
 __all__ = [
+    "FORMAT_EXTENSIONS",
+    "IMAGE_EXTENSIONS",
+    "LOSSLESS_EXTENSIONS",
+    "LOSSY_FORMATS",
     "MAX_PIXELS",
     "MIN_SIDE",
     "SUPPORTED_FORMATS",

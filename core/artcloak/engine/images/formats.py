@@ -8,7 +8,8 @@ MIN_SIDE = 32
 XMP_KEY = "XML:com.adobe.xmp"
 _FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "TIFF": "TIFF", "BMP": "BMP"}
 _FORMAT_LIST = "PNG, JPEG, WebP, TIFF or BMP"
-_EXTENSIONS = {
+# The one table of file extensions: what each reads as, what each format is written as.
+EXTENSIONS = {
     ".png": "PNG",
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
@@ -17,6 +18,11 @@ _EXTENSIONS = {
     ".tiff": "TIFF",
     ".bmp": "BMP",
 }
+IMAGE_EXTENSIONS = frozenset(EXTENSIONS)
+LOSSY_FORMATS = ("JPEG", "WEBP")
+LOSSLESS_EXTENSIONS = frozenset(ext for ext, fmt in EXTENSIONS.items() if fmt not in LOSSY_FORMATS)
+# --format choices -> the extension written
+FORMAT_EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
 # Pillow format name -> ours. MPO is how Pillow names camera JPEGs with extra (preview) images.
 _PILLOW_FORMATS = {

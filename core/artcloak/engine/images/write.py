@@ -16,10 +16,10 @@ from artcloak.atomic import atomic_write
 from artcloak.errors import OutputError, SettingsError
 
 from .formats import (
-    _EXTENSIONS,
     _FORMAT_ALIASES,
     _FORMAT_LIST,
     _FORMAT_NAMES,
+    EXTENSIONS,
     SUPPORTED_FORMATS,
     XMP_KEY,
 )
@@ -33,7 +33,7 @@ from .tiff import _encode_tiff
 
 def format_for_path(path: Path) -> str:
     """The output format for a file name, from its extension."""
-    fmt = _EXTENSIONS.get(Path(path).suffix.lower())
+    fmt = EXTENSIONS.get(Path(path).suffix.lower())
     if fmt is None:
         raise OutputError(
             f"{path} has an extension artcloak cannot write; "

@@ -1,0 +1,98 @@
+"""The layers of the package, read from its imports: the engine never imports a front end,
+the request and the leaves never import the engine, and the product never imports its test kits.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "core" / "artcloak"
+
+# Rank of each top-level part of the package: a module imports only parts of its rank or lower.
+LEAVES = {"errors", "atomic", "progress", "settings", "protocol", "client", "report"}
+ENGINE = {"engine"}
+FRONT_ENDS = {"cli", "worker", "app", "batch", "install", "__main__", "__init__"}
+RANKS = {**dict.fromkeys(LEAVES, 0), **dict.fromkeys(ENGINE, 1), **dict.fromkeys(FRONT_ENDS, 2)}
+STDLIB_ONLY = {"settings", "protocol", "client", "errors"}  # copied next to plugins, or plain data
+
+
+def part_of(path: Path) -> str:
+    """The top-level part a module file belongs to (``engine``, ``cli``, ``settings``, ...)."""
+    relative = path.relative_to(PACKAGE).with_suffix("")
+    return relative.parts[0]
+
+
+def imported_parts(path: Path) -> tuple[set[str], set[str]]:
+    """(artcloak parts, other top-level modules) that the file imports, at any depth."""
+    tree = ast.parse(path.read_text())
+    package_parts = path.relative_to(PACKAGE).parent.parts
+    ours, others = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top, *rest = alias.name.split(".")
+                if top == "artcloak":
+                    ours.add(rest[0] if rest else "__init__")
+                else:
+                    others.add(top)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                top, *rest = (node.module or "").split(".")
+                if top == "artcloak":
+                    names = rest[:1] or [alias.name for alias in node.names]
+                    ours.update(names)
+                else:
+                    others.add(top)
+                continue
+            base = package_parts[: len(package_parts) - (node.level - 1)]
+            target = [*base, *(node.module.split(".") if node.module else [])]
+            if target:
+                ours.add(target[0])
+            else:  # from . import x (at the package's top)
+                ours.update(alias.name for alias in node.names)
+    return ours, others
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "testing" not in p.relative_to(PACKAGE).parts)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_go_down_the_layers(path):
+    part = part_of(path)
+    assert part in RANKS, f"{part} has no layer: add it to tests/test_layers.py"
+    ours, others = imported_parts(path)
+    assert "testing" not in ours, "the product never imports its test kits"
+    upward = sorted(name for name in ours - {part} if RANKS.get(name, 0) > RANKS[part])
+    assert not upward, f"{path.name} ({part}) imports a higher layer: {upward}"
+    if part in STDLIB_ONLY:
+        assert others <= set(sys.stdlib_module_names) | {"__future__"}, others
+
+
+@pytest.mark.parametrize("folder", ["krita_plugin", "gimp_plugin"])
+def test_editor_plugins_import_neither_torch_nor_the_package(folder):
+    for path in (ROOT / folder).rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            for name in names:
+                assert name.split(".")[0] not in {"torch", "numpy", "artcloak"}, (path, name)
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path, monkeypatch):
+    fake = tmp_path / "artcloak"
+    (fake / "engine").mkdir(parents=True)
+    module = fake / "engine" / "bad.py"
+    module.write_text("from ..cli import options\nfrom .. import settings\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    assert imported_parts(module)[0] == {"cli", "settings"}
+    with pytest.raises(AssertionError, match="higher layer"):
+        test_imports_go_down_the_layers(module)
