@@ -50,6 +50,15 @@ def test_cloak_writes_a_protected_png_and_its_report(rgb_png, cli_model_args, ca
     assert report["measured"]["lpips"] <= 0.05 and report["measured"]["linf_255"] <= 8
     changed = np.abs(written.colour_samples().astype(int) - painting().astype(int))
     assert 0 < changed.max() <= 8
+    assert list(report) == REPORT_KEYS
+    assert report["target"] == {"kind": "texture", "style": "weave"}
+    assert report["image"] == {"width": 96, "height": 72, "bit_depth": 8}
+
+
+# The report's top-level keys, in order (layout version 2; a PNG output has no re-encoding).
+REPORT_KEYS = ["artcloak", "report_version", "created", "source", "output", "output_format",
+               "image", "target", "settings", "models", "keep_mask", "working_size", "measured",
+               "latent", "encoder_passes", "seconds", "notices"]  # fmt: skip
 
 
 def test_rgba_alpha_is_bit_exact(tmp_path, cli_model_args, capsys):

@@ -59,7 +59,7 @@ def test_catalogue_styles_are_offered_and_accepted():
     # Not generated (a host that skips resolution): the style's texture stands in.
     image = target_images(Target(style="pixel-art"), Mode.CLOAK, 40, 30)[0]
     assert image.shape == (30, 40, 3)
-    assert describe_target(Target(style="pixel-art"), Mode.CLOAK)["style"] == "pixels"
+    assert describe_target(Target(style="pixel-art"), Mode.CLOAK).style == "pixels"
 
 
 def test_cache_key_changes_when_any_input_changes():
@@ -119,10 +119,10 @@ def test_without_diffusion_auto_measures_the_textures(engine, rgb_png, fast_sett
     )
     resolved = resolve_run_target(engine, settings, [rgb_png])
     described = resolved.target.described
-    assert described["kind"] == "texture" and "no diffusion model" in described["fallback"]
-    distances = described["distances"]
+    assert described.kind == "texture" and "no diffusion model" in described.fallback
+    distances = described.distances
     assert resolved.target.style == max(distances, key=distances.get)
-    assert describe_target(resolved.target, Mode.CLOAK)["style"] == resolved.target.style
+    assert describe_target(resolved.target, Mode.CLOAK).style == resolved.target.style
 
 
 def test_default_model_not_cached_means_unavailable(monkeypatch, tmp_path):
@@ -213,8 +213,8 @@ def test_auto_per_image_without_diffusion_measures_each_image(engine, fast_setti
     resolved = resolve_run_target(engine, settings)
     for seed in (0, 3):
         own = image_target(engine, resolved, painting(seed=seed), 255)
-        distances = own.described["distances"]
-        assert own.style == max(distances, key=distances.get) and "fallback" in own.described
+        distances = own.described.distances
+        assert own.style == max(distances, key=distances.get) and own.described.fallback
         assert target_images(own, Mode.CLOAK, 32, 24)[0].shape == (24, 32, 3)
 
 

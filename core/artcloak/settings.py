@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
+from .results import TargetDescription
 
 WIRE = "wire"  # field metadata: False keeps a field out of the flat values (in memory only)
 FLAT = "flat"  # field metadata: the field's flat name, where its own would be ambiguous
@@ -199,7 +200,7 @@ class Target:
     anchors_count: int = 4
     diffusion: Diffusion = field(default_factory=Diffusion)
     images: tuple[Any, ...] = field(default=(), metadata={WIRE: False})
-    described: dict | None = field(default=None, metadata={WIRE: False})
+    described: TargetDescription | None = field(default=None, metadata={WIRE: False})
 
     def check(self, mode: Mode) -> None:
         _check_number("anchors_count", self.anchors_count, 1, MAX_ANCHORS)

@@ -67,7 +67,7 @@ def run_worker(text: str, out: TextIO) -> int:
         return 1
     for message in outcome.notices:
         send(protocol.notice(message))
-    measured = outcome.report["measured"]
+    measured = outcome.report.measured
     send(
         protocol.result(
             request.output,
@@ -75,7 +75,7 @@ def run_worker(text: str, out: TextIO) -> int:
             lpips=measured["lpips"],
             linf_255=measured["linf_255"],
             psnr_db=measured["psnr_db"],
-            latent=outcome.report["latent"],
+            latent=outcome.report.latent,
             seconds=round(time.perf_counter() - started, 3),
         )
     )

@@ -14,6 +14,7 @@ from PIL import Image
 from ..engine.images import load_image
 from ..engine.protect import Engine
 from ..engine.verify import DEGRADATIONS
+from ..results import Report
 from ..settings import ProtectionSettings
 
 PREVIEW_SIDE = 768  # longest side of the pictures shown on the page
@@ -52,7 +53,7 @@ def result_figures(
     name: str,
     original_path: Path,
     output_path: Path,
-    report: dict,
+    report: Report,
     folder: Path,
 ) -> ResultFigures:
     """Compute and save everything shown for one result into ``folder``."""
@@ -74,11 +75,11 @@ def result_figures(
         output=output_path,
         amplification=round(gain, 1),
         encoder=_short(engine.encoders[0].source),
-        measured=report.get("measured", {}),
+        measured=report.measured,
         budget=budget.describe(),
-        toward_target=_closed(report.get("latent", [])),
+        toward_target=_closed(report.latent),
         survival=survival(engine, settings, original.rgb, protected.rgb),
-        notices=list(report.get("notices", [])),
+        notices=list(report.notices),
         **paths,
     )
 

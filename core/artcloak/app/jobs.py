@@ -225,7 +225,7 @@ class JobRunner:
             image.state, image.step = MEASURING, image.total
             listener.check_cancel()
             image.result = result_figures(self.engine, job.settings, image.name, request.source,
-                                          request.output, outcome.report or {},
+                                          request.output, outcome.report,
                                           job.results / "previews" / request.output.stem)  # fmt: skip
             image.state = DONE
         job.chunk_seconds.append(time.monotonic() - job.chunk_started)

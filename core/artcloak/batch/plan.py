@@ -157,7 +157,7 @@ def run_key(settings: ProtectionSettings, models: ModelSettings, fmt: str | None
 
     key = {
         "settings": settings_section(settings),
-        "target": describe_target(settings.target, settings.mode),
+        "target": describe_target(settings.target, settings.mode).as_dict(),
         "encoders": list(models.encoders),
         "encoder_config": models.encoder_config,
         "precision": models.precision.value,

@@ -66,7 +66,7 @@ class ChunkProtector:
                               "relative": entry.item.relative}}  # fmt: skip
 
         try:
-            outcomes = self.run.protect(files, WRITE, report_extra=batch_section)
+            outcomes = self.run.protect(files, WRITE, report_sections=batch_section)
         except ArtcloakError as error:
             outcomes = [FileOutcome(file.request, ok=False, message=str(error)) for file in files]
         except Exception as error:  # noqa: BLE001 - one chunk's crash (e.g. out of memory) is its own
@@ -82,7 +82,7 @@ class ChunkProtector:
         item = entry.item
         if not done.ok:
             return failed(item, done.message, self.worker)
-        measured = (done.report or {})["measured"]
+        measured = done.report.measured
         return ItemOutcome(
             item.relative,
             str(item.output),

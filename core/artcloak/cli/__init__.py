@@ -182,15 +182,17 @@ def _say_targets(outcomes) -> None:
     """Once per run, on stderr: which target artcloak generated or chose, and any fallback."""
     said: set[str] = set()
     for outcome in outcomes:
-        target = (outcome.report or {}).get("target", {})
+        if outcome.report is None:
+            continue
+        target = outcome.report.target
         lines = []
-        if "fallback" in target:
-            lines.append(f"note: {target['fallback']}: '{target.get('style')}'.")
-        elif target.get("kind") == "generated style":
-            chosen = " (auto: farthest measured)" if "distances" in target else ""
-            lines.append(f"target: the artwork rendered as '{target['style']}'{chosen}.")
-        elif target.get("kind") == "generated anchors":
-            lines.append(f"target: {target['count']} generated anchor(s), '{target['prompt']}'.")
+        if target.fallback:
+            lines.append(f"note: {target.fallback}: '{target.style}'.")
+        elif target.kind == "generated style":
+            chosen = " (auto: farthest measured)" if target.distances is not None else ""
+            lines.append(f"target: the artwork rendered as '{target.style}'{chosen}.")
+        elif target.kind == "generated anchors":
+            lines.append(f"target: {target.count} generated anchor(s), '{target.prompt}'.")
         for line in lines:
             if line not in said:
                 said.add(line)

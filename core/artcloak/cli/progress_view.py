@@ -79,17 +79,14 @@ def summarise(outcomes: Sequence[FileOutcome], settings: ProtectionSettings, as_
 def _event(outcome: FileOutcome) -> dict:
     if not outcome.ok:
         return protocol.error(outcome.message, input=str(outcome.request.source))
-    report = outcome.report or {}
+    report = outcome.report
     return protocol.result(
         str(outcome.request.output),
         input=str(outcome.request.source),
         report=str(report_path(outcome.request.output)),
-        **{
-            key: report["measured"][key]
-            for key in ("lpips", "linf_255", "psnr_db", "within_budget")
-        },
-        latent=report["latent"],
-        seconds=report["seconds"],
+        **{key: report.measured[key] for key in ("lpips", "linf_255", "psnr_db", "within_budget")},
+        latent=report.latent,
+        seconds=report.seconds,
         notices=outcome.notices,
     )
 
@@ -97,13 +94,13 @@ def _event(outcome: FileOutcome) -> dict:
 def _line(outcome: FileOutcome, settings: ProtectionSettings) -> str:
     if not outcome.ok:
         return f"failed: {outcome.request.source}: {outcome.message}"
-    report = outcome.report or {}
-    measured = report["measured"]
+    report = outcome.report
+    measured = report.measured
     budget = settings.budget()
-    closed = ", ".join(f"{figure['distance_closed']:.0%}" for figure in report["latent"])
+    closed = ", ".join(f"{figure['distance_closed']:.0%}" for figure in report.latent)
     notices = "".join(f"\n  note: {notice}" for notice in outcome.notices)
     return (
         f"protected: {outcome.request.output}  LPIPS {measured['lpips']:.4f} (<= {budget.lpips:g}), "
         f"L-inf {measured['linf_255']:g}/255 (<= {budget.eps * 255:g}), "
-        f"latent distance to target closed {closed}, {report['seconds']:.1f} s{notices}"
+        f"latent distance to target closed {closed}, {report.seconds:.1f} s{notices}"
     )

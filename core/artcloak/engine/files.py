@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ArtcloakError, InputImageError
 from ..progress import SILENT, Listener, ProgressEvent
 from ..report import report_path, settings_section, stamp, write_json
+from ..results import ImageFacts, Report
 from ..settings import FileRequest, Mode, OutputSettings, ProtectionSettings
 from .images import (
     LOSSLESS_EXTENSIONS,
@@ -40,7 +41,7 @@ class FileOutcome:
     request: FileRequest
     ok: bool
     message: str = ""
-    report: dict | None = None
+    report: Report | None = None
     notices: list[str] = field(default_factory=list)
 
 
@@ -132,9 +133,9 @@ class FileRun:
         files: Sequence[ReadFile | FileOutcome],
         output: OutputSettings,
         listener: Listener = SILENT,
-        report_extra: Callable[[ReadFile], dict] | None = None,
+        report_sections: Callable[[ReadFile], dict] | None = None,
     ) -> list[FileOutcome]:
-        """Outcomes in the order of ``files``; ``report_extra`` adds sections to a report.
+        """Outcomes in the order of ``files``; ``report_sections`` adds sections to a report.
         Models load here, and only when some file is usable."""
         if not any(isinstance(entry, ReadFile) for entry in files):
             return [entry for entry in files if isinstance(entry, FileOutcome)]
@@ -154,9 +155,9 @@ class FileRun:
         for index in range(len(files)):
             if index not in outcomes:
                 (read, job), result = next(done)
-                extra = report_extra(read) if report_extra else {}
+                sections = report_sections(read) if report_sections else {}
                 outcomes[index] = finish(self.engine, read.request, read.image, result,
-                                         job.settings(settings), output, extra)  # fmt: skip
+                                         job.settings(settings), output, sections)  # fmt: skip
         return [outcomes[index] for index in range(len(files))]
 
     def _job(self, entry: ReadFile, settings: ProtectionSettings) -> ImageJob:
@@ -185,9 +186,9 @@ def finish(
     result: Protected | Failed,
     settings: ProtectionSettings,
     output: OutputSettings,
-    extra: dict | None = None,
+    sections: dict | None = None,
 ) -> FileOutcome:
-    """Write the protected image and its report (with ``extra`` sections), or record the
+    """Write the protected image and its report (with extra ``sections``), or record the
     failure. An output whose report cannot be written is removed: never one without the other."""
     if isinstance(result, Failed):
         return FileOutcome(request, ok=False, message=result.message)
@@ -199,17 +200,17 @@ def finish(
         return FileOutcome(request, ok=False, message=str(error))
     try:
         report = build_report(engine, request, image, result, settings)
-        report["notices"] = image.notices + notices
-        if report["output_format"] in LOSSY_FORMATS:
-            report["after_reencoding"] = reencoding_cost(engine, request.output, image, settings)
-        report.update(extra or {})
+        report.notices = image.notices + notices
+        report.sections = sections or {}
+        if report.output_format in LOSSY_FORMATS:
+            report.after_reencoding = reencoding_cost(engine, request.output, image, settings)
         if output.write_report:
-            write_json(report_path(request.output), report)
+            write_json(report_path(request.output), report.as_dict())
     except ArtcloakError as error:
         with contextlib.suppress(OSError):
             request.output.unlink()
         return FileOutcome(request, ok=False, message=str(error))
-    return FileOutcome(request, ok=True, report=report, notices=report["notices"])
+    return FileOutcome(request, ok=True, report=report, notices=report.notices)
 
 
 def build_report(
@@ -218,28 +219,28 @@ def build_report(
     image: LoadedImage,
     result: Protected,
     settings: ProtectionSettings,
-) -> dict:
+) -> Report:
     width, height = image.size
-    return {
+    return Report(
         **stamp(),
-        "source": str(request.source),
-        "output": str(request.output),
-        "output_format": format_for_path(request.output),
-        "image": {"width": width, "height": height, "bit_depth": image.bit_depth},
-        "target": describe_target(settings.target, settings.mode),
-        "settings": settings_section(settings),
-        "models": engine.describe(),
-        "keep_mask": None if request.keep_mask is None else str(request.keep_mask),
-        "working_size": list(result.working_size),
-        "measured": {
+        source=str(request.source),
+        output=str(request.output),
+        output_format=format_for_path(request.output),
+        image=ImageFacts(width, height, image.bit_depth),
+        target=describe_target(settings.target, settings.mode),
+        settings=settings_section(settings),
+        models=engine.describe(),
+        keep_mask=None if request.keep_mask is None else str(request.keep_mask),
+        working_size=list(result.working_size),
+        measured={
             **result.measured.as_dict(),
             "within_budget": result.measured.within(settings.budget()),
             "perturbation_kept": round(result.scale, 4),
         },
-        "latent": result.latent,
-        "encoder_passes": result.encoder_passes,
-        "seconds": round(result.seconds, 3),
-    }
+        latent=result.latent,
+        encoder_passes=result.encoder_passes,
+        seconds=round(result.seconds, 3),
+    )
 
 
 def reencoding_cost(engine: Engine, written: Path, image: LoadedImage, settings) -> list[dict]:

@@ -1,5 +1,8 @@
 """Measure a protected image against its original: the budget used, the latent shift,
-and how much of the shift survives what scrapers do (JPEG, downscaling)."""
+and how much of the shift survives what scrapers do (JPEG, downscaling).
+
+``verify_files`` measures files (``artcloak verify``); ``verify_images`` the same figures of
+images in memory (ComfyUI's Verify node); ``model_view`` is what the model sees of an image."""
 
 from __future__ import annotations
 

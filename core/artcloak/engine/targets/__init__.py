@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ...errors import ArtcloakError, TargetError
+from ...results import TargetDescription
 from ...settings import Mode, Target
 from ..transforms import resize
 from .catalogue import AUTO_CHOICES, CATALOGUE, catalogue_style
@@ -86,21 +87,20 @@ def _unknown_style(style: str) -> str:
     return f"Unknown style '{style}': give one of {names} (see `artcloak styles`) or an image."
 
 
-def describe_target(target: Target, mode: Mode) -> dict:
+def describe_target(target: Target, mode: Mode) -> TargetDescription:
     """What the report says about the target: how artcloak made or chose it, if it did."""
-    if target.described and "kind" in target.described:
-        return dict(target.described)
+    if target.described is not None:
+        return target.described
     if target.images:
-        return {"kind": "images", "count": len(target.images)}
+        return TargetDescription("images", count=len(target.images))
     if mode is Mode.SHADE:
-        return {"kind": "anchors", "anchors": [str(path) for path in target.anchors]}
+        return TargetDescription("anchors", anchors=[str(path) for path in target.anchors])
     style = target.style or DEFAULT_TEXTURE
     entry = catalogue_style(style)
     if entry is not None or style in AUTO_CHOICES:
         texture = entry.texture if entry is not None else DEFAULT_TEXTURE
-        return {"kind": "texture", "style": texture, "instead_of": style}
-    kind = "texture" if style in TEXTURES else "image"
-    return {"kind": kind, "style": style}
+        return TargetDescription("texture", style=texture, instead_of=style)
+    return TargetDescription("texture" if style in TEXTURES else "image", style=style)
 
 
 @lru_cache(maxsize=16)

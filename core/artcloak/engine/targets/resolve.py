@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ...errors import ArtcloakError, TargetError
+from ...results import TargetDescription
 from ...settings import Mode, ProtectionSettings, Target
 from ..transforms import working_size
 from .auto import Choice, batch_statistics, choose_farthest
@@ -80,7 +81,7 @@ def resolve_run_target(
     except DiffusionUnavailable as reason:
         return replace(settings, target=_texture_fallback(engine, settings, sources, entry, reason))
     if style == AUTO_PER_IMAGE:
-        return replace(settings, target=replace(target, described={"kind": GENERATED}))
+        return replace(settings, target=replace(target, described=TargetDescription(GENERATED)))
     described: dict = {}
     if style == AUTO:
         batch = _batch_latents(engine, settings, sources)
@@ -90,7 +91,9 @@ def resolve_run_target(
         log.info("auto chose the target style '%s' for this batch.", entry.name)
     return replace(
         settings,
-        target=replace(target, style=entry.name, described={"kind": GENERATED, **described}),
+        target=replace(
+            target, style=entry.name, described=TargetDescription(GENERATED, **described)
+        ),
     )
 
 
@@ -99,15 +102,15 @@ def image_target(
 ):
     """This artwork's own target (a Target), or None when the run's target serves every image."""
     target = settings.target
-    described = target.described or {}
-    if target.images or settings.mode is Mode.SHADE:
+    described = target.described
+    if target.images or settings.mode is Mode.SHADE or described is None:
         return None
-    if target.style == AUTO_PER_IMAGE and "fallback" in described:
+    if target.style == AUTO_PER_IMAGE and described.fallback:
         latents = [engine.encode_view(colour, max_value, settings)]
         choice = choose_farthest(batch_statistics(latents), _texture_latents(engine, settings))
-        return replace(target, style=choice.name, described={**described, "kind": TEXTURE,
-                                                             "style": choice.name, **choice.describe()})  # fmt: skip
-    if described.get("kind") != GENERATED:
+        chosen = replace(described, kind=TEXTURE, style=choice.name, **choice.describe())
+        return replace(target, style=choice.name, described=chosen)
+    if described.kind != GENERATED:
         return None
     model = load_diffusion(target.diffusion, engine.device)
     extra: dict = {}
@@ -126,12 +129,11 @@ def image_target(
     except (RuntimeError, ValueError) as error:
         raise TargetError(f"Generating the {entry.name} target failed: {error}") from None
     diffusion = target.diffusion
-    return replace(target, style=entry.name, images=(image,), described={
-        **described, **extra, "kind": GENERATED, "style": entry.name, "prompt": entry.prompt,
-        **model.describe(), "strength": diffusion.strength, "guidance": diffusion.guidance,
-        "steps": diffusion.steps, "seed": diffusion.seed,
-        "size": list(generation_size(work_w, work_h)),
-    })  # fmt: skip
+    return replace(target, style=entry.name, images=(image,), described=replace(
+        described, **extra, kind=GENERATED, style=entry.name, prompt=entry.prompt,
+        **model.describe(), strength=diffusion.strength, guidance=diffusion.guidance,
+        steps=diffusion.steps, seed=diffusion.seed, size=list(generation_size(work_w, work_h)),
+    ))  # fmt: skip
 
 
 def _generated_anchors(engine: EncoderView, settings: ProtectionSettings) -> Target:
@@ -152,13 +154,13 @@ def _generated_anchors(engine: EncoderView, settings: ProtectionSettings) -> Tar
                                   side, side)  # fmt: skip
     except (RuntimeError, ValueError) as error:
         raise TargetError(f"Generating the anchors of '{target.concept}' failed: {error}") from None
-    described = {
-        "kind": "generated anchors", "concept": target.concept,
-        "prompt": concept_prompt(target.concept or ""), "count": len(anchors),
-        "seeds": [diffusion.seed + index for index in range(len(anchors))], **model.describe(),
-        "guidance": diffusion.guidance, "steps": diffusion.steps,
-        "size": list(generation_size(side, side)),
-    }  # fmt: skip
+    described = TargetDescription(
+        "generated anchors", concept=target.concept,
+        prompt=concept_prompt(target.concept or ""), count=len(anchors),
+        seeds=[diffusion.seed + index for index in range(len(anchors))], **model.describe(),
+        guidance=diffusion.guidance, steps=diffusion.steps,
+        size=list(generation_size(side, side)),
+    )  # fmt: skip
     log.info("Generated %d anchor(s) of '%s'.", len(anchors), target.concept)
     return replace(target, images=tuple(anchors), described=described)
 
@@ -171,7 +173,7 @@ def _texture_fallback(
     described: dict = {"fallback": fallback}
     if target.style == AUTO_PER_IMAGE:
         log.info("%s (chosen per image).", fallback)
-        return replace(target, described={"kind": TEXTURE, **described})
+        return replace(target, described=TargetDescription(TEXTURE, **described))
     if entry is not None:
         texture = entry.texture
         described["instead_of"] = entry.name
@@ -183,7 +185,7 @@ def _texture_fallback(
         described.update(choice.describe())
     log.info("%s: '%s'.", fallback, texture)
     return replace(
-        target, style=texture, described={"kind": TEXTURE, "style": texture, **described}
+        target, style=texture, described=TargetDescription(TEXTURE, style=texture, **described)
     )
 
 
