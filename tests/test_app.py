@@ -4,6 +4,7 @@ offline on the tiny model, without Gradio or a browser."""
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import subprocess
 import sys
@@ -182,6 +183,22 @@ def test_help_does_not_import_gradio():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--no-browser" in done.stdout and "--host" in done.stdout
+
+
+def test_an_unusable_encoder_stops_the_app_before_it_serves(tmp_path):
+    """The models load before the page is served: a missing encoder is one line, exit 1."""
+    missing = tmp_path / "no-such-vae.safetensors"
+    code = (
+        "from artcloak.cli import main\n"
+        f"main(['app', '--no-browser', '--device', 'cpu', '--encoder', {str(missing)!r}])\n"
+    )
+    environment = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=environment)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "no-such-vae" in done.stderr
+    assert "serving on" not in done.stderr and done.stdout == ""
+    assert [p.name for p in tmp_path.iterdir()] == [], "its temporary folder is removed"
 
 
 def test_loopback_unless_asked():

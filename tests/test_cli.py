@@ -227,6 +227,7 @@ def test_bad_input_gets_one_clear_line_and_nothing_written(kind, tmp_path, cli_m
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and str(source.name) in lines[0]
+    assert lines[0].count(source.name) == 1, "the path once, not twice"
     assert set(tmp_path.iterdir()) == before
 
 
@@ -241,7 +242,7 @@ def test_an_existing_output_is_kept_unless_overwrite(rgb_png, cli_model_args, ca
     output = rgb_png.with_name("art-cloaked.png")
     output.write_bytes(b"precious")
     code, _, err = cloak([str(rgb_png)], cli_model_args, capsys)
-    assert code == 1 and "exists" in err
+    assert code == 1 and "exists" in err and "--overwrite" in err
     assert output.read_bytes() == b"precious"
     assert cloak([str(rgb_png), "--overwrite"], cli_model_args, capsys)[0] == 0
     assert output.read_bytes() != b"precious"
@@ -265,6 +266,10 @@ def test_model_problems_get_one_clear_line(
     assert code == 1 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and expected in err.lower()
     assert not rgb_png.with_name("art-cloaked.png").exists()
+    if encoder.startswith("someone/"):
+        from huggingface_hub import constants
+
+        assert str(constants.HF_HUB_CACHE) in err, "says where the downloaded model goes"
 
 
 def test_styles_lists_the_textures(capsys):

@@ -230,7 +230,9 @@ def test_family_detection_from_full_checkpoint_keys():
 def test_pickle_refused_without_permission(tiny):
     with pytest.raises(ModelLoadError, match="allow_pickle") as info:
         load_encoder(str(tiny["pickle"]), config=tiny["config"])
-    assert "arbitrary code" in str(info.value)
+    message = str(info.value)
+    assert "arbitrary code" in message
+    assert message.index("--allow-pickle") < message.index("allow_pickle")  # the CLI's words first
 
 
 def test_hub_id_offline_fails_fast_with_advice(monkeypatch):
@@ -331,6 +333,7 @@ def test_weights_that_do_not_fit_the_config(tiny):
     with pytest.raises(ModelLoadError, match="do not fit the sd1 VAE config") as info:
         load_encoder(str(tiny["original_file"]))
     assert str(tiny["original_file"]) in str(info.value)
+    assert "--encoder-config" in str(info.value)
 
 
 def test_unknown_source_and_bad_settings(tiny):

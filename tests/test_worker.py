@@ -52,7 +52,8 @@ def test_worker_protects_and_reports(rgb_png, tiny_models):
     assert result["event"] == "result" and result["output"] == str(output)
     assert result["lpips"] <= 0.05 and result["linf_255"] <= 8
     assert Image.open(output).size == Image.open(rgb_png).size
-    assert Path(result["report"]).exists()
+    report = json.loads(Path(result["report"]).read_text())
+    assert report["models"]["precision"] == "fp32", "the precision used on the CPU, not 'auto'"
 
 
 def test_worker_bad_input_is_one_error_event(tmp_path, tiny_models):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -88,6 +89,12 @@ def app(host: str, port: int, no_browser: bool, max_upload_mb: float, max_megapi
                    "can use the page and see the images given to it. There is no password; use "
                    "this only on a network you trust.", err=True)  # fmt: skip
     engine = Engine(request_settings(options)[1], batch_size=batch_size)
+    click.echo("artcloak app: loading the models...", err=True)
+    try:  # before the page is served: a page that cannot protect is no use
+        engine.load_models()
+    except ArtcloakError:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     runner = JobRunner(engine, limits, root=root, resolution=options["resolution"])
     stop = threading.Event()
     for stopping in (signal.SIGINT, signal.SIGTERM):  # Ctrl+C, and a service manager's stop

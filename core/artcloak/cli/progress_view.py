@@ -93,7 +93,9 @@ def _event(outcome: FileOutcome) -> dict:
 
 def _line(outcome: FileOutcome, settings: ProtectionSettings) -> str:
     if not outcome.ok:
-        return f"failed: {outcome.request.source}: {outcome.message}"
+        source = outcome.request.source
+        named = str(source) in outcome.message or source.name in outcome.message
+        return f"failed: {outcome.message}" if named else f"failed: {source}: {outcome.message}"
     report = outcome.report
     measured = report.measured
     budget = settings.budget()

@@ -24,7 +24,7 @@ from . import budget as budget_module
 from .encoders import choose_device, describe_encoder, load_encoders
 from .encoders.lean import make_lean
 from .masking import budget_shares
-from .optimize import Batch, optimise
+from .optimize import Batch, autocast_dtype, optimise
 from .targets import check_target, target_images
 from .targets.resolve import image_target, resolve_run_target
 from .transforms import RoundTrip, resize, shrink_keep_mask, upsample, working_size
@@ -123,7 +123,7 @@ class Engine:
         return {
             "encoders": [describe_encoder(encoder) for encoder in self.encoders],
             "device": str(self.device),
-            "precision": self.models.precision.value,
+            "precision": self.precision_used(),
             "lpips": {
                 "net": self.models.lpips_net.value,
                 "backbone": "random (not perceptual: tests and offline benches only)"
@@ -131,6 +131,11 @@ class Engine:
                 else "ImageNet",
             },
         }
+
+    def precision_used(self) -> str:
+        """The arithmetic the encoder passes use here (``auto`` resolved for this device)."""
+        names = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+        return names[autocast_dtype(self.models.precision, self.device)]
 
     def check_settings(self, settings: ProtectionSettings) -> None:
         """The checks that need no model: values, and the target's files and names."""

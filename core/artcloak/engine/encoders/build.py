@@ -41,7 +41,7 @@ def _build_from_weights(
         if family is None:
             raise ModelLoadError(
                 f"The VAE in {label} has {latent_channels} latent channels, which matches no "
-                f"known model family ({', '.join(FAMILIES)}); give its config.json as config."
+                f"known model family ({', '.join(FAMILIES)}); give its config.json with --encoder-config."
             )
         config = shipped_config(family)
     else:
@@ -55,7 +55,7 @@ def _build_from_weights(
     except Exception as error:
         raise ModelLoadError(
             f"The model config for {label} does not describe a valid AutoencoderKL "
-            f"({_short(error)}); give the VAE's own config.json."
+            f"({_short(error)}); give the VAE's own config.json with --encoder-config."
         ) from error
 
     expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
@@ -70,7 +70,8 @@ def _build_from_weights(
         raise ModelLoadError(
             f"The VAE weights in {label} do not fit {what} ({len(missing)} missing, "
             f"{len(unexpected)} unexpected, {len(wrong)} of the wrong shape, e.g. {example}); "
-            "give the config that matches this model (a family name or its config.json)."
+            "give the config that matches this model with --encoder-config (a family name "
+            "or its config.json)."
         )
 
     state = {}

@@ -91,7 +91,7 @@ def _pickle_refused(path: Path) -> ModelLoadError:
     return ModelLoadError(
         f"{path} is a pickle checkpoint ({path.suffix}), which can run arbitrary code when "
         "opened, so it is refused; use a .safetensors file instead, or if you trust its "
-        "source allow it with allow_pickle=True (CLI: --allow-pickle)."
+        "source allow it with --allow-pickle (Python: allow_pickle=True)."
     )
 
 

@@ -38,9 +38,19 @@ def _hub_offline() -> bool:
 def _download_advice(repo_id: str) -> str:
     return (
         f"on a connected machine run `hf download {repo_id}` (older versions: "
-        f"`huggingface-cli download {repo_id}`) and copy the Hugging Face cache over, "
-        "or give the path of a local .safetensors VAE file instead"
+        f"`huggingface-cli download {repo_id}`) and copy its Hugging Face cache folder to "
+        f"{_cache_folder()} here, or give the path of a local .safetensors VAE file instead"
     )
+
+
+def _cache_folder() -> str:
+    """Where the hub library looks for downloaded models (HF_HUB_CACHE / HF_HOME honoured)."""
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.HF_HUB_CACHE)
+    except (ImportError, AttributeError):  # pragma: no cover - older hub library
+        return "~/.cache/huggingface/hub"
 
 
 def _load_hub(
@@ -121,8 +131,8 @@ def _hub_files(repo_id: str, allow_pickle: bool, *, local_only: bool) -> tuple[P
     if pickle_seen:
         raise ModelLoadError(
             f"The model '{repo_id}' has its VAE only as a pickle (.bin), which can run "
-            "arbitrary code when opened; allow it with allow_pickle=True (CLI: --allow-pickle) "
-            "if you trust the source, or use a .safetensors VAE."
+            "arbitrary code when opened; if you trust the source, allow it with --allow-pickle "
+            "(Python: allow_pickle=True), or use a .safetensors VAE."
         )
     raise ModelLoadError(
         f"The hub model '{repo_id}' has no AutoencoderKL VAE (config.json with "

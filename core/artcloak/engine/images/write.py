@@ -59,7 +59,9 @@ def check_output_path(source: Path | None, output: Path, *, overwrite: bool) -> 
     if output.is_dir():
         raise OutputError(f"{output} is a folder; give a file name for the protected image.")
     if os.path.lexists(output) and not overwrite:
-        raise OutputError(f"{output} already exists; choose another name or allow overwriting.")
+        raise OutputError(
+            f"{output} already exists; choose another name, or replace it with --overwrite."
+        )
 
 
 def _same_file(a: Path, b: Path) -> bool:
