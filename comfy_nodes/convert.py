@@ -43,6 +43,11 @@ def to_samples(image: torch.Tensor, what: str = "image") -> tuple[list[np.ndarra
     return [np.ascontiguousarray(item) for item in samples.cpu().numpy()], grey
 
 
+def to_rgb(samples: np.ndarray) -> np.ndarray:
+    """uint8 H x W x 3 samples -> float32 in [0, 1], the core's pixels."""
+    return samples.astype(np.float32) / np.float32(MAX_VALUE)
+
+
 def to_arrays(image: torch.Tensor, what: str = "target image") -> tuple[np.ndarray, ...]:
     """IMAGE -> float32 H x W x 3 arrays in [0, 1] (targets, kept at full float precision)."""
     image = _check_image(image, what)

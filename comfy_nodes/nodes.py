@@ -18,10 +18,9 @@ import comfy.model_management as model_management
 import comfy.utils
 import numpy as np
 import torch
-from artcloak.engine.budget import measure
 from artcloak.engine.protect import Engine, Failed
-from artcloak.engine.transforms import resize, working_size
-from artcloak.engine.verify import DEGRADATIONS
+from artcloak.engine.targets import check_target
+from artcloak.engine.verify import model_view, verify_images
 from artcloak.errors import ArtcloakError, Cancelled
 from artcloak.progress import Listener, ProgressEvent
 from artcloak.settings import (
@@ -109,14 +108,25 @@ def _interrupted() -> None:
     raise model_management.InterruptProcessingException()
 
 
-def _settings(
-    mode: Mode, intensity, quality, seed, eps, lpips, steps, resolution
-) -> ProtectionSettings:
-    """The node's inputs as settings (0 means the preset's value); checked with the target."""
-    values = {"mode": mode.value, "intensity": intensity, "quality": quality, "seed": int(seed),
-              "eps_255": eps or None, "lpips": lpips or None, "steps": steps or None,
-              "resolution": resolution or None}  # fmt: skip
-    return request_from_flat(values, check=False)[0]
+def checked_settings(values: dict, images: tuple[np.ndarray, ...] = ()) -> ProtectionSettings:
+    """Every node's settings: its inputs by the core's flat names, with the target images
+    it was given, checked by the core (SettingsError/TargetError with the core's message,
+    which ComfyUI shows as the node's error)."""
+    settings = request_from_flat(values, check=False)[0]  # the target images come next
+    if images:
+        settings = replace(settings, target=replace(settings.target, images=tuple(images)))
+    check_target(settings.target, settings.mode)
+    settings.check()
+    return settings
+
+
+def _values(mode: Mode, intensity, quality="default", seed=0, eps=0.0, lpips=0.0, steps=0,
+            resolution=0) -> dict:  # fmt: skip
+    """The protection inputs by the core's flat names; 0 (a number widget's default) means
+    the preset's value."""
+    return {"mode": mode.value, "intensity": intensity, "quality": quality, "seed": seed,
+            "eps_255": eps or None, "lpips": lpips or None, "steps": steps or None,
+            "resolution": resolution or None}  # fmt: skip
 
 
 def _protect(
@@ -125,14 +135,12 @@ def _protect(
     vae,
     targets: tuple[np.ndarray, ...],
     per_image: bool,
-    settings: ProtectionSettings,
+    settings: ProtectionSettings,  # with the target images
     mask: torch.Tensor | None,
     family: str,
     config: str,
 ) -> io.NodeOutput:
     jobs = convert.to_jobs(image, mask)
-    settings = replace(settings, target=Target(images=targets))
-    settings.check()
     with _autograd():
         engine = _engine(vae, family, config, settings.resolution or 0)
         if per_image:  # each image has its own target (e.g. its own img2img style render)
@@ -291,7 +299,8 @@ class Cloak(io.ComfyNode):
     ) -> io.NodeOutput:  # fmt: skip
         targets = convert.to_arrays(style_target, "style target")
         count = image.shape[0] if image.ndim == 4 else 1
-        settings = _settings(Mode.CLOAK, intensity, quality, seed, eps, lpips, steps, resolution)
+        values = _values(Mode.CLOAK, intensity, quality, seed, eps, lpips, steps, resolution)
+        settings = checked_settings(values, targets)
         per_image = count > 1 and len(targets) == count
         return _protect(
             Mode.CLOAK, image, vae, targets, per_image, settings, mask, model_family, vae_config
@@ -328,7 +337,8 @@ class Shade(io.ComfyNode):
         mask=None, eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0, vae_config="",
     ) -> io.NodeOutput:  # fmt: skip
         targets = convert.to_arrays(anchors, "anchor images")
-        settings = _settings(Mode.SHADE, intensity, quality, seed, eps, lpips, steps, resolution)
+        values = _values(Mode.SHADE, intensity, quality, seed, eps, lpips, steps, resolution)
+        settings = checked_settings(values, targets)
         return _protect(
             Mode.SHADE, image, vae, targets, False, settings, mask, model_family, vae_config
         )
@@ -386,37 +396,22 @@ class Verify(io.ComfyNode):
                 f"{originals[0].shape[1]}x{originals[0].shape[0]}): compare images with their "
                 "own protected copies."
             )
-        settings = _settings(Mode.CLOAK, intensity, "default", 0, eps, lpips, 0, resolution)
-        if target is not None:
-            settings = replace(settings, target=Target(images=convert.to_arrays(target)))
-        settings.check()
+        targets = () if target is None else convert.to_arrays(target)
+        values = _values(Mode.CLOAK, intensity, eps=eps, lpips=lpips, resolution=resolution)
+        settings = checked_settings(values, targets)
         toward = target is not None
-        budget = settings.budget()
         with _autograd():
             engine = _engine(vae, model_family, vae_config, settings.resolution or 0)
             images, views = [], []
             for index, (before, after) in enumerate(zip(originals, protecteds, strict=True)):
                 if model_management.processing_interrupted():
                     _interrupted()
-                figures = measure(engine.lpips, before, after, convert.MAX_VALUE)
-                survival = {
-                    name: engine.latent_figures(
-                        degrade(before / 255), degrade(after / 255), 1, settings, toward
-                    )
-                    for name, degrade in DEGRADATIONS.items()
-                }
-                images.append(
-                    {
-                        "image": index + 1,
-                        "measured": figures.as_dict(),
-                        "within_budget": figures.within(budget),
-                        "latent": engine.latent_figures(before, after, 255, settings, toward),
-                        "after": survival,
-                    }
-                )
-                views.append(_model_view(engine, after, settings))
+                before, after = convert.to_rgb(before), convert.to_rgb(after)
+                figures = verify_images(engine, before, after, convert.MAX_VALUE, settings, toward)
+                images.append(_verified(index, figures))
+                views.append(torch.from_numpy(model_view(engine, after, settings)).unsqueeze(0))
         report = {
-            "budget": budget.describe(),
+            "budget": settings.budget().describe(),
             "within_budget": all(item["within_budget"] for item in images),
             "quantisation": "Measured on 8-bit samples, as ComfyUI saves them.",
             "images": images,
@@ -427,16 +422,13 @@ class Verify(io.ComfyNode):
         return io.NodeOutput(text, view, ui={"text": (text,)})  # shown on the node
 
 
-def _model_view(engine: Engine, samples: np.ndarray, settings: ProtectionSettings) -> torch.Tensor:
-    """The VAE's reconstruction of the image at the working size (1, h, w, 3)."""
-    encoder = engine.encoders[0]
-    height, width = samples.shape[:2]
-    work_w, work_h = working_size(width, height, engine.resolution(settings))
-    pixels = torch.from_numpy(samples.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
-    pixels = resize(pixels.to(encoder.device), (work_h, work_w))
-    with torch.no_grad():
-        decoded = encoder.decode(encoder(pixels))
-    return decoded.float().permute(0, 2, 3, 1).cpu()
+def _verified(index: int, figures: dict) -> dict:
+    """One image's entry in Verify's report: the core's verify figures (engine/verify.py),
+    with ``within_budget`` beside ``measured`` as in Cloak's and Shade's reports."""
+    measured = dict(figures["measured"])
+    within = measured.pop("within_budget")
+    return {"image": index + 1, "measured": measured, "within_budget": within,
+            "latent": figures["latent"], "after": figures["after"]}  # fmt: skip
 
 
 NODES: list[type[io.ComfyNode]] = [Cloak, Shade, Verify]

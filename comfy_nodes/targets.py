@@ -1,32 +1,33 @@
 """Target nodes that sample with ComfyUI's own sampler and the graph's MODEL/CLIP/VAE:
 Style target (img2img of the artwork in another style, for Cloak) and Concept anchor
-(text-to-image pictures of the target concept, for Shade)."""
+(text-to-image pictures of the target concept, for Shade).
+
+The styles, their prompts and the anchor prompt are the core's catalogue
+(``artcloak.engine.targets.catalogue``, listed by ``artcloak styles``), so a style name means
+the same style here as in the CLI, the app and the plugins. The sampler inputs are the core's
+``diffusion_*`` settings, checked by the core.
+"""
 
 from __future__ import annotations
 
 import comfy.model_management as model_management
 import comfy.samplers
 import torch
+from artcloak.engine.targets.catalogue import (
+    NEGATIVE_PROMPT,
+    anchor_prompt,
+    catalogue_names,
+    catalogue_style,
+)
 from artcloak.errors import SettingsError
+from artcloak.settings import Mode
 from comfy_api.latest import io
 
-from .nodes import CATEGORY
+from .nodes import CATEGORY, checked_settings
 
-# Style prompts for cloak targets: styles far from most artists' own, so the encoder is led
-# well away from the artwork's style. (The core has no prompt catalogue yet; this is the only
-# copy, to move there when it has one.)
-STYLES: dict[str, str] = {
-    "oil impasto": "an oil painting with thick impasto brush strokes and heavy texture",
-    "watercolour": "a loose watercolour painting with soft bleeding washes on rough paper",
-    "charcoal": "a rough charcoal drawing with heavy smudged strokes",
-    "cubist": "a cubist painting with fragmented geometric planes",
-    "ukiyo-e": "an ukiyo-e woodblock print with flat colours and bold outlines",
-    "pop art": "a pop art print with halftone dots and saturated flat colours",
-    "mosaic": "a stone mosaic made of small irregular tiles",
-    "pixel art": "low-resolution pixel art with a limited palette",
-}
 CUSTOM = "custom prompt"
-DEFAULT_NEGATIVE = "blurry, low quality"
+DEFAULT_STYLE = "van-gogh"  # thick impasto brush strokes, far from most artworks' own style
+DEFAULT_NEGATIVE = "blurry, low quality"  # for concept anchors (photos)
 
 
 def _encode_text(clip, text: str):
@@ -52,15 +53,20 @@ def _sample(
     return images
 
 
-def _sampler_inputs() -> list:
+def _sampler_inputs(negative: str) -> list:
     return [
         io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=True),
         io.Int.Input("steps", default=20, min=1, max=200),
         io.Float.Input("cfg", default=7.0, min=0.0, max=30.0, step=0.1),
         io.Combo.Input("sampler_name", options=list(comfy.samplers.KSampler.SAMPLERS)),
         io.Combo.Input("scheduler", options=list(comfy.samplers.KSampler.SCHEDULERS)),
-        io.String.Input("negative", default=DEFAULT_NEGATIVE, multiline=True, optional=True),
+        io.String.Input("negative", default=negative, multiline=True, optional=True),
     ]
+
+
+def _sampler_values(seed, steps, cfg) -> dict:
+    """The sampler inputs by the core's flat names (the diffusion settings of a target)."""
+    return {"diffusion_seed": seed, "diffusion_steps": steps, "diffusion_guidance": cfg}
 
 
 class StyleTarget(io.ComfyNode):
@@ -80,8 +86,9 @@ class StyleTarget(io.ComfyNode):
                 io.Clip.Input("clip"),
                 io.Vae.Input("vae"),
                 io.Combo.Input(
-                    "style", options=[*STYLES, CUSTOM], default="oil impasto",
-                    tooltip="A target style far from the artwork's own, or the prompt below.",
+                    "style", options=[*catalogue_names(), CUSTOM], default=DEFAULT_STYLE,
+                    tooltip="A target style far from the artwork's own (artcloak's catalogue: "
+                    "'artcloak styles --prompts' shows each prompt), or the prompt below.",
                 ),
                 io.String.Input(
                     "prompt", default="", multiline=True,
@@ -91,7 +98,7 @@ class StyleTarget(io.ComfyNode):
                     "strength", default=0.45, min=0.05, max=1.0, step=0.05,
                     tooltip="img2img denoise: about 0.4-0.5 keeps the content, changes the style.",
                 ),
-                *_sampler_inputs(),
+                *_sampler_inputs(NEGATIVE_PROMPT),
             ],
             outputs=[io.Image.Output("style_target", display_name="style target")],
         )  # fmt: skip
@@ -99,20 +106,27 @@ class StyleTarget(io.ComfyNode):
     @classmethod
     def execute(
         cls, image, model, clip, vae, style, prompt, strength, seed, steps, cfg, sampler_name,
-        scheduler, negative=DEFAULT_NEGATIVE,
+        scheduler, negative=NEGATIVE_PROMPT,
     ) -> io.NodeOutput:  # fmt: skip
         extra = prompt.strip()
+        entry = None if style == CUSTOM else catalogue_style(style)
         if style == CUSTOM:
             if not extra:
                 raise SettingsError("The style is 'custom prompt' but the prompt is empty.")
             text = extra
-        elif style in STYLES:
-            text = f"{STYLES[style]}, {extra}" if extra else STYLES[style]
+        elif entry is None:
+            raise SettingsError(
+                f"Unknown style '{style}'; use one of {', '.join(catalogue_names())} or '{CUSTOM}'."
+            )
         else:
-            raise SettingsError(f"Unknown style '{style}'; use one of {', '.join(STYLES)}.")
+            text = f"{entry.prompt}, {extra}" if extra else entry.prompt
+        values = {"mode": Mode.CLOAK.value, "style": None if entry is None else entry.name,
+                  "diffusion_strength": strength, **_sampler_values(seed, steps, cfg)}  # fmt: skip
+        diffusion = checked_settings(values).target.diffusion
         latent = {"samples": vae.encode(image[..., :3])}
-        images = _sample(model, clip, vae, text, negative, latent, seed, steps, cfg,
-                         sampler_name, scheduler, strength)  # fmt: skip
+        images = _sample(model, clip, vae, text, negative, latent, diffusion.seed,
+                         diffusion.steps, diffusion.guidance, sampler_name, scheduler,
+                         diffusion.strength)  # fmt: skip
         return io.NodeOutput(images)
 
 
@@ -125,8 +139,9 @@ class ConceptAnchor(io.ComfyNode):
             node_id="artcloak.ConceptAnchor",
             display_name="artcloak Concept anchor",
             category=CATEGORY,
-            description="Generates pictures of the target concept ('a photo of a {concept}') "
-            "with the graph's model, as the anchors of artcloak Shade.",
+            description="Generates pictures of the target concept ('A photo of a {concept}', "
+            "as artcloak's shade makes them) with the graph's model, as the anchors of "
+            "artcloak Shade.",
             inputs=[
                 io.Model.Input("model"),
                 io.Clip.Input("clip"),
@@ -135,7 +150,7 @@ class ConceptAnchor(io.ComfyNode):
                 io.Int.Input("count", default=4, min=1, max=16, tooltip="How many anchors."),
                 io.Int.Input("width", default=512, min=64, max=4096, step=8),
                 io.Int.Input("height", default=512, min=64, max=4096, step=8),
-                *_sampler_inputs(),
+                *_sampler_inputs(DEFAULT_NEGATIVE),
             ],
             outputs=[io.Image.Output("anchors", display_name="anchors")],
         )  # fmt: skip
@@ -145,14 +160,17 @@ class ConceptAnchor(io.ComfyNode):
         cls, model, clip, vae, concept, count, width, height, seed, steps, cfg, sampler_name,
         scheduler, negative=DEFAULT_NEGATIVE,
     ) -> io.NodeOutput:  # fmt: skip
-        concept = concept.strip()
-        if not concept:
-            raise SettingsError("Name the concept the anchors should show.")
+        values = {"mode": Mode.SHADE.value, "concept": concept, "anchors_count": count,
+                  **_sampler_values(seed, steps, cfg)}  # fmt: skip
+        target = checked_settings(values).target  # an empty concept: the core's message
+        diffusion = target.diffusion
         device = model_management.intermediate_device()
         # as ComfyUI's Empty Latent Image makes it; the sampler fixes the channels per model
-        latent = {"samples": torch.zeros([count, 4, height // 8, width // 8], device=device)}
-        images = _sample(model, clip, vae, f"a photo of a {concept}", negative, latent, seed,
-                         steps, cfg, sampler_name, scheduler, 1.0)  # fmt: skip
+        shape = [target.anchors_count, 4, height // 8, width // 8]
+        latent = {"samples": torch.zeros(shape, device=device)}
+        images = _sample(model, clip, vae, anchor_prompt(target.concept), negative, latent,
+                         diffusion.seed, diffusion.steps, diffusion.guidance, sampler_name,
+                         scheduler, 1.0)  # fmt: skip
         return io.NodeOutput(images)
 
 

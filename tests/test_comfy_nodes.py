@@ -22,11 +22,21 @@ import subprocess
 import sys
 import types
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from artcloak.engine.targets.catalogue import (
+    NEGATIVE_PROMPT,
+    anchor_prompt,
+    catalogue_names,
+    catalogue_style,
+)
+from artcloak.engine.verify import verify_files
+from artcloak.errors import SettingsError
+from artcloak.settings import request_from_flat
 from artcloak.testing import make_tiny_vae, tiny_vae_config, to_original_layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -443,9 +453,39 @@ def test_cancel_stops_within_a_step_and_reads_as_comfyui_interrupt(comfy):
 
 
 def test_errors_are_one_clear_sentence(comfy):
-    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="eps must be between"):
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match=r"'eps_255' must be in \(0, 64\]"):
         run_node(comfy.pack.nodes.Cloak, image=picture(), vae=StandInVAE(),
                  style_target=picture(), **FAST | {"eps": 200.0})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("node", "inputs", "message"),
+    [
+        ("Cloak", {"intensity": "extreme"}, "'intensity' must be one of low, default, high"),
+        ("Shade", {"resolution": 32}, r"'resolution' must be in \[64, 4096\], got 32"),
+        ("Shade", {"lpips": 1.5}, r"'lpips' must be in \(0, 1\], got 1.5"),
+        ("Verify", {"eps": 100.0}, r"'eps_255' must be in \(0, 64\], got 100.0"),
+        ("StyleTarget", {"strength": 0.0}, r"'diffusion_strength' must be in \(0, 1\]"),
+        ("StyleTarget", {"seed": -1}, r"'diffusion_seed' must be in \[0, "),
+        ("ConceptAnchor", {"count": 65}, r"'anchors_count' must be in \[1, 64\], got 65"),
+        ("ConceptAnchor", {"cfg": 500.0}, r"'diffusion_guidance' must be in \[0, 100\]"),
+    ],
+)
+def test_bad_values_raise_the_cores_message_before_any_work(comfy, node, inputs, message):
+    """Every node builds its settings with the core's request_from_flat: a bad value is the
+    core's SettingsError (ComfyUI's node error), raised before any model runs."""
+    vae, image = StandInVAE(), picture()
+    base = {
+        "Cloak": dict(image=image, vae=vae, style_target=picture(seed=5), **FAST),
+        "Shade": dict(image=image, vae=vae, anchors=picture(seed=5), **FAST),
+        "Verify": dict(original=image, protected=image, vae=vae, vae_config=FAST["vae_config"]),
+        "StyleTarget": dict(image=image, model=object(), clip=StandInCLIP(), vae=vae),
+        "ConceptAnchor": dict(model=object(), clip=StandInCLIP(), vae=vae),
+    }[node]
+    module = comfy.pack.targets if node in ("StyleTarget", "ConceptAnchor") else comfy.pack.nodes
+    with pytest.raises(SettingsError, match=message):
+        run_node(getattr(module, node), **base | inputs)
+    assert comfy.nodes.calls == []  # nothing was sampled
 
 
 def test_verify_reports_budget_shift_survival_and_model_view(comfy):
@@ -472,7 +512,58 @@ def test_verify_reports_budget_shift_survival_and_model_view(comfy):
         run_node(comfy.pack.nodes.Verify, original=image, protected=protected[:1], vae=vae)
 
 
-# --------------------------------------------------------------------------- target nodes
+def test_verify_figures_are_the_cores_verify_figures(comfy, tmp_path):
+    """The node measures with engine/verify.py: its figures for each image are exactly what
+    the core's verify (``artcloak verify``) gives for the same images saved as 8-bit PNGs,
+    with the same budget, target and engine."""
+    from PIL import Image
+
+    vae = StandInVAE()
+    image, target = picture(batch=2), picture(seed=5)
+    protected, _ = run_node(comfy.pack.nodes.Cloak, image=image, vae=vae, style_target=target,
+                            **FAST)  # fmt: skip
+    inputs = dict(lpips=0.5, eps=8.0, resolution=64, vae_config=FAST["vae_config"])
+    for given in (target, None):
+        report, _ = run_node(comfy.pack.nodes.Verify, original=image, protected=protected,
+                             vae=vae, target=given, **inputs)  # fmt: skip
+        figures = json.loads(report)
+        settings, _ = request_from_flat({"eps_255": 8.0, "lpips": 0.5, "resolution": 64})
+        if given is not None:
+            images = (given[0].numpy(),)
+            settings = replace(settings, target=replace(settings.target, images=images))
+        engine = next(iter(comfy.pack.nodes._engines.values()))  # the node's own engine
+        assert figures["budget"] == settings.budget().describe()
+        assert [item["image"] for item in figures["images"]] == [1, 2]
+        for index, item in enumerate(figures["images"]):
+            paths = []
+            for name, batch in (("original", image), ("protected", protected)):
+                paths.append(tmp_path / f"{name}-{index}.png")
+                Image.fromarray(samples_of(batch[index]).astype(np.uint8)).save(paths[-1])
+            with torch.inference_mode(False), torch.enable_grad():
+                core = verify_files(engine, *paths, settings, given is not None)
+            assert core["budget"] == figures["budget"]
+            assert {**item["measured"], "within_budget": item["within_budget"]} == core["measured"]
+            assert item["latent"] == core["latent"] and item["after"] == core["after"]
+            assert ("distance_closed" in item["latent"][0]) is (given is not None)
+        assert figures["within_budget"] is all(i["within_budget"] for i in figures["images"])
+
+
+def test_style_choices_are_the_cores_catalogue(comfy):
+    """One style catalogue: the node offers the core's styles by the core's names (and a
+    free prompt), and renders each with the core's prompt."""
+    schema = comfy.pack.targets.StyleTarget.define_schema()
+    style = next(item for item in schema.inputs if item.id == "style")
+    assert style.options == [*catalogue_names(), comfy.pack.targets.CUSTOM]
+    assert style.default in catalogue_names()
+    assert not hasattr(comfy.pack.targets, "STYLES")  # no second catalogue
+    vae, image = StandInVAE(), picture()
+    for name in catalogue_names():
+        run_node(comfy.pack.targets.StyleTarget, image=image, model=object(),
+                 clip=StandInCLIP(), vae=vae, style=name)  # fmt: skip
+        assert comfy.nodes.calls[-1]["positive"][0][0] == catalogue_style(name).prompt
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="Unknown style 'watercolour'"):
+        run_node(comfy.pack.targets.StyleTarget, image=image, model=object(),
+                 clip=StandInCLIP(), vae=vae, style="watercolour")  # fmt: skip
 
 
 def test_style_target_is_img2img_of_the_artwork_with_comfyuis_sampler(comfy):
@@ -483,8 +574,8 @@ def test_style_target_is_img2img_of_the_artwork_with_comfyuis_sampler(comfy):
                          strength=0.4, seed=7, sampler_name="euler", scheduler="normal")  # fmt: skip
     (call,) = comfy.nodes.calls
     assert call["model"] is model and call["seed"] == 7 and call["denoise"] == 0.4
-    assert call["positive"][0][0] == comfy.pack.targets.STYLES["ukiyo-e"] + ", night scene"
-    assert call["negative"][0][0] == comfy.pack.targets.DEFAULT_NEGATIVE
+    assert call["positive"][0][0] == catalogue_style("ukiyo-e").prompt + ", night scene"
+    assert call["negative"][0][0] == NEGATIVE_PROMPT  # the core's, as its img2img uses
     assert torch.allclose(call["latent"]["samples"], vae.encode(image))  # the artwork's latent
     assert target.shape == image.shape and target.min() >= 0 and target.max() <= 1
     (custom,) = run_node(comfy.pack.targets.StyleTarget, image=image, model=model,
@@ -500,14 +591,16 @@ def test_concept_anchor_is_text_to_image_and_feeds_shade(comfy):
     (anchors,) = run_node(comfy.pack.targets.ConceptAnchor, model=object(), clip=StandInCLIP(),
                           vae=vae, concept=" handbag ", count=3, width=64, height=48, seed=2)  # fmt: skip
     (call,) = comfy.nodes.calls
-    assert call["positive"][0][0] == "a photo of a handbag" and call["denoise"] == 1.0
+    assert call["positive"][0][0] == anchor_prompt("handbag") == "A photo of a handbag"
+    assert call["denoise"] == 1.0
     assert call["latent"]["samples"].shape == (3, 4, 6, 8)
     assert anchors.shape == (3, 48, 64, 3)
     _, report = run_node(comfy.pack.nodes.Shade, image=picture(), vae=vae, anchors=anchors, **FAST)
     assert json.loads(report)["target"] == "mean of 3 target image(s)"
-    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="Name the concept"):
-        run_node(comfy.pack.targets.ConceptAnchor, model=object(), clip=StandInCLIP(), vae=vae,
-                 concept="")  # fmt: skip
+    for empty in ("", "  "):  # the core's check and message
+        with pytest.raises(comfy.pack.nodes.ArtcloakError, match="concept is empty"):
+            run_node(comfy.pack.targets.ConceptAnchor, model=object(), clip=StandInCLIP(),
+                     vae=vae, concept=empty)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- install
@@ -570,6 +663,11 @@ def test_registry_metadata_and_example_workflows(comfy):
                 node_class = getattr(comfy.pack.nodes, node["class_type"].split(".")[1])
                 declared = {item.id for item in node_class.define_schema().inputs}
                 assert set(node["inputs"]) == declared - {"mask"}, (path.name, node)
+            if node["class_type"] == "artcloak.StyleTarget":  # a style by the core's name
+                schema = comfy.pack.targets.StyleTarget.define_schema()
+                required = {item.id for item in schema.inputs if not item.optional}
+                assert required <= set(node["inputs"]), (path.name, node)
+                assert node["inputs"]["style"] in catalogue_names(), (path.name, node)
 
 
 # --------------------------------------------------------------------------- real ComfyUI

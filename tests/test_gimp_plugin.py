@@ -1,8 +1,9 @@
 """The GIMP 3 plug-in without GIMP: installer, arguments -> request, the worker run
 (progress, result, error, cancel) against the real worker, and the plug-in file's shape.
 
-The logic module is imported from where ``install_gimp`` put it, next to its copy of
-protocol.py, so these tests also check the installed layout. The gi parts
+The logic modules (artcloak_gimp.py and the shared client.py) are imported from where
+``install_gimp`` put them, next to their copy of protocol.py, so these tests also check the
+installed layout. The gi parts
 (artcloak-export.py) need real GIMP 3: see tests/test_gimp_real.py when present.
 """
 
@@ -19,8 +20,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from artcloak import client as core_client
 from artcloak import install as installer
 from artcloak import protocol
+from artcloak.worker import read_request
 from click.testing import CliRunner
 from PIL import Image
 
@@ -37,18 +40,28 @@ def installed(tmp_path_factory, tiny_models):
     return SimpleNamespace(plugins=plugins, report=report, plugin=plugins / NAME)
 
 
+SIBLINGS = ("artcloak_gimp", "client", "protocol")  # top-level modules in the plug-in folder
+
+
 @pytest.fixture(scope="module")
 def logic(installed):
-    """artcloak_gimp.py, imported from the install folder (with its protocol.py)."""
+    """artcloak_gimp.py, imported from the install folder (with its client.py and protocol.py)."""
     sys.path.insert(0, str(installed.plugin))
-    saved = {name: sys.modules.pop(name) for name in ("protocol",) if name in sys.modules}
+    saved = {name: sys.modules.pop(name) for name in SIBLINGS if name in sys.modules}
     try:
         yield importlib.import_module("artcloak_gimp")
     finally:
         sys.path.remove(str(installed.plugin))
-        sys.modules.pop("artcloak_gimp", None)
-        sys.modules.pop("protocol", None)
+        for name in SIBLINGS:
+            sys.modules.pop(name, None)
         sys.modules.update(saved)
+
+
+@pytest.fixture(scope="module")
+def client(logic):
+    """The installed client.py, as the plug-in imports it (a top-level module)."""
+    assert logic.client.__file__.startswith(str(logic.__file__).rsplit(os.sep, 1)[0])
+    return logic.client
 
 
 @pytest.fixture
@@ -61,12 +74,13 @@ def source(tmp_path):
 # --- installer ---------------------------------------------------------------------------
 
 
-def test_install_puts_plugin_protocol_and_config_in_place(installed, tiny_models):
+def test_install_puts_plugin_protocol_client_and_config_in_place(installed, tiny_models):
     files = {p.name for p in installed.plugin.iterdir()}
-    assert files == {f"{NAME}.py", "artcloak_gimp.py", "protocol.py", "worker.json"}
+    assert files == {f"{NAME}.py", "artcloak_gimp.py", "client.py", "protocol.py", "worker.json"}
     script = installed.plugin / f"{NAME}.py"
     assert script.stat().st_mode & stat.S_IXUSR, "GIMP runs only executable plug-ins"
     assert (installed.plugin / "protocol.py").read_text() == Path(protocol.__file__).read_text()
+    assert (installed.plugin / "client.py").read_text() == Path(core_client.__file__).read_text()
     config = json.loads((installed.plugin / "worker.json").read_text())
     assert config["python"] == sys.executable
     assert config["request"] == {
@@ -78,7 +92,7 @@ def test_install_puts_plugin_protocol_and_config_in_place(installed, tiny_models
 
 
 def test_plugin_files_import_neither_torch_nor_artcloak(installed):
-    allowed = set(sys.stdlib_module_names) | {"gi", "protocol", "artcloak_gimp"}
+    allowed = set(sys.stdlib_module_names) | {"gi", "protocol", "client", "artcloak_gimp"}
     for path in installed.plugin.glob("*.py"):
         tree = ast.parse(path.read_text(), feature_version=(3, 10))
         for node in ast.walk(tree):
@@ -89,12 +103,13 @@ def test_plugin_files_import_neither_torch_nor_artcloak(installed):
             else:
                 continue
             assert set(roots) <= allowed, f"{path.name} imports {roots}"
-    logic_tree = ast.parse((installed.plugin / "artcloak_gimp.py").read_text())
-    imported = {
-        alias.name for node in ast.walk(logic_tree) if isinstance(node, ast.Import)
-        for alias in node.names
-    }  # fmt: skip
-    assert "gi" not in imported
+    for logic_file in ("artcloak_gimp.py", "client.py"):
+        logic_tree = ast.parse((installed.plugin / logic_file).read_text())
+        imported = {
+            alias.name for node in ast.walk(logic_tree) if isinstance(node, ast.Import)
+            for alias in node.names
+        }  # fmt: skip
+        assert "gi" not in imported, logic_file
 
 
 def test_plugin_registers_the_procedure_under_file_export(installed):
@@ -162,22 +177,22 @@ def test_install_refuses_a_folder_it_did_not_make(tmp_path):
 # --- arguments -> request -----------------------------------------------------------------
 
 
-def test_problems_name_each_mistake(logic, tmp_path):
-    args = logic.Arguments
-    assert logic.problems(args(output=str(tmp_path / "a.png"))) == []
-    assert any("output file" in p for p in logic.problems(args()))
-    assert any(".png" in p for p in logic.problems(args(output=str(tmp_path / "a.tif"))))
-    assert any("folder" in p for p in logic.problems(args(output="/no/such/dir/a.png")))
+def test_problems_name_each_mistake(logic, client, tmp_path):
+    args, problems = logic.Arguments, client.problems
+    assert problems(args(output=str(tmp_path / "a.png"))) == []
+    assert any("output file" in p for p in problems(args()))
+    assert any(".png" in p for p in problems(args(output=str(tmp_path / "a.tif"))))
+    assert any("folder" in p for p in problems(args(output="/no/such/dir/a.png")))
     same = tmp_path / "art.png"
-    assert any("replace" in p for p in logic.problems(args(output=str(same)), str(same)))
+    assert any("replace" in p for p in problems(args(output=str(same)), str(same)))
     out = str(tmp_path / "o.png")
-    assert any("style" in p for p in logic.problems(args(output=out, target_kind="style")))
-    assert any("style image" in p for p in logic.problems(args(output=out, target_kind="image")))
-    assert any("anchor" in p for p in logic.problems(args(output=out, mode="shade")))
-    missing = logic.problems(args(output=out, mode="shade", anchors=["/no/cow.png"]))
+    assert any("style" in p for p in problems(args(output=out, target_kind="style")))
+    assert any("style image" in p for p in problems(args(output=out, target_kind="image")))
+    assert any("anchor" in p for p in problems(args(output=out, mode="shade")))
+    missing = problems(args(output=out, mode="shade", anchors=["/no/cow.png"]))
     assert any("/no/cow.png" in p for p in missing)
-    assert any("protection" in p for p in logic.problems(args(output=out, mode="blur")))
-    assert any("intensity" in p for p in logic.problems(args(output=out, intensity="max")))
+    assert any("protection" in p for p in problems(args(output=out, mode="blur")))
+    assert any("intensity" in p for p in problems(args(output=out, intensity="max")))
 
 
 def test_split_paths(logic):
@@ -185,46 +200,54 @@ def test_split_paths(logic):
     assert logic.split_paths(text) == ["/a.png", "/b.png", "/c.png", "/d.png"]
 
 
-def test_build_request_for_each_target(logic, installed, tmp_path, source):
-    config = logic.WorkerConfig.load(str(installed.plugin))
+def test_build_request_for_each_target(logic, client, installed, tmp_path, source):
+    config = client.WorkerConfig.load(str(installed.plugin), "gimp")
     out = str(tmp_path / "o.png")
-    auto = logic.build_request(logic.Arguments(output=out), str(source), config)
-    assert (auto.mode, auto.style, auto.anchors) == ("cloak", None, [])
-    assert auto.device == "cpu" and len(auto.encoders) == 1  # from worker.json
-    named = logic.build_request(
+    auto = client.build_request(logic.Arguments(output=out), str(source), config)
+    assert (auto.settings["mode"], auto.settings["style"], auto.settings["anchors"]) == (
+        "cloak",
+        None,
+        [],
+    )
+    assert auto.settings["device"] == "cpu" and len(auto.settings["encoders"]) == 1  # worker.json
+    named = client.build_request(
         logic.Arguments(output=out, target_kind="style", style=" marble "), str(source), config
     )
-    assert named.style == "marble"
-    image = logic.build_request(
+    assert named.settings["style"] == "marble"
+    image = client.build_request(
         logic.Arguments(output=out, target_kind="image", style_image=str(source)),
         str(source),
         config,
     )
-    assert image.style == str(source)
-    shade = logic.build_request(
+    assert image.settings["style"] == str(source)
+    shade = client.build_request(
         logic.Arguments(output=out, mode="shade", anchors=[str(source)], intensity="high"),
         str(source),
         config,
     )
-    assert shade.anchors == [str(source)] and shade.style is None and shade.intensity == "high"
+    assert shade.settings["anchors"] == [str(source)] and shade.settings["style"] is None
+    assert shade.settings["intensity"] == "high"
+    assert json.loads(shade.to_json())["anchors"] == [str(source)]  # flat on the wire
     # what the plug-in sends is what the worker accepts
-    assert protocol.WorkerRequest.from_json(shade.to_json()).anchors == [str(source)]
-    with pytest.raises(logic.PluginError, match="output file"):
-        logic.build_request(logic.Arguments(), str(source), config)
+    assert protocol.WorkerRequest.from_json(shade.to_json()).settings["anchors"] == [str(source)]
+    request, protection, _ = read_request(shade.to_json())
+    assert request.input == str(source) and protection.intensity.value == "high"
+    with pytest.raises(client.PluginError, match="output file"):
+        client.build_request(logic.Arguments(), str(source), config)
 
 
-def test_worker_config_errors_say_what_to_do(logic, tmp_path):
-    with pytest.raises(logic.PluginError, match="artcloak install gimp"):
-        logic.WorkerConfig.load(str(tmp_path))
-    (tmp_path / "worker.json").write_text('{"python": "p", "request": {"colour": 1}}')
-    with pytest.raises(logic.PluginError, match="reinstall the plug-in"):
-        logic.WorkerConfig.load(str(tmp_path))
+def test_worker_config_errors_say_what_to_do(client, tmp_path):
+    with pytest.raises(client.PluginError, match="artcloak install gimp"):
+        client.WorkerConfig.load(str(tmp_path), "gimp")
+    (tmp_path / "worker.json").write_text('{"python": "p", "request": {"version": 1}}')
+    with pytest.raises(client.PluginError, match="reinstall the plug-in"):
+        client.WorkerConfig.load(str(tmp_path), "gimp")
 
 
 # --- protocol lines -> outcome --------------------------------------------------------------
 
 
-def test_events_and_outcomes(logic):
+def test_events_and_outcomes(client):
     seen_progress = []
     lines = [
         protocol.encode(protocol.progress("load", 0, 0, "Loading the encoder")),
@@ -233,40 +256,47 @@ def test_events_and_outcomes(logic):
         protocol.encode(protocol.notice("Saved as PNG.")),
         protocol.encode(protocol.result("/o.png", lpips=0.01, linf_255=3, seconds=1.5)),
     ]
-    seen = logic.read_events(lines, seen_progress.append)
+
+    def session(lines, on_progress=None):
+        read = client.WorkerSession(on_progress=on_progress)
+        read.feed("\n".join(lines))
+        return read
+
+    outcome = session(lines, seen_progress.append).finish(0)
     assert [e["stage"] for e in seen_progress] == ["load", "optimise"]
-    assert logic.progress_fraction(seen_progress[0]) is None
-    assert logic.progress_fraction(seen_progress[1]) == 0.5
-    assert logic.progress_text(seen_progress[1]) == "Protecting: step 2 of 4"
-    assert logic.progress_text(seen_progress[0]) == "Loading the encoder"
-    outcome = logic.outcome_of(seen, 0)
+    assert client.progress_fraction(seen_progress[0]) is None
+    assert client.progress_fraction(seen_progress[1]) == 0.5
+    assert client.progress_text(seen_progress[1]) == "Protecting: step 2 of 4"
+    assert client.progress_text(seen_progress[0]) == "Loading the encoder"
     assert outcome.kind == "result" and outcome.notices == ["Saved as PNG."]
-    text = logic.describe_result(outcome.result, outcome.notices)
+    text = client.describe_result(
+        outcome.result, client.read_report(outcome.result), outcome.notices
+    )
     assert "/o.png" in text and "0.0100" in text and "3/255" in text and "Saved as PNG." in text
     # a result without exit 0 is not a result
-    assert logic.outcome_of(seen, 1).kind == "error"
-    error = logic.read_events([protocol.encode(protocol.error("The image is empty."))])
-    assert logic.outcome_of(error, 2).message == "The image is empty."
-    crashed = logic.outcome_of(logic.read_events(["boom"]), -9, "Killed\n")
+    assert session(lines).finish(1).kind == "error"
+    error = session([protocol.encode(protocol.error("The image is empty."))])
+    assert error.finish(2).message == "The image is empty."
+    crashed = session(["boom"]).finish(-9, "Killed\n")
     assert crashed.kind == "error" and "crashed" in crashed.message and "Killed" in crashed.message
 
 
-def test_messages_name_the_image_not_the_temp_copy(logic):
-    said = logic.for_people(
+def test_messages_name_the_image_not_the_temp_copy(client):
+    said = client.for_people(
         "/tmp/artcloak-gimp-x/image.png is too small.", "/tmp/artcloak-gimp-x/image.png", "art.xcf"
     )
     assert said == "art.xcf is too small."
-    assert logic.for_people("/t/i.png is empty", "/t/i.png", "") == "The image is empty"
+    assert client.for_people("/t/i.png is empty", "/t/i.png", "") == "The image is empty"
 
 
-def test_missing_python_says_how_to_fix(logic, tmp_path, source):
-    request = protocol.WorkerRequest(input=str(source), output=str(tmp_path / "o.png"))
-    outcome = logic.run_worker(str(tmp_path / "no-python"), request)
+def test_missing_python_says_how_to_fix(logic, client, tmp_path, source):
+    request = client.protocol.WorkerRequest(input=str(source), output=str(tmp_path / "o.png"))
+    outcome = client.run_worker(str(tmp_path / "no-python"), request, host=logic.HOST)
     assert outcome.kind == "error" and "artcloak install gimp" in outcome.message
 
 
-def test_worker_environment_drops_gimp_python(logic):
-    env = logic.worker_environment({"PYTHONPATH": "/gimp", "PYTHONHOME": "/g", "HOME": "/h"})
+def test_worker_environment_drops_gimp_python(client):
+    env = client.worker_environment({"PYTHONPATH": "/gimp", "PYTHONHOME": "/g", "HOME": "/h"})
     assert env == {"HOME": "/h", "PYTHONIOENCODING": "utf-8"}
 
 
@@ -280,43 +310,44 @@ def test_temp_folder_is_removed(logic):
 
 
 def tiny(request):
-    request.steps, request.resolution, request.lpips_random_backbone = 3, 64, True
+    request.settings.update(steps=3, resolution=64, lpips_random_backbone=True)
     return request
 
 
-def test_real_worker_result_and_error(logic, installed, tmp_path, source):
-    config = logic.WorkerConfig.load(str(installed.plugin))
+def test_real_worker_result_and_error(logic, client, installed, tmp_path, source):
+    config = client.WorkerConfig.load(str(installed.plugin), "gimp")
     before = source.read_bytes()
     request = tiny(
-        logic.build_request(logic.Arguments(output=str(tmp_path / "out.png")), str(source), config)
+        client.build_request(logic.Arguments(output=str(tmp_path / "out.png")), str(source), config)
     )
     progress = []
-    outcome = logic.run_worker(config.python, request, progress.append)
+    outcome = client.run_worker(config.python, request, progress.append, host=logic.HOST)
     assert outcome.kind == "result", outcome.message
     assert progress and Image.open(tmp_path / "out.png").size == (48, 40)
     assert outcome.result["linf_255"] <= 8 and source.read_bytes() == before
     anchor = tmp_path / "cow.png"
     args = logic.Arguments(output=str(tmp_path / "s.png"), mode="shade", anchors=[str(anchor)])
     Image.new("RGB", (8, 8)).save(anchor)
-    request = tiny(logic.build_request(args, str(source), config))
+    request = tiny(client.build_request(args, str(source), config))
     anchor.unlink()  # gone by the time the worker looks
-    outcome = logic.run_worker(config.python, request)
+    outcome = client.run_worker(config.python, request, host=logic.HOST)
     assert outcome.kind == "error" and "cow.png" in outcome.message, outcome.message
     assert "Traceback" not in outcome.message and not (tmp_path / "s.png").exists()
 
 
-def test_real_worker_cancel_leaves_no_output(logic, installed, tmp_path, source):
-    config = logic.WorkerConfig.load(str(installed.plugin))
+def test_real_worker_cancel_leaves_no_output(logic, client, installed, tmp_path, source):
+    config = client.WorkerConfig.load(str(installed.plugin), "gimp")
     (tmp_path / "out").mkdir()
     args = logic.Arguments(output=str(tmp_path / "out" / "art.png"))
-    request = tiny(logic.build_request(args, str(source), config))
-    request.steps = 5000
+    request = tiny(client.build_request(args, str(source), config))
+    request.settings["steps"] = 5000
     progress = []
-    outcome = logic.run_worker(
+    outcome = client.run_worker(
         config.python,
         request,
         progress.append,
         cancelled=lambda: any(e.get("stage") == "optimise" for e in progress),
+        host=logic.HOST,
     )
     assert outcome.kind == "cancelled"
     assert list((tmp_path / "out").iterdir()) == []

@@ -288,9 +288,10 @@ def test_build_request_for_each_target(plugin, tmp_path):
         [],
     )
     assert auto.settings["encoders"] == ["/m"] and auto.settings["device"] == "cpu"  # worker.json
-    assert build(form.FormValues(target_kind="style", style="marble", output=out)).settings[
-        "style"
-    ] == "marble"
+    assert (
+        build(form.FormValues(target_kind="style", style="marble", output=out)).settings["style"]
+        == "marble"
+    )
     image = build(form.FormValues(target_kind="image", style_image=style_image, output=out))
     assert image.settings["style"] == style_image
     shade = build(
@@ -424,7 +425,9 @@ def test_real_worker_result_and_error(plugin, installed, tmp_path):
     assert outcome.result["linf_255"] <= 8
     anchor = tmp_path / "missing.png"
     Image.new("RGB", (8, 8)).save(anchor)
-    shade = plugin.form.FormValues(mode="shade", anchors=[str(anchor)], output=str(tmp_path / "s.png"))
+    shade = plugin.form.FormValues(
+        mode="shade", anchors=[str(anchor)], output=str(tmp_path / "s.png")
+    )
     request = plugin.client.build_request(shade.choices(), str(source), config)
     request.settings.update(steps=3, resolution=64, lpips_random_backbone=True)
     anchor.unlink()  # gone by the time the worker looks

@@ -114,6 +114,7 @@ def krita_session(tmp_path_factory, tiny_models):
     pykrita = root / "data" / "krita" / "pykrita"
     kritarc = root / "config" / "kritarc"
     assert (pykrita / "artcloak_export" / "protocol.py").is_file()
+    assert (pykrita / "artcloak_export" / "client.py").is_file()
     assert "enable_artcloak_export=true" in kritarc.read_text()
 
     # Test-only settings: the tiny model's fast path, and the driver plugin.

@@ -5,7 +5,8 @@ Runs in GIMP's own Python, which has no torch: the image as displayed (a merged 
 alpha kept) is exported losslessly to a temporary PNG, the artcloak worker (``python -m
 artcloak worker -`` of the Python recorded in worker.json) protects it, and its progress
 drives GIMP's progress bar. The image itself is never modified. The logic that needs no
-GIMP lives in artcloak_gimp.py, beside this file.
+GIMP lives beside this file: in client.py (shared with the Krita plugin) and in
+artcloak_gimp.py.
 """
 
 import os
@@ -19,6 +20,7 @@ from gi.repository import Gimp, GimpUi, Gio, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import artcloak_gimp as logic  # noqa: E402
+import client  # noqa: E402
 
 RW = GObject.ParamFlags.READWRITE
 
@@ -62,7 +64,7 @@ def export_flattened(image, path):
     try:
         copy.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
         if not Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, copy, Gio.File.new_for_path(path), None):
-            raise logic.PluginError("GIMP could not write the image to a temporary PNG.")
+            raise client.PluginError("GIMP could not write the image to a temporary PNG.")
     finally:
         copy.delete()
 
@@ -79,35 +81,36 @@ def run(procedure, run_mode, image, drawables, config, data):
     args = arguments_from(config)
     image_file = image.get_file()
     try:
-        settings = logic.WorkerConfig.load(os.path.dirname(os.path.abspath(__file__)))
-        found = logic.problems(args, _path(image_file))
+        settings = client.WorkerConfig.load(os.path.dirname(os.path.abspath(__file__)), logic.HOST)
+        found = client.problems(args, _path(image_file))
         if found:
-            raise logic.PluginError("\n".join(found))
+            raise client.PluginError("\n".join(found))
         with logic.TempFolder() as folder:
             input_path = os.path.join(folder, "image.png")
             Gimp.progress_init("artcloak: preparing the image")
             export_flattened(image, input_path)
-            request = logic.build_request(args, input_path, settings)
+            request = client.build_request(args, input_path, settings)
 
             def on_progress(event):
-                Gimp.progress_set_text(logic.progress_text(event))
-                fraction = logic.progress_fraction(event)
+                Gimp.progress_set_text(client.progress_text(event))
+                fraction = client.progress_fraction(event)
                 if fraction is None:
                     Gimp.progress_pulse()
                 else:
                     Gimp.progress_update(fraction)
 
-            outcome = logic.run_worker(settings.python, request, on_progress)
-            outcome.message = logic.for_people(outcome.message, input_path, image.get_name())
+            outcome = client.run_worker(settings.python, request, on_progress, host=logic.HOST)
+            outcome.message = client.for_people(outcome.message, input_path, image.get_name())
         Gimp.progress_end()
-    except logic.PluginError as problem:
+    except client.PluginError as problem:
         return _error(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, str(problem))
     if outcome.kind == "cancelled":
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     if outcome.kind != "result":
         return _error(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, outcome.message)
     if run_mode == Gimp.RunMode.INTERACTIVE:
-        Gimp.message(logic.describe_result(outcome.result, outcome.notices))
+        result = outcome.result
+        Gimp.message(client.describe_result(result, client.read_report(result), outcome.notices))
     if args.open_result:
         opened = Gimp.file_load(
             Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(outcome.result["output"])

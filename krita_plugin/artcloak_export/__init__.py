@@ -1,7 +1,8 @@
 """artcloak for Krita: File > Export Protected…
 
-Installed by ``artcloak install krita`` together with ``protocol.py`` (a copy of the
-core's) and ``worker.json`` (which Python runs the worker). Outside Krita (tests, tools)
+Installed by ``artcloak install krita`` together with ``protocol.py`` and ``client.py``
+(copies of the core's: the worker protocol, and the worker client shared with the GIMP
+plug-in) and ``worker.json`` (which Python runs the worker). Outside Krita (tests, tools)
 importing this package registers nothing.
 """
 

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 
-from .form import PluginError
+from .client import PluginError
 
 SUPPORTED_DEPTHS = {"U8": "8-bit integer", "U16": "16-bit integer"}
 MODEL_NAMES = {

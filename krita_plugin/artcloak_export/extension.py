@@ -8,12 +8,19 @@ import traceback
 
 from krita import Extension, InfoObject, Krita
 
+from .client import (
+    Outcome,
+    PluginError,
+    WorkerConfig,
+    build_request,
+    describe_result,
+    read_report,
+)
 from .dialog import ExportDialog
 from .document import check_document, export_to_temp, remove_temp_folder
-from .form import PLUGIN_ID, FormValues, PluginError, WorkerConfig, build_request, suggest_output
+from .form import PLUGIN_ID, FormValues, suggest_output
 from .qt import QMessageBox, QTimer, accepted, run_modal
-from .runner import WorkerRun
-from .session import Outcome, describe_result, read_report
+from .runner import HOST, WorkerRun
 
 ACTION_ID = "artcloak_export_protected"
 ACTION_TEXT = "Export Protected…"
@@ -62,7 +69,7 @@ class ArtcloakExtension(Extension):
     def _start(self, app, parent) -> None:
         document = app.activeDocument()
         check_document(document)
-        config = WorkerConfig.load(PLUGIN_DIR)
+        config = WorkerConfig.load(PLUGIN_DIR, HOST)
         values = FormValues.from_settings(app.readSetting(PLUGIN_ID, "form", ""))
         document_path = document.fileName() or ""
         values.output = suggest_output(values, document_path)
@@ -74,7 +81,7 @@ class ArtcloakExtension(Extension):
 
         folder, source = export_to_temp(document, InfoObject)
         try:
-            request = build_request(values, source, config, overwrite=overwrite)
+            request = build_request(values.choices(overwrite), source, config)
         except BaseException:
             remove_temp_folder(folder)
             raise

@@ -1,7 +1,8 @@
-"""The dialog's values as plain data: defaults, remembered settings, checks, the request.
+"""The dialog's values as plain data: defaults, remembered settings, output name and format.
 
 No Qt and no Krita here, so all of it is tested without either. The dialog (dialog.py)
-only moves these values in and out of widgets.
+only moves these values in and out of widgets; the checks and the worker request are
+client.py's (shared with the GIMP plug-in), through :meth:`FormValues.choices`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,16 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 
-from . import protocol
+from . import client, protocol
 
 PLUGIN_ID = "artcloak_export"
 FORMATS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
-DEFAULT_STYLES = ("weave", "marble", "stripes", "mosaic")  # when worker.json has no list
 LOSSY_WARNING = (
     "JPEG and WebP re-encode the image, and re-encoding weakens the protection. "
     "artcloak still measures the budget on the written file, but prefer PNG for posting "
     "where the site allows it."
 )
-
-
-class PluginError(Exception):
-    """Something the artist can fix; its message is shown as is, in a message box."""
 
 
 @dataclass
@@ -39,6 +35,21 @@ class FormValues:
     output: str = ""
     format: str = "png"
     open_result: bool = True
+
+    def choices(self, overwrite: bool = False) -> client.Choices:
+        """What the worker request is built from (``overwrite``: the person agreed to
+        replace an existing output file)."""
+        return client.Choices(
+            output=self.output,
+            mode=self.mode,
+            target_kind=self.target_kind,
+            style=self.style,
+            style_image=self.style_image,
+            anchors=list(self.anchors),
+            intensity=self.intensity,
+            quality=self.quality,
+            overwrite=overwrite,
+        )
 
     def to_settings(self) -> str:
         """What Krita remembers between uses (everything but the output file name)."""
@@ -108,63 +119,4 @@ def format_warning(format_name: str) -> str:
 
 def problems(values: FormValues, document_path: str = "") -> list[str]:
     """Everything wrong with the values, one sentence each; empty when they can run."""
-    found = protocol.target_problems(
-        values.mode, values.target_kind, values.style, values.style_image, values.anchors
-    )
-    return found + protocol.output_problems(values.output, document_path)
-
-
-@dataclass
-class WorkerConfig:
-    """What the installer recorded: which Python runs the worker, and request defaults."""
-
-    python: str
-    styles: list[str] = field(default_factory=lambda: list(DEFAULT_STYLES))
-    request: dict = field(default_factory=dict)  # e.g. encoders, device: merged into requests
-    artcloak: str = ""  # the version that was installed
-
-    @classmethod
-    def load(cls, plugin_dir: str) -> WorkerConfig:
-        try:
-            data = protocol.read_worker_config(plugin_dir, "krita")
-        except protocol.ProtocolError as error:
-            raise PluginError(str(error)) from None
-        python, request = data["python"], data.get("request") or {}
-        styles = data.get("styles")
-        if not (isinstance(styles, list) and styles and all(isinstance(s, str) for s in styles)):
-            styles = list(DEFAULT_STYLES)
-        return cls(python=python, styles=styles, request=request, artcloak=data.get("artcloak", ""))
-
-
-def build_request(
-    values: FormValues, input_path: str, config: WorkerConfig, overwrite: bool = False
-) -> protocol.WorkerRequest:
-    """The worker request for the flattened document at ``input_path``."""
-    style = None
-    anchors: list[str] = []
-    if values.mode == "cloak":
-        if values.target_kind == "style":
-            style = values.style
-        elif values.target_kind == "image":
-            style = values.style_image
-    else:
-        anchors = list(values.anchors)
-    data = {
-        "input": input_path,
-        "output": os.path.abspath(values.output),
-        "mode": values.mode,
-        "style": style,
-        "anchors": anchors,
-        "intensity": values.intensity,
-        "quality": values.quality,
-        "overwrite": overwrite,
-    }
-    for name, value in config.request.items():  # the dialog's own choices win
-        if name != "version":
-            data.setdefault(name, value)
-    request = protocol.WorkerRequest(**data)
-    try:
-        request.check()
-    except protocol.ProtocolError as error:
-        raise PluginError(str(error)) from None
-    return request
+    return client.problems(values.choices(), document_path)

@@ -1,4 +1,7 @@
-"""Run the worker in a QProcess (Krita stays responsive) behind a progress dialog with Cancel."""
+"""Run the worker in a QProcess (Krita stays responsive) behind a progress dialog with Cancel.
+
+What the worker's lines mean is client.py's WorkerSession (shared with the GIMP plug-in);
+this module only connects it to a QProcess and a QProgressDialog."""
 
 from __future__ import annotations
 
@@ -6,17 +9,20 @@ import os
 from collections.abc import Callable
 
 from . import protocol
-from .qt import NOT_RUNNING, WINDOW_MODAL, QProcess, QProcessEnvironment, QProgressDialog, QTimer
-from .session import (
+from .client import (
+    KILL_AFTER_S,
     Outcome,
     WorkerSession,
     progress_fraction,
     progress_text,
+    start_error,
     worker_command,
     worker_environment,
 )
+from .qt import NOT_RUNNING, WINDOW_MODAL, QProcess, QProcessEnvironment, QProgressDialog, QTimer
 
-KILL_AFTER_MS = 5000  # after Cancel: terminate, then kill if it has not gone by then
+HOST = "krita"
+KILL_AFTER_MS = KILL_AFTER_S * 1000  # after Cancel: terminate, then kill if it has not gone by then
 BAR_STEPS = 1000
 
 
@@ -99,11 +105,7 @@ class WorkerRun:
 
     def _error(self, error) -> None:
         if error == QProcess.ProcessError.FailedToStart:
-            message = (
-                f"Could not start the artcloak worker with {self.python} "
-                f"({self.process.errorString()}). Is artcloak still installed there? "
-                "Run `artcloak install krita` again from the environment where it is installed."
-            )
+            message = start_error(self.python, self.process.errorString(), HOST)
             self._end(self.session.finish(None, start_error=message))
 
     def _kill_if_running(self) -> None:

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..engine.images import load_image
 from ..engine.protect import Engine
-from ..engine.verify import DEGRADATIONS
+from ..engine.verify import DEGRADATIONS, model_view
 from ..results import Report
 from ..settings import ProtectionSettings
 
@@ -87,15 +86,8 @@ def result_figures(
 def reconstructions(
     engine: Engine, settings: ProtectionSettings, original: np.ndarray, protected: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """What the (first) encoder's model sees: decode(encode(view)) of both images, float RGB."""
-    encoder = engine.encoders[0]
-    pictures = []
-    for rgb in (original, protected):
-        latent = engine.encode_view(rgb, 1, settings)[0]
-        with torch.no_grad():
-            decoded = encoder.decode(latent.unsqueeze(0))[0].float()
-        pictures.append(decoded.permute(1, 2, 0).cpu().numpy())
-    return pictures[0], pictures[1]
+    """What the (first) encoder's model sees of both images (float RGB)."""
+    return model_view(engine, original, settings), model_view(engine, protected, settings)
 
 
 def survival(
