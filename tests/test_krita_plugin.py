@@ -148,6 +148,9 @@ def test_uninstall_removes_only_what_install_added(tmp_path):
     assert (locations.pykrita / "other").is_dir()
     assert locations.kritarc.read_text() == "[python]\nenable_other=true\n"
     assert any("Removed" in line for line in report.done)
+    again = installer.uninstall_krita(locations)  # a second time: nothing left to remove
+    assert [line for line in again.done if "Removed" in line] == []
+    assert any("Nothing to remove" in line for line in again.done)
 
 
 def test_install_refuses_a_folder_it_did_not_make(tmp_path):

@@ -17,6 +17,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -215,12 +216,14 @@ def set_ini_value(text: str, section: str, key: str, value: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _edit_settings(path: Path, section: str, key: str, value: str | None) -> None:
+def _edit_settings(path: Path, section: str, key: str, value: str | None) -> bool:
+    """Set (or remove) the key in the file; whether the file changed."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     new = set_ini_value(text, section, key, value)
     if new != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(new, encoding="utf-8")
+    return new != text
 
 
 # --- Krita ------------------------------------------------------------------------------
@@ -274,8 +277,9 @@ def uninstall_krita(locations: KritaLocations) -> InstallReport:
     if desktop.exists():
         desktop.unlink()
         report.done.append(f"Removed {desktop}")
-    if locations.kritarc.exists():
-        _edit_settings(locations.kritarc, "python", f"enable_{KRITA_PLUGIN}", None)
+    if locations.kritarc.exists() and _edit_settings(
+        locations.kritarc, "python", f"enable_{KRITA_PLUGIN}", None
+    ):
         report.done.append(f"Removed enable_{KRITA_PLUGIN} from {locations.kritarc}")
     if not report.done:
         report.done.append(f"Nothing to remove: the plugin is not in {locations.pykrita}.")
@@ -413,16 +417,11 @@ def install() -> None:
 def krita(resource_dir, kritarc, python, encoders, device, force, uninstall) -> None:
     """Install File > Export Protected… into Krita 5.1+ (or remove it with --uninstall)."""
     locations = krita_locations(resource_dir=resource_dir, kritarc=kritarc)
-    try:
-        if uninstall:
-            report = uninstall_krita(locations)
-        else:
-            report = install_krita(locations, python, tuple(encoders), device, force)
-    except OSError as error:
-        raise InstallError(
-            f"Cannot write {error.filename or 'the plugin files'}: {error.strerror}."
-        ) from None
-    click.echo(report.text())
+    if uninstall:
+        _say(lambda: uninstall_krita(locations), "the plugin files")
+    else:
+        _say(lambda: install_krita(locations, python, tuple(encoders), device, force),
+             "the plugin files")  # fmt: skip
 
 
 @install.command()
@@ -435,13 +434,17 @@ def krita(resource_dir, kritarc, python, encoders, device, force, uninstall) -> 
 def gimp(profile_dir, python, encoders, device, force, uninstall) -> None:
     """Install File > Export > Export Protected… into GIMP 3 (or remove it with --uninstall)."""
     plugins_dir = gimp_plugins_dir(profile_dir=profile_dir)
+    if uninstall:
+        _say(lambda: uninstall_gimp(plugins_dir), "the plug-in files")
+    else:
+        _say(lambda: install_gimp(plugins_dir, python, tuple(encoders), device, force),
+             "the plug-in files")  # fmt: skip
+
+
+def _say(action: Callable[[], InstallReport], files: str) -> None:
+    """Run an install or uninstall and print what it did; a write error is one line."""
     try:
-        if uninstall:
-            report = uninstall_gimp(plugins_dir)
-        else:
-            report = install_gimp(plugins_dir, python, tuple(encoders), device, force)
+        report = action()
     except OSError as error:
-        raise InstallError(
-            f"Cannot write {error.filename or 'the plug-in files'}: {error.strerror}."
-        ) from None
+        raise InstallError(f"Cannot write {error.filename or files}: {error.strerror}.") from None
     click.echo(report.text())
