@@ -17,7 +17,9 @@ import asyncio
 import importlib.util
 import inspect
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import types
@@ -81,10 +83,12 @@ def _standin_modules() -> dict[str, types.ModuleType]:
                          tooltip=None, default=None, **extra):  # fmt: skip
                 self.id, self.io_type, self.optional = id, io_type, optional
                 self.options, self.default, self.extra = options, default, extra
+                self.tooltip = tooltip
 
         class Output:
             def __init__(self, id=None, display_name=None, tooltip=None, is_output_list=False):
                 self.id, self.io_type, self.display_name = id, io_type, display_name
+                self.tooltip = tooltip
 
         return type(io_type, (), {"io_type": io_type, "Input": Input, "Output": Output})
 
@@ -161,7 +165,46 @@ def _standin_modules() -> dict[str, types.ModuleType]:
     nodes.common_ksampler = common_ksampler
     comfy_api = types.ModuleType("comfy_api")
     comfy_api.latest = latest
+
+    # folder_paths: the output folder and Save Image's naming (<prefix>_<counter:05>_.png,
+    # the counter one past the highest in use), as the nodes call them
+    folder_paths = types.ModuleType("folder_paths")
+    folder_paths.output_directory = None  # the fixture sets a temporary folder
+
+    def get_save_image_path(filename_prefix, output_dir, image_width=0, image_height=0):
+        subfolder, filename = os.path.split(os.path.normpath(filename_prefix))
+        folder = os.path.join(output_dir, subfolder)
+        os.makedirs(folder, exist_ok=True)
+        used = [int(m.group(1)) for name in os.listdir(folder)
+                if (m := re.fullmatch(re.escape(filename) + r"_(\d+)_.*", name))]  # fmt: skip
+        return folder, filename, max(used, default=0) + 1, subfolder, filename_prefix
+
+    folder_paths.get_output_directory = lambda: folder_paths.output_directory
+    folder_paths.get_save_image_path = get_save_image_path
+
+    # server.PromptServer and comfy_execution.utils: text shown under the running node
+    server = types.ModuleType("server")
+    server.texts = []
+
+    class PromptServer:
+        instance = None
+
+        def send_progress_text(self, text, node_id, sid=None):
+            server.texts.append((node_id, text))
+
+    PromptServer.instance = PromptServer()
+    server.PromptServer = PromptServer
+    execution = types.ModuleType("comfy_execution")
+    execution_utils = types.ModuleType("comfy_execution.utils")
+    execution_utils.get_executing_context = lambda: types.SimpleNamespace(
+        prompt_id="p", node_id="4", list_index=None
+    )
+    execution.utils = execution_utils
     return {
+        "folder_paths": folder_paths,
+        "server": server,
+        "comfy_execution": execution,
+        "comfy_execution.utils": execution_utils,
         "comfy_api": comfy_api,
         "comfy_api.latest": latest,
         "comfy": comfy,
@@ -210,12 +253,14 @@ class StandInVAE:
             self.first_stage_model = _Layered({k: v.clone() for k, v in state.items()})
         self.device = torch.device("cpu")
         self._vae = make_tiny_vae(seed)
+        self.decoded = 0  # decode calls (Verify's model view decodes with the graph's VAE)
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:  # (B, H, W, 3) -> latent
         with torch.no_grad():
             return self._vae.encode(pixels.movedim(-1, 1) * 2 - 1).latent_dist.mean
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:  # latent -> (B, H, W, 3)
+        self.decoded += 1
         with torch.no_grad():
             return ((self._vae.decode(latent).sample + 1) / 2).clamp(0, 1).movedim(1, -1)
 
@@ -238,21 +283,30 @@ def _tiny_config_file(factory) -> Path:
 @pytest.fixture
 def comfy(monkeypatch, tmp_path_factory):
     """The stand-in modules installed, the pack loaded; both removed afterwards."""
-    for name, module in _standin_modules().items():
+    modules = _standin_modules()
+    for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
+    modules["folder_paths"].output_directory = str(tmp_path_factory.mktemp("output"))
     monkeypatch.setenv("ARTCLOAK_TEST_RANDOM_LPIPS", "1")
     pack = _load_pack()
     pack.vae.clear_cache()
     FAST["vae_config"] = str(_tiny_config_file(tmp_path_factory))
     yield types.SimpleNamespace(pack=pack, mm=sys.modules["comfy.model_management"],
-                                utils=sys.modules["comfy.utils"], nodes=sys.modules["nodes"])  # fmt: skip
+                                utils=sys.modules["comfy.utils"], nodes=sys.modules["nodes"],
+                                folder_paths=modules["folder_paths"], server=modules["server"])  # fmt: skip
     for key in [k for k in sys.modules if k.startswith("artcloak_comfy_pack")]:
         del sys.modules[key]
 
 
 def run_node(node, **inputs):
+    """Run a node as ComfyUI's executor does (see ``execute_node``); its outputs."""
+    return execute_node(node, **inputs).args
+
+
+def execute_node(node, **inputs):
     """Run a node as ComfyUI's executor does: under inference mode, inputs by name, every
-    required widget set (to its default unless given, as a new node in the editor has it)."""
+    required widget set (to its default unless given, as a new node in the editor has it);
+    the NodeOutput (outputs and ``ui``)."""
     schema = node.define_schema()
     for item in schema.inputs:
         default = item.default if item.default is not None else (item.options or [None])[0]
@@ -264,7 +318,7 @@ def run_node(node, **inputs):
     with torch.inference_mode():
         output = node.execute(**inputs)
     assert len(output.args) == len(schema.outputs)
-    return output.args
+    return output
 
 
 def picture(batch: int = 1, height: int = 48, width: int = 64, seed: int = 0) -> torch.Tensor:
@@ -288,7 +342,7 @@ def test_entry_point_lists_prefixed_v3_nodes(comfy):
     nodes = asyncio.run(extension.get_node_list())
     schemas = [node.define_schema() for node in nodes]
     assert [s.node_id for s in schemas] == [
-        "artcloak.Cloak", "artcloak.Shade", "artcloak.Verify",
+        "artcloak.Cloak", "artcloak.Shade", "artcloak.Verify", "artcloak.SaveProtected",
         "artcloak.StyleTarget", "artcloak.ConceptAnchor",
     ]  # fmt: skip
     assert all(s.display_name.startswith("artcloak ") for s in schemas)
@@ -368,6 +422,53 @@ def test_private_encoder_is_differentiable_and_leaves_the_graph_vae_alone(comfy)
     assert all(not p.requires_grad for p in model.parameters())
     with pytest.raises(comfy.pack.nodes.ArtcloakError, match="holds no model"):
         comfy.pack.vae.private_encoder(object())
+
+
+def test_private_copy_is_the_encoder_only_and_one_per_vae(comfy):
+    """The copy keeps what encoding needs (encoder, quant_conv), not the decoder; one copy
+    per VAE whatever the working resolution; the model view decodes with the graph's VAE."""
+    vae = StandInVAE()
+    graph = vae.first_stage_model
+    full = sum(p.numel() for p in graph.parameters())
+    encoding = sum(p.numel() for name, p in graph.named_parameters()
+                   if name.startswith(("encoder.", "quant_conv.")))  # fmt: skip
+    with torch.inference_mode():
+        encoder = comfy.pack.vae.private_encoder(vae, config=FAST["vae_config"], device="cpu")
+    copied = sum(p.numel() for p in encoder.parameters())
+    assert copied == encoding < full
+    assert encoder.vae.decoder is None and encoder.vae.post_quant_conv is None
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="only its encoder"):
+        encoder.decode(torch.zeros(1, 4, 8, 8))
+    image, target = picture(), picture(seed=5)
+    for resolution in (64, 72, 0):  # other working resolutions: still the one copy
+        _, report = run_node(comfy.pack.nodes.Cloak, image=image, vae=vae, style_target=target,
+                             **FAST | {"resolution": resolution, "steps": 1})  # fmt: skip
+        assert json.loads(report)["models"]["encoders"][0]["parameters"] == encoding
+    _, view = run_node(comfy.pack.nodes.Verify, original=image, protected=image, vae=vae,
+                       resolution=64, vae_config=FAST["vae_config"])  # fmt: skip
+    assert len(comfy.pack.vae._cache) == 1 and comfy.pack.vae._cache[0][2] is encoder
+    assert vae.decoded == 1 and view.shape == (1, 48, 64, 3)  # the graph's VAE decoded
+    with torch.no_grad():  # what its decoder makes of the copy's latent
+        latent = encoder(torch.from_numpy(samples_of(image).astype(np.float32) / 255)
+                         .permute(0, 3, 1, 2))  # fmt: skip
+        assert torch.allclose(view, vae.decode(latent), atol=1e-5)
+    other = StandInVAE(seed=1)  # another VAE: its own copy, the first one kept
+    run_node(comfy.pack.nodes.Cloak, image=image, vae=other, style_target=target,
+             **FAST | {"steps": 1})  # fmt: skip
+    assert len(comfy.pack.vae._cache) == 2
+
+
+def test_a_missing_vae_config_says_the_file_is_missing(comfy, tmp_path):
+    missing = tmp_path / "nowhere" / "config.json"
+    with pytest.raises(comfy.pack.nodes.ArtcloakError) as caught:
+        run_node(comfy.pack.nodes.Cloak, image=picture(), vae=StandInVAE(),
+                 style_target=picture(seed=5), **FAST | {"vae_config": str(missing)})  # fmt: skip
+    message = str(caught.value)
+    assert f"The vae_config file {missing} does not exist" in message
+    assert "cannot be used" not in message
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="vae_config file .*does not exist"):
+        run_node(comfy.pack.nodes.Verify, original=picture(), protected=picture(),
+                 vae=StandInVAE(), vae_config="my_vae_config.json")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the nodes
@@ -456,6 +557,126 @@ def test_errors_are_one_clear_sentence(comfy):
     with pytest.raises(comfy.pack.nodes.ArtcloakError, match=r"'eps_255' must be in \(0, 64\]"):
         run_node(comfy.pack.nodes.Cloak, image=picture(), vae=StandInVAE(),
                  style_target=picture(), **FAST | {"eps": 200.0})  # fmt: skip
+
+
+def test_every_input_and_output_of_every_node_has_a_tooltip(comfy):
+    extension = asyncio.run(comfy.pack.comfy_entrypoint())
+    for node in asyncio.run(extension.get_node_list()):
+        schema = node.define_schema()
+        for item in [*schema.inputs, *schema.outputs]:
+            assert isinstance(item.tooltip, str) and len(item.tooltip) > 10, (
+                schema.node_id, item.id,
+            )  # fmt: skip
+
+
+def test_one_seed_limit_for_every_node(comfy):
+    """Every seed input offers 0 .. the core's MAX_SEED (2**63-1), the range the core
+    checks (ComfyUI's KSampler offers 2**64-1, which the core would refuse)."""
+    from artcloak.settings import MAX_SEED
+
+    extension = asyncio.run(comfy.pack.comfy_entrypoint())
+    seeds = [(node.define_schema().node_id, item)
+             for node in asyncio.run(extension.get_node_list())
+             for item in node.define_schema().inputs if "seed" in item.id]  # fmt: skip
+    assert {node for node, _ in seeds} == {"artcloak.Cloak", "artcloak.Shade",
+                                           "artcloak.StyleTarget", "artcloak.ConceptAnchor"}  # fmt: skip
+    for node, item in seeds:
+        assert (item.extra["min"], item.extra["max"]) == (0, MAX_SEED), node
+    _, report = run_node(comfy.pack.nodes.Cloak, image=picture(), vae=StandInVAE(),
+                         style_target=picture(seed=5), seed=MAX_SEED, **FAST | {"steps": 1})  # fmt: skip
+    assert json.loads(report)["seed"] == MAX_SEED
+
+
+def test_reports_are_shown_on_the_node_with_both_resolutions(comfy):
+    vae = StandInVAE()
+    for node, target in (("Cloak", "style_target"), ("Shade", "anchors")):
+        output = execute_node(getattr(comfy.pack.nodes, node), image=picture(), vae=vae,
+                              **{target: picture(seed=5)}, **FAST)  # fmt: skip
+        report = output.args[1]
+        assert output.ui == {"text": (report,)}, node  # shown on the node
+        figures = json.loads(report)
+        # the model's training resolution (the tiny config: a custom family, 512) and the
+        # working resolution the user set, each by its name
+        assert figures["train_resolution"] == 512
+        assert figures["models"]["encoders"][0]["train_resolution"] == 512
+        assert figures["working_resolution"] == 64
+        assert figures["working_resolution_from"] == "the resolution input"
+        assert figures["warnings"] == [] and figures["images"][0]["changed"] is True
+        # and in short under the node (ComfyUI's progress text)
+        node_id, summary = comfy.server.texts[-1]
+        assert node_id == "4" and summary.startswith(f"artcloak {node.lower()}: 1 image(s), within")
+    _, report = run_node(comfy.pack.nodes.Cloak, image=picture(), vae=vae,
+                         style_target=picture(seed=5), **FAST | {"resolution": 0})  # fmt: skip
+    figures = json.loads(report)
+    assert (figures["train_resolution"], figures["working_resolution"]) == (512, 512)
+    assert figures["working_resolution_from"] == "the model's training resolution"
+
+
+def test_a_mask_that_frees_nothing_is_refused_or_warned(comfy, caplog):
+    """No pixel free = nothing protected: with every image so, a node error before any
+    work; with some, a warning in the report and the log, never a quiet success."""
+    vae, image = StandInVAE(), picture(batch=2)
+    updates = []
+    comfy.utils.PROGRESS_BAR_HOOK = lambda value, total, preview, node_id=None: updates.append(
+        value
+    )
+    for mask in (torch.zeros(1, 64, 64), torch.zeros(48, 64)):  # Load Image's MASK without alpha
+        with pytest.raises(comfy.pack.nodes.ArtcloakError, match="frees no pixel of any image"):
+            run_node(comfy.pack.nodes.Cloak, image=image, vae=vae,
+                     style_target=picture(seed=5), mask=mask, **FAST)  # fmt: skip
+    assert updates == []  # refused before any work
+    masks = torch.zeros(2, 48, 64)
+    masks[1] = 1  # image 2 may change everywhere, image 1 nowhere
+    with caplog.at_level(logging.WARNING, logger="artcloak.comfy"):
+        protected, report = run_node(comfy.pack.nodes.Cloak, image=image, vae=vae,
+                                     style_target=picture(seed=5), mask=masks, **FAST)  # fmt: skip
+    figures = json.loads(report)
+    assert len(figures["warnings"]) == 1 and "image 1" in figures["warnings"][0]
+    assert "NOT protected" in figures["warnings"][0]
+    assert [item["changed"] for item in figures["images"]] == [False, True]
+    assert np.array_equal(samples_of(protected[0]), samples_of(image[0]))  # 8-bit, unchanged
+    assert any("image 1" in r.getMessage() and "NOT protected" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    # Verify says so too of an image equal to its original
+    verified, _ = run_node(comfy.pack.nodes.Verify, original=image, protected=protected, vae=vae,
+                           resolution=64, vae_config=FAST["vae_config"])  # fmt: skip
+    assert "image 1" in json.loads(verified)["warnings"][0]
+
+
+def test_the_time_estimate_comes_before_the_first_step(comfy):
+    events = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record):
+            events.append(("log", record.getMessage()))
+
+    handler = Recorder(level=logging.INFO)
+    logger = logging.getLogger("artcloak.comfy")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    comfy.utils.PROGRESS_BAR_HOOK = lambda value, total, preview, node_id=None: events.append(
+        ("step", value)
+    )
+    try:
+        _, report = run_node(comfy.pack.nodes.Cloak, image=picture(batch=2), vae=StandInVAE(),
+                             style_target=picture(seed=5), **FAST)  # fmt: skip
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+    first_step = events.index(("step", 1))
+    estimates = [i for i, (kind, text) in enumerate(events)
+                 if kind == "log" and re.search(r"about \d+ (s|min) for 3 steps on 2 image", text)]  # fmt: skip
+    assert estimates and estimates[0] < first_step, events
+    assert "an estimate" in events[estimates[0]][1]
+    measured = [
+        i for i, (kind, text) in enumerate(events) if kind == "log" and "step 1 took" in text
+    ]
+    assert measured and estimates[0] < measured[0] < events.index(("step", 2))  # at step 1
+    assert "(measured)" in events[measured[0]][1]
+    assert any("an estimate" in text for _, text in comfy.server.texts)  # shown on the node
+    timing = json.loads(report)["time"]
+    assert timing["estimated_seconds"] > 0 and timing["seconds"] > 0
 
 
 @pytest.mark.parametrize(
@@ -603,6 +824,106 @@ def test_concept_anchor_is_text_to_image_and_feeds_shade(comfy):
                      vae=vae, concept=empty)  # fmt: skip
 
 
+# --------------------------------------------------------------------------- save protected
+
+
+def _png_chunks(path: Path) -> list[str]:
+    smoke = importlib.util.spec_from_file_location("artcloak_comfy_smoke", PACK / "smoke.py")
+    module = importlib.util.module_from_spec(smoke)
+    smoke.loader.exec_module(module)
+    return module.png_chunks(path)
+
+
+def test_save_protected_writes_bare_pngs_that_say_nothing(comfy):
+    from PIL import Image
+
+    vae, image = StandInVAE(), picture(batch=2)
+    protected, report = run_node(comfy.pack.nodes.Cloak, image=image, vae=vae,
+                                 style_target=picture(seed=5), **FAST)  # fmt: skip
+    output = execute_node(comfy.pack.save.SaveProtected, images=protected, report=report)
+    folder = Path(comfy.folder_paths.output_directory)
+    saved = output.ui["images"]
+    assert [item["filename"] for item in saved] == ["artwork_00001_.png", "artwork_00002_.png"]
+    assert all(item["type"] == "output" and item["subfolder"] == "" for item in saved)
+    assert sorted(p.name for p in folder.iterdir()) == ["artwork_00001_.png", "artwork_00002_.png"]
+    for index, item in enumerate(saved):
+        path = folder / item["filename"]
+        assert _png_chunks(path) == ["IHDR", "IDAT", "IEND"]  # no tEXt/iTXt/zTXt, nothing else
+        data = path.read_bytes().lower()
+        for word in (b"artcloak", b"prompt", b"workflow", b"cloak", b"seed", b"protected"):
+            assert word not in data, word
+        with Image.open(path) as png:
+            assert not png.info and not getattr(png, "text", {})
+            pixels = np.asarray(png.convert("RGB"), dtype=np.int64)
+        assert np.array_equal(pixels, samples_of(protected[index]))  # the measured samples
+
+
+def test_save_protected_is_atomic_and_never_overwrites(comfy, monkeypatch):
+    save = comfy.pack.save
+    folder = Path(comfy.folder_paths.output_directory)
+    first, second = picture(seed=1), picture(seed=2)
+    execute_node(save.SaveProtected, images=first, filename_prefix="works/piece")
+    before = (folder / "works" / "piece_00001_.png").read_bytes()
+    # a name taken between choosing and writing (another run, another node): the next one
+    original = comfy.folder_paths.get_save_image_path
+    monkeypatch.setattr(comfy.folder_paths, "get_save_image_path",
+                        lambda *a: (*original(*a)[:2], 1, *original(*a)[3:]))  # fmt: skip
+    output = execute_node(save.SaveProtected, images=second, filename_prefix="works/piece")
+    assert output.ui["images"] == [
+        {"filename": "piece_00002_.png", "subfolder": "works", "type": "output"}
+    ]
+    assert (folder / "works" / "piece_00001_.png").read_bytes() == before
+    assert sorted(p.name for p in (folder / "works").iterdir()) == [
+        "piece_00001_.png",
+        "piece_00002_.png",
+    ]  # fmt: skip  (no temporary file left)
+    # write_new: never replaces, leaves nothing behind when writing fails
+    target = folder / "new.png"
+    assert save.write_new(target, b"one") and not save.write_new(target, b"two")
+    assert target.read_bytes() == b"one"
+
+    def no_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(save.os, "fsync", no_fsync)
+    with pytest.raises(comfy.pack.nodes.ArtcloakError, match="Could not write .*No space"):
+        save.write_new(folder / "full.png", b"data")
+    monkeypatch.setattr(save.os, "fsync", real_fsync)
+    assert sorted(p.name for p in folder.iterdir()) == ["new.png", "works"]
+    # a folder without hard links: claimed by exclusive create, then renamed into place
+
+    def no_links(*_):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(save.os, "link", no_links)
+    assert save.write_new(folder / "claimed.png", b"three")
+    assert not save.write_new(folder / "claimed.png", b"four")
+    assert (folder / "claimed.png").read_bytes() == b"three"
+    assert sorted(p.name for p in folder.iterdir()) == ["claimed.png", "new.png", "works"]
+
+
+def test_save_protected_saves_the_report_only_when_asked(comfy):
+    save = comfy.pack.save
+    folder = Path(comfy.folder_paths.output_directory)
+    image = picture()
+    _, report = run_node(comfy.pack.nodes.Cloak, image=image, vae=StandInVAE(),
+                         style_target=picture(seed=5), **FAST)  # fmt: skip
+    execute_node(save.SaveProtected, images=image, report=report)  # default: off
+    assert [p.name for p in folder.iterdir()] == ["artwork_00001_.png"]
+    execute_node(save.SaveProtected, images=image, report=report, save_report=True)
+    beside = json.loads((folder / "artwork_00002_.json").read_text())
+    assert beside["saved_as"] == ["artwork_00002_.png"]
+    assert {k: v for k, v in beside.items() if k != "saved_as"} == json.loads(report)
+    with pytest.raises(SettingsError, match="no report is connected"):
+        execute_node(save.SaveProtected, images=image, save_report=True)
+    schema = save.SaveProtected.define_schema()
+    assert schema.is_output_node and schema.outputs == []
+    tooltips = " ".join(i.tooltip for i in schema.inputs) + schema.description
+    assert "--disable-metadata" in schema.description and "workflow" in tooltips
+    assert next(i for i in schema.inputs if i.id == "save_report").default is False
+
+
 # --------------------------------------------------------------------------- install
 
 
@@ -622,6 +943,11 @@ def test_install_puts_the_pack_into_custom_nodes(tmp_path, capsys):
     assert install.main([str(comfyui), *python, "--dry-run"]) == 0
     said = capsys.readouterr().out
     assert f"would install artcloak from {ROOT} into {sys.executable}" in said
+    assert "(editable: a git pull updates it)" in said  # the core is this checkout
+    (_, pip), *_ = install.plan(comfyui, Path(sys.executable), copy=False)
+    assert pip[-3:] == ["install", "-e", str(ROOT)]
+    (_, pip), *_ = install.plan(comfyui, Path(sys.executable), copy=False, editable=False)
+    assert pip[-2:] == ["install", str(ROOT)]
     assert not (comfyui / "custom_nodes" / "artcloak").exists()
     for _ in range(2):  # and again over the first install
         assert install.main([str(comfyui), *python, "--skip-pip"]) == 0
@@ -634,6 +960,11 @@ def test_install_puts_the_pack_into_custom_nodes(tmp_path, capsys):
     )
     assert (link / "workflows" / "cloak_vae_api.json").is_file()
     assert not list(link.rglob("__pycache__"))
+    # the copy records the core it went with, which the check at load compares
+    compat = install._compat()
+    assert compat.read_stamp(link)["checkout"] == str(ROOT)
+    assert compat.core_problem(link, ROOT / "core" / "artcloak", None) is None
+    assert compat.read_stamp(PACK) is None  # never written into the checkout
     assert install.main([str(tmp_path), "--dry-run"]) == 2
     assert "is not a ComfyUI folder" in capsys.readouterr().err
     # a ComfyUI venv next to the checkout is found
@@ -643,24 +974,82 @@ def test_install_puts_the_pack_into_custom_nodes(tmp_path, capsys):
     assert install.find_python(comfyui) == venv_python
 
 
+def _fake_core(folder: Path, text: str = "") -> Path:
+    (folder / "artcloak" / "engine").mkdir(parents=True)
+    (folder / "artcloak" / "__init__.py").write_text(text)
+    (folder / "artcloak" / "engine" / "protect.py").write_text("x = 1\n")
+    return folder / "artcloak"
+
+
+def test_versions_of_pack_and_core_are_checked_at_load(comfy, tmp_path, monkeypatch, caplog):
+    compat = comfy.pack.compat
+    checkout = tmp_path / "checkout"
+    own = _fake_core(checkout / "core")
+    (checkout / "comfy_nodes").mkdir()
+    (checkout / "pyproject.toml").write_text('[project]\nname = "artcloak"\nversion = "0.2.0"\n')
+    pack = checkout / "comfy_nodes"
+    assert compat.core_problem(pack, own, "0.2.0") is None  # editable from the same checkout
+    problem = compat.core_problem(pack, own, "0.1.0")  # pyproject changed since the install
+    assert "installed as 0.1.0" in problem and "install.py" in problem
+    same = _fake_core(tmp_path / "site-packages")  # a plain install, same code today
+    problem = compat.core_problem(pack, same, "0.2.0")
+    assert "not from the checkout" in problem and "the same today" in problem
+    assert f"pip install -e {checkout}" in problem
+    (same / "engine" / "protect.py").write_text("x = 2\n")  # after a git pull
+    problem = compat.core_problem(pack, same, "0.2.0")
+    assert "differ" in problem and f"pip install -e {checkout}" in problem
+    # a copied pack: the core it was installed with is recorded, and compared
+    copy = tmp_path / "ComfyUI" / "custom_nodes" / "artcloak"
+    copy.mkdir(parents=True)
+    assert compat.core_problem(copy, own, "0.2.0") is None  # nothing recorded: no check
+    compat.write_stamp(copy, checkout)
+    assert compat.core_problem(copy, own, "0.2.0") is None
+    (own / "engine" / "protect.py").write_text("x = 3\n")  # the checkout moved on
+    problem = compat.core_problem(copy, own, "0.2.0")
+    assert "another version of the artcloak core" in problem and "install.py" in problem
+    # loading the pack with a core from elsewhere: a warning in the log and in each report
+    import artcloak
+
+    imported = artcloak.__file__
+    monkeypatch.setattr(artcloak, "__file__", str(same / "__init__.py"))
+    with caplog.at_level(logging.WARNING, logger="artcloak.comfy"):
+        pack_module = _load_pack()
+    assert "not from the checkout" in caplog.text and f"pip install -e {ROOT}" in caplog.text
+    _, report = run_node(pack_module.nodes.Cloak, image=picture(), vae=StandInVAE(),
+                         style_target=picture(seed=5), **FAST | {"steps": 1})  # fmt: skip
+    assert "not from the checkout" in json.loads(report)["warnings"][0]
+    monkeypatch.setattr(artcloak, "__file__", imported)
+    assert _load_pack().compat.PROBLEM is None  # this checkout's own core (editable)
+
+
 def test_registry_metadata_and_example_workflows(comfy):
     tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
     meta = tomllib.loads((PACK / "pyproject.toml").read_text())
     assert meta["project"]["name"] == "artcloak" and meta["project"]["version"].count(".") == 2
     assert meta["tool"]["comfy"]["PublisherId"] and meta["tool"]["comfy"]["DisplayName"]
-    ours = {"artcloak.Cloak", "artcloak.Shade", "artcloak.Verify"}
+    ours = {"artcloak.Cloak": comfy.pack.nodes.Cloak, "artcloak.Shade": comfy.pack.nodes.Shade,
+            "artcloak.Verify": comfy.pack.nodes.Verify,
+            "artcloak.SaveProtected": comfy.pack.save.SaveProtected}  # fmt: skip
     assert len(list((PACK / "workflows").glob("*.json"))) >= 2
     for path in sorted((PACK / "workflows").glob("*.json")):
         workflow = json.loads(path.read_text())
         types_used = {node["class_type"] for node in workflow.values()}
-        assert {"artcloak.Cloak", "artcloak.Verify", "SaveImage"} <= types_used, path.name
+        # the protected image is saved, by the node that writes no workflow metadata
+        assert {"artcloak.Cloak", "artcloak.Verify", "artcloak.SaveProtected"} <= types_used
+        assert "SaveImage" not in types_used, path.name
+        save = next(n for n in workflow.values() if n["class_type"] == "artcloak.SaveProtected")
+        cloak = next(k for k, n in workflow.items() if n["class_type"] == "artcloak.Cloak")
+        assert save["inputs"]["images"] == [cloak, 0] and save["inputs"]["save_report"] is False
+        previewed = [n["inputs"]["source"] for n in workflow.values()
+                     if n["class_type"] == "PreviewAny"]  # fmt: skip
+        assert [cloak, 1] in previewed, path.name  # the report is visible
         for node in workflow.values():  # every link points at an existing node
             for value in node["inputs"].values():
                 if isinstance(value, list):
                     assert value[0] in workflow, (path.name, value)
         for node in workflow.values():  # our nodes get exactly the inputs they declare
             if node["class_type"] in ours:
-                node_class = getattr(comfy.pack.nodes, node["class_type"].split(".")[1])
+                node_class = ours[node["class_type"]]
                 declared = {item.id for item in node_class.define_schema().inputs}
                 assert set(node["inputs"]) == declared - {"mask"}, (path.name, node)
             if node["class_type"] == "artcloak.StyleTarget":  # a style by the core's name
@@ -693,8 +1082,16 @@ def test_example_workflow_through_real_comfyui_http_api(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads(done.stdout)
     assert summary["status"] == "success" and summary["within_budget"] is True
-    assert summary["nodes"] == ["artcloak.Cloak", "artcloak.ConceptAnchor", "artcloak.Shade",
+    assert summary["nodes"] == ["artcloak.Cloak", "artcloak.ConceptAnchor",
+                                "artcloak.SaveProtected", "artcloak.Shade",
                                 "artcloak.StyleTarget", "artcloak.Verify"]  # fmt: skip
+    # Save Protected wrote the image chunks only: no workflow, no text at all
+    assert summary["png_chunks"] == ["IDAT", "IEND", "IHDR"], summary["png_chunks"]
+    # the Cloak report is shown on its node and in Preview as Text; the estimate was logged
+    assert summary["cloak_report_on_node"] and summary["cloak_report_previewed"]
+    assert summary["cloak_report"]["train_resolution"] == 512
+    assert summary["cloak_report"]["working_resolution"] == 64
+    assert summary["estimate_logged"], "no time estimate in ComfyUI's log"
     interrupt = summary["interrupt"]  # a 10,000-step protection, cancelled after 8 s
     assert interrupt["interrupted"] is True and interrupt["seconds_to_stop"] < 5, interrupt
     from PIL import Image

@@ -1,9 +1,9 @@
 """The GIMP 3 plug-in inside real GIMP 3: the registered procedure, called non-interactively
 from gimp-console's Python batch interpreter, exports a protected PNG with a tiny model.
 
-Debian bookworm has only GIMP 2.10, so GIMP 3 runs in a Debian trixie chroot (debootstrap,
-then ``gimp python3 python3-gi gir1.2-gimp-3.0``; about 2 minutes and 1 GB once, cached in
-ARTCLOAK_GIMP3_CHROOT, default /var/cache/artcloak-gimp3-trixie). The project folder, its
+Debian bookworm has only GIMP 2.10, so GIMP 3 runs in a Debian trixie chroot (tests/chroot.py:
+debootstrap, then ``gimp python3 python3-gi gir1.2-gimp-3.0``; about 2 minutes and 1 GB once,
+cached in ARTCLOAK_GIMP3_CHROOT, default /var/cache/artcloak-gimp3-trixie). The project folder, its
 Python and a temporary folder are bind-mounted into the chroot at the same paths, so the
 plug-in's worker.json names a Python that runs there. Needs root (chroot, mount) and, to
 build the chroot, debootstrap and the Debian mirror; skipped with the reason elsewhere.
@@ -11,7 +11,6 @@ build the chroot, debootstrap and the Debian mirror; skipped with the reason els
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -24,86 +23,39 @@ import numpy as np
 import pytest
 from artcloak import install as installer
 from artcloak.testing import save_tiny_models
+from chroot import ChrootError, DebianChroot
 from PIL import Image
 
-CHROOT = Path(os.environ.get("ARTCLOAK_GIMP3_CHROOT", "/var/cache/artcloak-gimp3-trixie"))
-MIRROR = os.environ.get("ARTCLOAK_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-PACKAGES = ["gimp", "python3", "python3-gi", "gir1.2-gimp-3.0"]
+PACKAGES = ("gimp", "python3", "python3-gi", "gir1.2-gimp-3.0")
+GIMP = "gimp-console-3.0"
+TRIXIE = DebianChroot(
+    path=Path(os.environ.get("ARTCLOAK_GIMP3_CHROOT", "/var/cache/artcloak-gimp3-trixie")),
+    suite="trixie",
+    packages=PACKAGES,
+    marker=f"usr/bin/{GIMP}",
+    label="GIMP 3 real test",
+)
+CHROOT = TRIXIE.path
 PROJECT = Path(__file__).resolve().parents[1]
 PYTHON_HOME = Path(os.path.realpath(sys.executable)).parents[1]  # the venv's base Python
-GIMP = "gimp-console-3.0"
-CHROOT_COMMAND = shutil.which("chroot") or "/usr/sbin/chroot"
-
-
-def _skip_reason() -> str | None:
-    if sys.platform != "linux":
-        return "GIMP 3 real test: Linux only (runs GIMP 3 in a Debian trixie chroot)"
-    if os.geteuid() != 0:
-        return "GIMP 3 real test: needs root to chroot and bind-mount"
-    if (CHROOT / "usr" / "bin" / GIMP).exists():
-        return None
-    if shutil.which("debootstrap") is None:
-        return (
-            f"GIMP 3 real test: no GIMP 3 chroot at {CHROOT} and no debootstrap to build one "
-            "(apt-get install debootstrap)"
-        )
-    return None
-
-
-def _build_chroot() -> None:
-    """debootstrap trixie + GIMP 3 (about 2 minutes, once per machine)."""
-    building = CHROOT.with_name(CHROOT.name + ".building")
-    shutil.rmtree(building, ignore_errors=True)
-    subprocess.run(
-        ["debootstrap", "--variant=minbase", "trixie", str(building), MIRROR],
-        check=True,
-        capture_output=True,
-        timeout=900,
-    )
-    subprocess.run(
-        [
-            CHROOT_COMMAND,
-            str(building),
-            "apt-get",
-            "install",
-            "-y",
-            "--no-install-recommends",
-            *PACKAGES,
-        ],  # fmt: skip
-        check=True,
-        capture_output=True,
-        timeout=1800,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
-    building.rename(CHROOT)
 
 
 @pytest.fixture(scope="module")
 def chroot():
-    reason = _skip_reason()
+    reason = TRIXIE.skip_reason()
     if reason:
         pytest.skip(reason)
-    if not (CHROOT / "usr" / "bin" / GIMP).exists():
-        try:
-            _build_chroot()
-        except (OSError, subprocess.SubprocessError) as error:
-            pytest.skip(f"GIMP 3 real test: could not build the trixie chroot ({error})")
-    scratch = Path(tempfile.mkdtemp(prefix="artcloak-gimp3-"))
-    mounted = []
     try:
-        for path in (PROJECT, PYTHON_HOME, scratch, Path("/proc"), Path("/dev")):
-            inside = CHROOT / str(path).lstrip("/")
-            inside.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["mount", "--bind", str(path), str(inside)], check=True)
-            mounted.append(inside)
-        yield scratch
-    except subprocess.CalledProcessError as error:
+        TRIXIE.ensure()
+    except ChrootError as error:
+        pytest.skip(f"GIMP 3 real test: could not build the trixie chroot ({error})")
+    scratch = Path(tempfile.mkdtemp(prefix="artcloak-gimp3-"))
+    try:
+        with TRIXIE.mounted((PROJECT, PYTHON_HOME, scratch)):
+            yield scratch
+    except ChrootError as error:
         pytest.skip(f"GIMP 3 real test: cannot bind-mount into the chroot ({error})")
     finally:
-        for inside in reversed(mounted):
-            subprocess.run(["umount", "-l", str(inside)], check=False)
-        with contextlib.suppress(OSError):  # the empty mount point (rmdir: never a tree)
-            os.rmdir(CHROOT / str(scratch).lstrip("/"))
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -154,17 +106,7 @@ def run_in_gimp(
         "LANG": "C.UTF-8",
     }
     process = subprocess.run(
-        [
-            CHROOT_COMMAND,
-            str(CHROOT),
-            GIMP,
-            "-idf",
-            "--batch-interpreter",
-            "python-fu-eval",
-            "-b",
-            "-",
-            "--quit",
-        ],  # fmt: skip
+        TRIXIE.command(GIMP, "-idf", "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"),
         input=snippet,
         capture_output=True,
         text=True,

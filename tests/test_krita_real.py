@@ -7,8 +7,15 @@ One Krita session checks: an 8-bit RGBA export, a 16-bit RGBA export, the refusa
 32-bit float document, and Cancel; each time the document must be left unchanged and the
 temporary files removed.
 
-Needs `krita`, `xvfb-run` and `xauth` (Debian: apt-get install krita xvfb xauth);
-skipped, with that reason, where they are missing.
+Each test runs twice, once for each Krita:
+- ``installed``: the Krita on this machine (Debian bookworm's is 5.1.5). Needs `krita`,
+  `xvfb-run` and `xauth` (Debian: apt-get install krita xvfb xauth).
+- ``trixie``: the newest Krita Debian ships (trixie: 5.2.x), in a Debian trixie chroot built
+  with debootstrap (tests/chroot.py; about 2 minutes and 1.3 GB once, cached in
+  ARTCLOAK_KRITA_TRIXIE_CHROOT, default /var/cache/artcloak-krita-trixie). The project, its
+  Python and pytest's temporary folder are bind-mounted into the chroot at the same paths, so
+  the plugin's worker.json names a Python that runs there. Needs root and debootstrap.
+Each is skipped, with the reason, where it cannot run; each prints the Krita version it ran.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import cv2
 import numpy as np
 import pytest
 from artcloak.install import set_ini_value
+from chroot import ChrootError, DebianChroot
 from PIL import Image
 
 MISSING = [tool for tool in ("krita", "xvfb-run", "xauth") if shutil.which(tool) is None]
@@ -34,10 +42,18 @@ SKIP_REASON = (
     f"real-Krita test not run: {', '.join(MISSING)} not installed "
     "(Debian: apt-get install krita xvfb xauth)"
 )
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=SKIP_REASON)
 if MISSING:  # also in pytest's warnings summary, which is shown without -rs
     warnings.warn(SKIP_REASON, stacklevel=1)
 
+TRIXIE = DebianChroot(
+    path=Path(os.environ.get("ARTCLOAK_KRITA_TRIXIE_CHROOT", "/var/cache/artcloak-krita-trixie")),
+    suite="trixie",
+    packages=("krita", "python3-pyqt5", "xvfb", "xauth"),
+    marker="usr/bin/krita",
+    label="real-Krita test on Debian trixie's Krita",
+)
+PROJECT = Path(__file__).resolve().parents[1]
+PYTHON_HOME = Path(os.path.realpath(sys.executable)).parents[1]  # the venv's base Python
 DRIVER = Path(__file__).parent / "krita_real"
 KRITA_TIMEOUT_S = 180
 EPS_255 = 8  # the default intensity's L-inf budget
@@ -84,18 +100,55 @@ def read_rgba(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
 
 
+@pytest.fixture(scope="module", params=["installed", "trixie"])
+def krita(request, tmp_path_factory):
+    """How to start a Krita (a command line, and the environment it may keep), and which one.
+
+    ``installed``: the one on PATH. ``trixie``: Debian trixie's, in the chroot, with the
+    project, its Python and pytest's temporary folder mounted at the same paths."""
+    if request.param == "installed":
+        if MISSING:
+            pytest.skip(SKIP_REASON)
+        yield {"name": "installed", "command": ["xvfb-run", "-a", "krita"], "keep_env": True,
+               "package": _package_version(["dpkg-query", "-W", "-f", "${Version}", "krita"])}  # fmt: skip
+        return
+    reason = TRIXIE.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        TRIXIE.ensure()
+    except ChrootError as error:
+        pytest.skip(f"{TRIXIE.label}: could not build the chroot at {TRIXIE.path}: {error}")
+    basetemp = tmp_path_factory.getbasetemp().resolve()
+    try:
+        with TRIXIE.mounted((PROJECT, PYTHON_HOME, basetemp)):
+            # xvfb-run -a finds a free display from the lock files in the chroot's /tmp, not
+            # the host's: start at a number of this process's own, away from the host's.
+            display = str(200 + os.getpid() % 700)
+            yield {"name": "trixie", "keep_env": False,
+                   "command": TRIXIE.command("xvfb-run", "-a", "-n", display, "krita"),
+                   "package": TRIXIE.package_version("krita")}  # fmt: skip
+    except ChrootError as error:
+        pytest.skip(f"{TRIXIE.label}: cannot enter the chroot: {error}")
+
+
+def _package_version(command: list[str]) -> str:
+    found = subprocess.run(command, capture_output=True, text=True, check=False)
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
 @pytest.fixture(scope="module")
-def krita_session(tmp_path_factory, tiny_models):
+def krita_session(krita, tmp_path_factory, tiny_models):
     """Install, run Krita once with all the runs, return what the driver recorded."""
-    root = tmp_path_factory.mktemp("krita")
-    env = {
-        **os.environ,
+    root = tmp_path_factory.mktemp(f"krita-{krita['name']}").resolve()
+    profile = {
         "HOME": str(root / "home"),
         "XDG_CONFIG_HOME": str(root / "config"),
         "XDG_DATA_HOME": str(root / "data"),
         "XDG_CACHE_HOME": str(root / "cache"),
         "TMPDIR": str(root / "tmp"),
     }
+    env = {**os.environ, **profile}
     for name in ("home", "config", "data", "cache", "tmp", "out"):
         (root / name).mkdir()
 
@@ -189,21 +242,24 @@ def krita_session(tmp_path_factory, tiny_models):
     }
     (root / "job.json").write_text(json.dumps(job))
     env["ARTCLOAK_KRITA_TEST_JOB"] = str(root / "job.json")
+    if not krita["keep_env"]:  # nothing of this machine's environment inside the chroot
+        env = {**profile, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+               "ARTCLOAK_KRITA_TEST_JOB": env["ARTCLOAK_KRITA_TEST_JOB"]}  # fmt: skip
 
     started = time.perf_counter()
     with open(root / "krita.log", "wb") as log:
-        krita = subprocess.Popen(
-            ["xvfb-run", "-a", "krita", "--nosplash"],
+        process = subprocess.Popen(
+            [*krita["command"], "--nosplash"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
-            krita.wait(timeout=KRITA_TIMEOUT_S)
+            process.wait(timeout=KRITA_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            os.killpg(krita.pid, signal.SIGKILL)
-            krita.wait()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     krita_seconds = time.perf_counter() - started
     result_file = root / "result.json"
     log_tail = (root / "krita.log").read_text(errors="replace")[-3000:]
@@ -212,19 +268,34 @@ def krita_session(tmp_path_factory, tiny_models):
     assert result_file.is_file(), f"no result; driver trace:\n{trace}\nKrita's log:\n{log_tail}"
     record = json.loads(result_file.read_text())
     assert record["errors"] == [], "\n".join(record["errors"])
-    print(f"\ninstall {install_seconds:.1f} s, Krita session {krita_seconds:.1f} s")
+    print(
+        f"\n{krita['name']} Krita {record['krita_version']} (Debian package {krita['package']}, "
+        f"Qt {record['qt_version']}, Python {record['python_version']}): install "
+        f"{install_seconds:.1f} s, Krita session {krita_seconds:.1f} s"
+    )
     return {
+        "krita": krita,
         "record": record,
         "runs": {run["name"]: run for run in record["runs"]},
         "root": root,
         "out": out,
         "images": images,
-        "krita_exit": krita.returncode,
+        "krita_exit": process.returncode,
     }
 
 
 def test_krita_quits_by_itself(krita_session):
     assert krita_session["krita_exit"] == 0
+
+
+def test_which_krita_ran(krita_session, record_property):
+    """The version each Krita reports (in the junit XML and, with -s, on the terminal)."""
+    record = krita_session["record"]
+    record_property("krita_version", record["krita_version"])
+    record_property("krita_package", krita_session["krita"]["package"])
+    assert record["krita_version"].startswith("5.")
+    if krita_session["krita"]["name"] == "trixie":
+        assert record["krita_version"].startswith("5.2")
 
 
 def test_action_sits_after_export_in_the_file_menu(krita_session):

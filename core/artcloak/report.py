@@ -36,7 +36,7 @@ def settings_section(settings: ProtectionSettings) -> dict:
     first = {name: plain.pop(name) for name in ("mode", "intensity", "quality")}
     return {
         **first,
-        "budget": {"lpips": budget.lpips, "eps_255": round(budget.eps * 255, 4)},
+        "budget": {"lpips": budget.lpips, "eps_255": budget.eps_255},
         "steps": settings.effort().steps,
         **plain,
     }

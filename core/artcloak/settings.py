@@ -73,8 +73,13 @@ class Budget:
     lpips: float
     eps: float  # L-inf bound, [0, 1] pixel units
 
+    @property
+    def eps_255(self) -> float:
+        """The L-inf bound in 0-255 units, as people are told it."""
+        return round(self.eps * 255, 4)
+
     def describe(self) -> str:
-        return f"LPIPS <= {self.lpips:g}, L-inf <= {self.eps * 255:g}/255"
+        return f"LPIPS <= {self.lpips:g}, L-inf <= {self.eps_255:g}/255"
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ class Effort:
         4  # LPIPS penalty evaluated every this many steps (every step near its bound)
     )
     patience: int | None = 6  # steps without progress before the loop winds down; None: never
+    coarse_share: float = 0.0  # share of the steps run at half the working size (4x cheaper)
 
 
 INTENSITY_BUDGETS: dict[Intensity, Budget] = {

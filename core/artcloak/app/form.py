@@ -50,7 +50,7 @@ def default_style() -> str:
 
 def intensity_label(intensity: Intensity) -> str:
     budget = INTENSITY_BUDGETS[intensity]
-    return f"{intensity.value} (LPIPS {budget.lpips:g}, {budget.eps * 255:g}/255)"
+    return f"{intensity.value} (LPIPS {budget.lpips:g}, {budget.eps_255:g}/255)"
 
 
 def quality_label(quality: Quality) -> str:

@@ -32,8 +32,7 @@ from ..settings import (
 def _preset_help(kind: str) -> str:
     if kind == "intensity":
         parts = [
-            f"{i.value}: LPIPS {b.lpips:g}, {b.eps * 255:g}/255"
-            for i, b in INTENSITY_BUDGETS.items()
+            f"{i.value}: LPIPS {b.lpips:g}, {b.eps_255:g}/255" for i, b in INTENSITY_BUDGETS.items()
         ]
     else:
         parts = [f"{q.value}: {e.steps} steps" for q, e in QUALITY_EFFORT.items()]

@@ -103,6 +103,6 @@ def _line(outcome: FileOutcome, settings: ProtectionSettings) -> str:
     notices = "".join(f"\n  note: {notice}" for notice in outcome.notices)
     return (
         f"protected: {outcome.request.output}  LPIPS {measured['lpips']:.4f} (<= {budget.lpips:g}), "
-        f"L-inf {measured['linf_255']:g}/255 (<= {budget.eps * 255:g}), "
+        f"L-inf {measured['linf_255']:g}/255 (<= {budget.eps_255:g}), "
         f"latent distance to target closed {closed}, {report.seconds:.1f} s{notices}"
     )

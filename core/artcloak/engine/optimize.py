@@ -60,6 +60,7 @@ class Batch:
     seeds: list[int]
     shares: torch.Tensor | None = None  # (B, 1, h, w): share of eps per pixel; None = all
     robust: bool = False  # show the encoder each step through a random scraper transform
+    coarse_targets: list[torch.Tensor] | None = None  # per encoder, at half the working size
 
     def bound(self, eps: float) -> torch.Tensor | float:
         """The L-inf bound per pixel (a tensor) or for all pixels (a number)."""
@@ -91,15 +92,32 @@ def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | 
     return None
 
 
-def latent_distances(encoders, batch: Batch, view: torch.Tensor, dtype) -> list[torch.Tensor]:
-    """Per encoder, the squared latent distance of each image to its target: (B,) each."""
+def latent_distances(encoders, targets, view: torch.Tensor, dtype) -> list[torch.Tensor]:
+    """Per encoder, the squared latent distance of each image to its target latent: (B,)
+    each. The view is resized to the targets' size (x8): the encoder sees it at that size."""
     distances = []
-    for encoder, target in zip(encoders, batch.targets, strict=True):
+    for encoder, target in zip(encoders, targets, strict=True):
         size = target.shape[-2] * 8, target.shape[-1] * 8
         with _autocast(view.device, dtype):
             latent = encoder(resize(view, size))
         distances.append((latent.float() - target).pow(2).flatten(1).sum(1))
     return distances
+
+
+def _stages(batch: Batch, effort: Effort) -> list[tuple[list[torch.Tensor], int | None]]:
+    """(targets, steps at that size) of each stage: the coarse stage (if any), then the
+    working size (None: its steps run until the horizon)."""
+    fine = (batch.targets, None)
+    coarse_steps = round(effort.steps * effort.coarse_share)
+    if batch.coarse_targets is None or coarse_steps <= 0:
+        return [fine]
+    return [(batch.coarse_targets, coarse_steps), fine]
+
+
+def _start_distances(encoders, batch: Batch, targets, dtype) -> list[torch.Tensor]:
+    """The originals' distances to ``targets``, the losses' unit."""
+    with torch.no_grad():
+        return [d.clamp_min(1e-12) for d in latent_distances(encoders, targets, batch.base, dtype)]
 
 
 def _autocast(device: torch.device, dtype):
@@ -144,11 +162,15 @@ def optimise(
     """Find perturbations that pull each image's latents toward its target within budget.
 
     The loop runs ``effort.steps`` steps, or fewer: once the latent loss stops falling
-    (``effort.patience``) the schedule is cut to a short cool-down of shrinking steps."""
+    (``effort.patience``) the schedule is cut to a short cool-down of shrinking steps. With
+    ``batch.coarse_targets``, the first ``effort.coarse_share`` of the steps show the encoder
+    the view at half the working size (each pass about 4x cheaper), until they are spent or
+    the loss stops falling there; the rest refine at the working size."""
     rule = rule or SignStep()
     dtype = autocast_dtype(precision, batch.base.device)
-    with torch.no_grad():
-        start = [d.clamp_min(1e-12) for d in latent_distances(encoders, batch, batch.base, dtype)]
+    stages = _stages(batch, effort)
+    targets, coarse_left = stages[0]
+    start = _start_distances(encoders, batch, targets, dtype)
     delta = random_start(batch, budget.eps)
     horizon = effort.steps
     listener.emit(ProgressEvent("optimise", 0, horizon, images=names))
@@ -156,14 +178,23 @@ def optimise(
     latent_losses: list[float] = []
     budget_used: float | None = None
     step = 0
+    winding_down = False
     while step < horizon:
         listener.check_cancel()
+        if coarse_left is not None and (
+            coarse_left == 0 or plateaued(latent_losses, effort.patience)
+        ):
+            horizon -= coarse_left  # a coarse stage cut short gives its steps back
+            (targets, coarse_left), latent_losses = stages[1], []
+            start = _start_distances(encoders, batch, targets, dtype)
         delta.requires_grad_(True)
         view = batch.view(delta)
         seen = random_transform(batch.seeds[0], step)[1](view) if batch.robust else view
-        distances = latent_distances(encoders, batch, seen, dtype)
+        distances = latent_distances(encoders, targets, seen, dtype)
         loss = sum(d / s for d, s in zip(distances, start, strict=True)) / len(encoders)
         latent_losses.append(float(loss.detach().mean()))
+        if coarse_left is not None:
+            coarse_left -= 1
         if lpips_model is not None and lpips_due(step, effort, budget_used):
             perceptual = lpips_model(view, batch.base, normalize=True).flatten()
             loss = loss + LPIPS_PENALTY_WEIGHT * (perceptual - budget.lpips).clamp_min(0)
@@ -175,8 +206,8 @@ def optimise(
             )
         losses.append(float(loss.detach().mean()))
         step += 1
-        if horizon == effort.steps and plateaued(latent_losses, effort.patience):
-            horizon = min(horizon, step + COOL_DOWN)
+        if coarse_left is None and not winding_down and plateaued(latent_losses, effort.patience):
+            horizon, winding_down = min(horizon, step + COOL_DOWN), True
         listener.emit(
             ProgressEvent("optimise", step, horizon, loss=losses[-1],
                           budget_used=budget_used, images=names)

@@ -27,7 +27,14 @@ from .masking import budget_shares
 from .optimize import Batch, autocast_dtype, optimise
 from .targets import check_target, target_images
 from .targets.resolve import image_target, resolve_run_target
-from .transforms import RoundTrip, resize, shrink_keep_mask, upsample, working_size
+from .transforms import (
+    RoundTrip,
+    coarse_size,
+    resize,
+    shrink_keep_mask,
+    upsample,
+    working_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -244,16 +251,14 @@ class Engine:
             trip = RoundTrip.between(full_hw, work_hw)
             rows.append(trip.rows)
             cols.append(trip.cols)
-        targets = [
-            torch.stack(
-                [self._target_latent(job.settings(settings), work_hw, index) for job in jobs]
-            )
-            for index in range(len(self.encoders))
-        ]
+        coarse_hw = coarse_size(work_hw) if settings.effort().coarse_share > 0 else None
         base = torch.stack(bases)
         return Batch(
             base=base,
-            targets=targets,
+            targets=self._batch_targets(jobs, settings, work_hw),
+            coarse_targets=None
+            if coarse_hw is None
+            else self._batch_targets(jobs, settings, coarse_hw),
             free=torch.stack(frees).to(self.device),
             grey=torch.tensor([job.grey for job in jobs], device=self.device),
             rows=torch.stack(rows).unsqueeze(1).to(self.device),
@@ -262,6 +267,17 @@ class Engine:
             shares=budget_shares(base) if settings.adaptive else None,
             robust=settings.robust,
         )
+
+    def _batch_targets(
+        self, jobs: list[ImageJob], settings: ProtectionSettings, size_hw: tuple[int, int]
+    ) -> list[torch.Tensor]:
+        """Per encoder, the (B, C, h, w) target latents of the jobs' views at ``size_hw``."""
+        return [
+            torch.stack(
+                [self._target_latent(job.settings(settings), size_hw, index) for job in jobs]
+            )
+            for index in range(len(self.encoders))
+        ]
 
     def _target_latent(
         self, settings: ProtectionSettings, work_hw: tuple[int, int], index: int

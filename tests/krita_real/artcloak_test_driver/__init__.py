@@ -11,12 +11,13 @@ import glob
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 import traceback
 
 from krita import Krita
-from PyQt5.QtCore import QTimer
+from PyQt5.QtCore import QT_VERSION_STR, QTimer
 from PyQt5.QtWidgets import (
     QApplication,
     QDialogButtonBox,
@@ -146,6 +147,9 @@ class Driver:
 
     def script(self):
         app = Krita.instance()
+        self.record["krita_version"] = app.version()
+        self.record["qt_version"] = QT_VERSION_STR
+        self.record["python_version"] = sys.version.split()[0]
         while app.activeWindow() is None:
             yield
         window = app.activeWindow()
