@@ -2,29 +2,36 @@
 
 Each node takes the VAE the graph already loaded, makes a private differentiable copy of its
 encoder, and runs artcloak's engine with autograd switched back on (ComfyUI runs nodes under
-``torch.inference_mode()``). Progress goes to ComfyUI's progress bar; ComfyUI's interrupt is
-checked at every optimisation step.
+``torch.inference_mode()``). Before the first optimisation step the node times one encoder
+pass and logs (and shows on the node) how long the run should take, labelled as an estimate;
+progress goes to ComfyUI's progress bar; ComfyUI's interrupt is checked at every step. The
+report is an output, shown on the node (``ui``), and logged in short, with any warning.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
+import time
 from dataclasses import replace
 
 import comfy.model_management as model_management
 import comfy.utils
 import numpy as np
 import torch
+from artcloak.engine.optimize import autocast_dtype
 from artcloak.engine.protect import Engine, Failed
 from artcloak.engine.targets import check_target
-from artcloak.engine.verify import model_view, verify_images
-from artcloak.errors import ArtcloakError, Cancelled
+from artcloak.engine.transforms import working_size
+from artcloak.engine.verify import verify_images
+from artcloak.errors import ArtcloakError, Cancelled, InputImageError
 from artcloak.progress import Listener, ProgressEvent
 from artcloak.settings import (
     MAX_EPS,
+    MAX_SEED,
     MAX_STEPS,
     Intensity,
     Mode,
@@ -36,7 +43,7 @@ from artcloak.settings import (
 )
 from comfy_api.latest import io
 
-from . import convert
+from . import compat, convert
 from .vae import FAMILIES, private_encoder
 
 CATEGORY = "artcloak"
@@ -47,7 +54,20 @@ QUANTISATION_NOTE = (
 # Tests only: a random LPIPS backbone when the ImageNet weights cannot be had. The report
 # then says the budget is not perceptual.
 RANDOM_LPIPS_ENV = "ARTCLOAK_TEST_RANDOM_LPIPS"
+# One rule for every seed input of the pack: 0 .. the core's MAX_SEED (2**63-1), the range
+# the core checks. ComfyUI's own KSampler offers up to 2**64-1; a larger seed than the core
+# takes would only be refused when the node runs.
+SEED_MAX = MAX_SEED
+SEED_TOOLTIP = f"The same seed gives the same result on the same machine (0 to {MAX_SEED})."
+REPORT_TOOLTIP = (
+    "JSON: the budget and what was measured on each image, warnings, settings, seed and "
+    "models. It is shown on this node; connect it to Preview as Text, or save it with artcloak "
+    "Save Protected (save_report). Keep it to yourself: never post it with the image."
+)
 
+WARM_UP_SECONDS = 10.0  # on the CPU, a first timed pass longer than this is not timed again
+
+log = logging.getLogger("artcloak.comfy")
 _engines: dict[int, Engine] = {}
 
 
@@ -67,11 +87,11 @@ def _autograd():
         yield
 
 
-def _engine(vae, family: str, config: str, resolution: int) -> Engine:
+def _engine(vae, family: str, config: str) -> Engine:
+    """The engine for the graph's VAE: its private encoder copy (one per VAE, whatever the
+    working resolution, which is a setting of each run) and LPIPS."""
     device = _device()
-    encoder = private_encoder(
-        vae, family=family, config=config.strip(), device=device, resolution=resolution
-    )
+    encoder = private_encoder(vae, family=family, config=config.strip(), device=device)
     engine = _engines.get(id(encoder))
     if engine is None or engine.encoders[0] is not encoder:
         models = ModelSettings(
@@ -84,15 +104,49 @@ def _engine(vae, family: str, config: str, resolution: int) -> Engine:
     return engine
 
 
-class _Progress:
-    """Optimisation steps -> ComfyUI's progress bar; ComfyUI's interrupt -> Cancelled."""
+def _show(text: str) -> None:
+    """Text under the running node (ComfyUI's progress text), where ComfyUI can show it."""
+    try:
+        from comfy_execution.utils import get_executing_context
+        from server import PromptServer
+    except ImportError:
+        return
+    context = get_executing_context()
+    server = getattr(PromptServer, "instance", None)
+    if context is None or server is None:
+        return
+    with contextlib.suppress(Exception):  # a display nicety: never fail a run for it
+        server.send_progress_text(text, context.node_id)
 
-    def __init__(self, steps: int, chunks: int) -> None:
-        self.steps = steps
-        self.bar = comfy.utils.ProgressBar(max(1, steps * chunks))
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
+
+
+class _Progress:
+    """Optimisation steps -> ComfyUI's progress bar; ComfyUI's interrupt -> Cancelled. After
+    the first step, the time it took gives a measured estimate of the rest."""
+
+    def __init__(self, steps: int, chunks: int, mode: Mode) -> None:
+        self.steps, self.total, self.mode = steps, max(1, steps * chunks), mode
+        self.bar = comfy.utils.ProgressBar(self.total)
+        self.started: float | None = None
 
     def on_event(self, event: ProgressEvent) -> None:
-        if event.stage == "optimise" and event.step > 0:
+        if event.stage != "optimise":
+            return
+        if event.step == 0 and self.started is None:
+            self.started = time.perf_counter()
+        elif event.step == 1 and self.started is not None and self.bar.current == 0:
+            took = time.perf_counter() - self.started
+            text = (f"artcloak {self.mode.value}: step 1 took {took:.1f} s; about "
+                    f"{_duration(took * (self.total - 1))} left at most (measured)")  # fmt: skip
+            log.info(text)
+            _show(text)
+        if event.step > 0:
             self.bar.update(1)
             if event.step == event.total < self.steps:  # the loop stopped early
                 self.bar.update(self.steps - event.total)
@@ -129,6 +183,118 @@ def _values(mode: Mode, intensity, quality="default", seed=0, eps=0.0, lpips=0.0
             "resolution": resolution or None}  # fmt: skip
 
 
+# --------------------------------------------------------------------------- the time estimate
+
+
+def _work_groups(engine: Engine, jobs, settings) -> dict[tuple[int, int], int]:
+    """Images per working size (width, height), as the engine groups them."""
+    resolution = engine.resolution(settings)
+    groups: dict[tuple[int, int], int] = {}
+    for job in jobs:
+        size = working_size(*job.size, resolution)
+        groups[size] = groups.get(size, 0) + 1
+    return groups
+
+
+def _time_one_pass(engine: Engine, size: tuple[int, int], batch: int) -> float:
+    """Seconds for one forward + backward pass of the encoder(s) at ``size`` on ``batch``
+    images: the bulk of one optimisation step."""
+    width, height = size
+    dtype = autocast_dtype(engine.models.precision, engine.device)
+    pixels = torch.rand(batch, 3, height, width, device=engine.device, requires_grad=True)
+    took = 0.0
+    for attempt in range(2):  # a first pass also pays one-time costs: time a second one,
+        if attempt and engine.device.type != "cuda" and took >= WARM_UP_SECONDS:
+            break  # unless the first was long enough for them not to matter
+        started = time.perf_counter()
+        for encoder in engine.encoders:
+            autocast = (
+                torch.autocast(device_type=engine.device.type, dtype=dtype)
+                if dtype is not None
+                else contextlib.nullcontext()
+            )
+            with autocast:
+                latent = encoder(pixels)
+            torch.autograd.grad(latent.float().square().sum(), pixels)
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize(engine.device)
+        took = time.perf_counter() - started
+    return took
+
+
+def _announce_estimate(mode: Mode, engine: Engine, settings, groups: dict) -> float:
+    """Time one encoder pass, then log and show the expected time of the whole run, before
+    its first step. Returns the estimate in seconds."""
+    (size, count), *_ = groups.items()
+    batch = min(count, engine.batch_size)
+    per_pass = _time_one_pass(engine, size, batch)
+    per_pixel = per_pass / (batch * size[0] * size[1])
+    effort = settings.effort()
+    steps = effort.steps * (1 - 0.75 * getattr(effort, "coarse_share", 0.0))  # coarse: 1/4 area
+    # + about one pass for the encoding before and after the steps (target, start, figures)
+    seconds = per_pixel * (steps + 1) * sum(n * w * h for (w, h), n in groups.items())
+    images = sum(groups.values())
+    text = (f"artcloak {mode.value}: about {_duration(seconds)} for {effort.steps} steps on "
+            f"{images} image(s) at {size[0]}x{size[1]} (an estimate: one encoder pass took "
+            f"{per_pass:.2f} s here; the run may stop sooner when it converges)")  # fmt: skip
+    log.info(text)
+    _show(text)
+    return seconds
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def _mask_warnings(jobs) -> list[str]:
+    """A mask that frees no pixel protects nothing: a node error when it is so for every
+    image (before any work), a warning for the images it is so for otherwise."""
+    empty = [i for i, job in enumerate(jobs) if job.free is not None and not job.free.any()]
+    if empty and len(empty) == len(jobs):
+        which = "any image" if len(jobs) > 1 else "the image"
+        raise InputImageError(
+            f"The mask frees no pixel of {which} (it is black everywhere), so nothing would be "
+            "protected. Load Image's MASK output is the inverted alpha channel (all black for "
+            "an image without alpha), not a protection mask: disconnect the mask to protect "
+            "the whole image, or give one that is white where artcloak may change pixels."
+        )
+    return [
+        f"image {i + 1}: the mask frees no pixel, so this image is NOT protected (it is "
+        "returned unchanged)."
+        for i in empty
+    ]
+
+
+def _unchanged_warnings(measured: list, skip: set[int] = frozenset()) -> list[str]:
+    return [
+        f"image {i + 1} was not changed at all (L-inf 0): it is NOT protected."
+        for i, figures in enumerate(measured)
+        if i not in skip and figures.linf == 0
+    ]
+
+
+def _warn(mode: str, warnings: list[str]) -> None:
+    for warning in warnings:
+        log.warning("artcloak %s: %s", mode, warning)
+
+
+def _pack_warnings() -> list[str]:
+    return [compat.PROBLEM] if compat.PROBLEM else []
+
+
+def _resolutions(engine: Engine, settings: ProtectionSettings) -> dict:
+    """The model's training resolution and the one this run worked at, clearly apart."""
+    return {
+        "train_resolution": max(encoder.train_resolution for encoder in engine.encoders),
+        "working_resolution": engine.resolution(settings),
+        "working_resolution_from": (
+            "the resolution input" if settings.resolution else "the model's training resolution"
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- protect
+
+
 def _protect(
     mode: Mode,
     image: torch.Tensor,
@@ -141,18 +307,23 @@ def _protect(
     config: str,
 ) -> io.NodeOutput:
     jobs = convert.to_jobs(image, mask)
+    warnings = _pack_warnings() + _mask_warnings(jobs)
     with _autograd():
-        engine = _engine(vae, family, config, settings.resolution or 0)
+        engine = _engine(vae, family, config)
         if per_image:  # each image has its own target (e.g. its own img2img style render)
             for job, target in zip(jobs, targets, strict=True):
                 job.target = Target(images=(target,))
-        chunks = math.ceil(len(jobs) / engine.batch_size)
-        progress = _Progress(settings.effort().steps, chunks)
+        groups = _work_groups(engine, jobs, settings)
+        chunks = sum(math.ceil(count / engine.batch_size) for count in groups.values())
+        progress = _Progress(settings.effort().steps, chunks, mode)
+        estimate = _announce_estimate(mode, engine, settings, groups)
         listener = Listener(on_event=progress.on_event, should_cancel=progress.should_cancel)
+        started = time.perf_counter()
         try:
             results = engine.protect(jobs, settings, listener)
         except Cancelled:
             _interrupted()
+        seconds = time.perf_counter() - started
         failed = [(i, r) for i, r in enumerate(results) if isinstance(r, Failed)]
         if failed:
             index, first = failed[0]
@@ -160,18 +331,38 @@ def _protect(
                 f"{len(failed)} of {len(jobs)} images could not be protected; "
                 f"image {index + 1}: {first.message}"
             )
-        report = _report(mode, settings, results, engine, per_image, len(targets))
+        empty = {i for i, job in enumerate(jobs) if job.free is not None and not job.free.any()}
+        warnings += _unchanged_warnings([r.measured for r in results], empty)
+        report = _report(mode, settings, results, engine, per_image, len(targets), warnings,
+                         {"estimated_seconds": round(estimate, 1), "seconds": round(seconds, 1)})  # fmt: skip
+    _warn(mode.value, warnings)
+    summary = _summary(mode.value, settings, [r.measured for r in results], warnings)
+    log.info(summary)
+    _show(summary)
     protected = convert.to_image(
         [r.colour for r in results], model_management.intermediate_device()
     )
-    return io.NodeOutput(protected, report)
+    return io.NodeOutput(protected, report, ui={"text": (report,)})  # shown on the node
 
 
-def _report(mode, settings, results, engine, per_image, target_count) -> str:
+def _summary(mode: str, settings: ProtectionSettings, measured: list, warnings: list) -> str:
+    """The report in two lines, for the log and the node."""
+    budget = settings.budget()
+    held = all(figures.within(budget) for figures in measured)
+    largest = max(figures.linf for figures in measured) * 255
+    worst = max(figures.lpips for figures in measured)
+    head = (f"artcloak {mode}: {len(measured)} image(s), "
+            f"{'within' if held else 'NOT within'} the budget ({budget.describe()}): "
+            f"largest change L-inf {largest:g}/255, LPIPS {worst:.4f}.")  # fmt: skip
+    return "\n".join([head, *(f"Warning: {warning}" for warning in warnings)])
+
+
+def _report(mode, settings, results, engine, per_image, target_count, warnings, timing) -> str:
     budget = settings.budget()
     return json.dumps(
         {
             "artcloak": mode.value,
+            "warnings": warnings,
             "budget": budget.describe(),
             "within_budget": all(r.measured.within(budget) for r in results),
             "steps": settings.effort().steps,
@@ -181,12 +372,15 @@ def _report(mode, settings, results, engine, per_image, target_count) -> str:
                 if per_image
                 else f"mean of {target_count} target image(s)"
             ),
+            **_resolutions(engine, settings),
             "quantisation": QUANTISATION_NOTE,
+            "time": timing,
             "images": [
                 {
                     "image": index + 1,
                     "measured": r.measured.as_dict(),
                     "within_budget": r.measured.within(budget),
+                    "changed": r.measured.linf > 0,
                     "perturbation_kept": round(r.scale, 4),
                     "latent": r.latent,
                     "working_size": list(r.working_size),
@@ -198,6 +392,9 @@ def _report(mode, settings, results, engine, per_image, target_count) -> str:
         },
         indent=2,
     )
+
+
+# --------------------------------------------------------------------------- inputs and outputs
 
 
 def _budget_inputs() -> list:
@@ -213,15 +410,18 @@ def _budget_inputs() -> list:
             "quality",
             options=[item.value for item in Quality],
             default=Quality.DEFAULT.value,
-            tooltip="Render quality: optimisation steps (faster 25, default 50, slower 200).",
+            tooltip="Render quality: optimisation steps (faster 25, default 50, slower 200). "
+            "The node logs the expected time before the first step.",
         ),
         io.Int.Input(
-            "seed", default=0, min=0, max=2**31 - 1, control_after_generate=True,
-            tooltip="The same seed gives the same result on the same machine.",
+            "seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
+            tooltip=SEED_TOOLTIP,
         ),
         io.Mask.Input(
             "mask", optional=True,
-            tooltip="Where artcloak may change pixels (white); elsewhere pixels stay bit-exact.",
+            tooltip="Where artcloak may change pixels (white); elsewhere pixels stay bit-exact. "
+            "Not Load Image's MASK (the inverted alpha, all black without alpha): a mask that "
+            "frees no pixel is refused.",
         ),
         io.Float.Input(
             "eps", default=0.0, min=0.0, max=MAX_EPS * 255, step=0.5, optional=True,
@@ -243,12 +443,13 @@ def _model_inputs() -> list:
     return [
         io.Combo.Input(
             "model_family", options=list(FAMILIES), default="auto", optional=True,
-            tooltip="The VAE's model family (sets the working resolution: 512 for SD 1.x/2.x, "
+            tooltip="The VAE's model family (sets the training resolution: 512 for SD 1.x/2.x, "
             "1024 for SDXL/SD3/Flux). auto: SD 1.x for 4 latent channels, SD3 for 16.",
         ),
         io.Int.Input(
             "resolution", default=0, min=0, max=4096, step=8, optional=True,
-            tooltip="Working shorter side in pixels; 0 uses the model family's.",
+            tooltip="Working shorter side in pixels; 0 uses the model's training resolution "
+            "(the report gives both).",
         ),
         io.String.Input(
             "vae_config", default="", optional=True,
@@ -259,9 +460,20 @@ def _model_inputs() -> list:
 
 def _outputs() -> list:
     return [
-        io.Image.Output("protected", display_name="protected"),
-        io.String.Output("report", display_name="report"),
-    ]
+        io.Image.Output(
+            "protected", display_name="protected",
+            tooltip="The protected image(s), 8-bit samples. Save them with artcloak Save "
+            "Protected: ComfyUI's Save Image writes the workflow (artcloak's settings, seed) "
+            "into the PNG.",
+        ),
+        io.String.Output("report", display_name="report", tooltip=REPORT_TOOLTIP),
+    ]  # fmt: skip
+
+
+_VAE_TOOLTIP = (
+    "The VAE whose encoder should be misled (the graph's own; artcloak copies only its "
+    "encoder and never changes it)."
+)
 
 
 # --------------------------------------------------------------------------- nodes
@@ -280,7 +492,7 @@ class Cloak(io.ComfyNode):
             "encoder sees them in the style target's style. Connect the graph's VAE.",
             inputs=[
                 io.Image.Input("image", tooltip="The artwork(s) to protect."),
-                io.Vae.Input("vae", tooltip="The VAE whose encoder should be misled."),
+                io.Vae.Input("vae", tooltip=_VAE_TOOLTIP),
                 io.Image.Input(
                     "style_target",
                     tooltip="The artwork re-rendered in another style (img2img, strength about "
@@ -320,7 +532,7 @@ class Shade(io.ComfyNode):
             "encoder sees the concept of the anchor images instead.",
             inputs=[
                 io.Image.Input("image", tooltip="Pictures of the concept to poison."),
-                io.Vae.Input("vae", tooltip="The VAE whose encoder should be misled."),
+                io.Vae.Input("vae", tooltip=_VAE_TOOLTIP),
                 io.Image.Input(
                     "anchors",
                     tooltip="One or more images of the target concept (a batch); the target "
@@ -358,9 +570,20 @@ class Verify(io.ComfyNode):
             "reconstruction of the protected image (what the model sees).",
             is_output_node=True,
             inputs=[
-                io.Image.Input("original"),
-                io.Image.Input("protected"),
-                io.Vae.Input("vae"),
+                io.Image.Input(
+                    "original",
+                    tooltip="The image(s) before protection (the same batch, in the same order).",
+                ),
+                io.Image.Input(
+                    "protected",
+                    tooltip="The protected image(s) to measure, e.g. artcloak Cloak's output or "
+                    "a protected PNG loaded again.",
+                ),
+                io.Vae.Input(
+                    "vae",
+                    tooltip="The VAE to measure with: its encoder gives the latent shift, its "
+                    "decoder the model view.",
+                ),
                 io.Combo.Input(
                     "intensity",
                     options=[item.value for item in Intensity],
@@ -372,13 +595,27 @@ class Verify(io.ComfyNode):
                     tooltip="The style target or anchors: also report how much of the "
                     "distance to the target's latent was closed.",
                 ),
-                io.Float.Input("eps", default=0.0, min=0.0, max=MAX_EPS * 255, step=0.5, optional=True),
-                io.Float.Input("lpips", default=0.0, min=0.0, max=1.0, step=0.005, optional=True),
+                io.Float.Input(
+                    "eps", default=0.0, min=0.0, max=MAX_EPS * 255, step=0.5, optional=True,
+                    tooltip="L-inf bound to check, in 0-255 units; 0 uses the intensity preset.",
+                ),
+                io.Float.Input(
+                    "lpips", default=0.0, min=0.0, max=1.0, step=0.005, optional=True,
+                    tooltip="LPIPS bound to check; 0 uses the intensity preset.",
+                ),
                 *_model_inputs(),
             ],
             outputs=[
-                io.String.Output("report", display_name="report"),
-                io.Image.Output("model_view", display_name="model view"),
+                io.String.Output(
+                    "report", display_name="report",
+                    tooltip="JSON, per image: the budget measured, the latent shift, and what "
+                    "of it survives JPEG q90/q75 and 0.5x downscaling. Also shown on the node.",
+                ),
+                io.Image.Output(
+                    "model_view", display_name="model view",
+                    tooltip="What the model sees of the protected image: the VAE's "
+                    "reconstruction of its latent, at the working size.",
+                ),
             ],
         )  # fmt: skip
 
@@ -401,25 +638,48 @@ class Verify(io.ComfyNode):
         settings = checked_settings(values, targets)
         toward = target is not None
         with _autograd():
-            engine = _engine(vae, model_family, vae_config, settings.resolution or 0)
-            images, views = [], []
+            engine = _engine(vae, model_family, vae_config)
+            images, latents = [], []
             for index, (before, after) in enumerate(zip(originals, protecteds, strict=True)):
                 if model_management.processing_interrupted():
                     _interrupted()
                 before, after = convert.to_rgb(before), convert.to_rgb(after)
                 figures = verify_images(engine, before, after, convert.MAX_VALUE, settings, toward)
                 images.append(_verified(index, figures))
-                views.append(torch.from_numpy(model_view(engine, after, settings)).unsqueeze(0))
+                latents.append(engine.encode_view(after, 1, settings)[0])
+            resolutions = _resolutions(engine, settings)
+            models = engine.describe()
+        # the model view: the graph's own VAE decodes (the private copy is encoder-only),
+        # as ComfyUI's VAE Decode does, under ComfyUI's inference mode
+        view = torch.cat([_decode(vae, latent) for latent in latents])
+        warnings = _pack_warnings() + [
+            f"image {item['image']}: the protected image equals the original (L-inf 0): it "
+            "is NOT protected."
+            for item in images
+            if item["measured"]["linf_255"] == 0
+        ]
         report = {
+            "warnings": warnings,
             "budget": settings.budget().describe(),
             "within_budget": all(item["within_budget"] for item in images),
+            **resolutions,
             "quantisation": "Measured on 8-bit samples, as ComfyUI saves them.",
             "images": images,
-            "models": engine.describe(),
+            "models": models,
         }
-        view = torch.cat(views).to(model_management.intermediate_device())
+        _warn("verify", warnings)
         text = json.dumps(report, indent=2)
+        view = view.to(model_management.intermediate_device())
         return io.NodeOutput(text, view, ui={"text": (text,)})  # shown on the node
+
+
+def _decode(vae, latent: torch.Tensor) -> torch.Tensor:
+    """A latent mean (C, h, w) -> the graph VAE's image (1, H, W, 3) in [0, 1]."""
+    with torch.no_grad():
+        images = vae.decode(latent.unsqueeze(0))
+    if images.ndim == 5:  # video VAEs: combine the batches, as VAE Decode does
+        images = images.reshape(-1, *images.shape[-3:])
+    return images[..., :3].float().clamp(0, 1).cpu()
 
 
 def _verified(index: int, figures: dict) -> dict:

@@ -4,9 +4,10 @@
 
 Starts ComfyUI (its ``main.py``, with ``--python``'s interpreter, by default this one) on a
 free local port with a temporary base directory whose ``custom_nodes`` holds this pack, posts
-``workflows/cloak_vae_api.json`` (load image, load VAE, artcloak Cloak, save, artcloak Verify),
-waits for it, and checks that a protected PNG was saved and that Verify's report shows the
-budget held on it. Without ``--vae`` a full-size SD 1.x VAE with random weights is written
+``workflows/cloak_vae_api.json`` (load image, load VAE, artcloak Cloak, artcloak Save
+Protected, artcloak Verify, the reports in Preview as Text), waits for it, and checks that a
+protected PNG was saved, with no text chunks, and that Verify's report shows the budget held
+on it. Without ``--vae`` a full-size SD 1.x VAE with random weights is written
 (offline; the protection is then meaningless but every code path is real). Prints a JSON
 summary; exit status 0 when the budget held. Needs artcloak in ComfyUI's Python.
 """
@@ -18,6 +19,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,19 @@ from PIL import Image
 
 PACK = Path(__file__).resolve().parent
 WORKFLOW = PACK / "workflows" / "cloak_vae_api.json"
+
+
+def png_chunks(path: Path) -> list[str]:
+    """The chunk types of a PNG file, in order (IHDR, IDAT, ..., IEND for a bare image)."""
+    data = Path(path).read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path} is not a PNG file")
+    chunks, offset = [], 8
+    while offset + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        chunks.append(data[offset + 4 : offset + 8].decode("latin-1"))
+        offset += 12 + length
+    return chunks
 
 
 def _free_port() -> int:
@@ -189,12 +204,22 @@ def run(args: argparse.Namespace) -> dict:
         for item in outputs.get("5", {}).get("images", [])
     ]
     report = json.loads(outputs["6"]["text"][0]) if "6" in outputs else None
+    cloak_report = outputs.get("4", {}).get("text") or [None]  # shown on the Cloak node
+    previewed = outputs.get("8", {}).get("text") or [None]  # and in Preview as Text
+    log_text = log_path.read_text(errors="replace")
     summary = {
         "status": status.get("status_str"),
         "seconds": round(time.perf_counter() - started, 1),
         "nodes": loaded,
         "interrupt": interrupt,
         "saved": [str(path) for path in saved],
+        "png_chunks": sorted({chunk for path in saved for chunk in png_chunks(path)}),
+        "cloak_report_on_node": cloak_report[0] is not None,
+        "cloak_report_previewed": cloak_report[0] is not None and previewed[0] == cloak_report[0],
+        "cloak_report": json.loads(cloak_report[0]) if cloak_report[0] else None,
+        "estimate_logged": [
+            line for line in log_text.splitlines() if " for " in line and "an estimate" in line
+        ][:1],  # fmt: skip
         "within_budget": bool(report and report["within_budget"]),
         "verify": report,
         "base_directory": str(base),

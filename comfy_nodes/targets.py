@@ -23,7 +23,7 @@ from artcloak.errors import SettingsError
 from artcloak.settings import Mode
 from comfy_api.latest import io
 
-from .nodes import CATEGORY, checked_settings
+from .nodes import CATEGORY, SEED_MAX, SEED_TOOLTIP, checked_settings
 
 CUSTOM = "custom prompt"
 DEFAULT_STYLE = "van-gogh"  # thick impasto brush strokes, far from most artworks' own style
@@ -53,15 +53,36 @@ def _sample(
     return images
 
 
+def _graph_inputs() -> list:
+    return [
+        io.Model.Input(
+            "model", tooltip="The diffusion model that renders the target (the checkpoint's "
+            "MODEL), sampled with ComfyUI's own KSampler.",
+        ),
+        io.Clip.Input("clip", tooltip="The checkpoint's CLIP: it encodes the prompts."),
+        io.Vae.Input(
+            "vae", tooltip="The checkpoint's VAE: it encodes the artwork for img2img and "
+            "decodes the rendered latents.",
+        ),
+    ]  # fmt: skip
+
+
 def _sampler_inputs(negative: str) -> list:
     return [
-        io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=True),
-        io.Int.Input("steps", default=20, min=1, max=200),
-        io.Float.Input("cfg", default=7.0, min=0.0, max=30.0, step=0.1),
-        io.Combo.Input("sampler_name", options=list(comfy.samplers.KSampler.SAMPLERS)),
-        io.Combo.Input("scheduler", options=list(comfy.samplers.KSampler.SCHEDULERS)),
-        io.String.Input("negative", default=negative, multiline=True, optional=True),
-    ]
+        io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
+                     tooltip="The sampler's seed. " + SEED_TOOLTIP),
+        io.Int.Input("steps", default=20, min=1, max=200,
+                     tooltip="Sampling steps, as in KSampler."),
+        io.Float.Input("cfg", default=7.0, min=0.0, max=30.0, step=0.1,
+                       tooltip="Classifier-free guidance: how closely the render follows the "
+                       "prompt, as in KSampler."),
+        io.Combo.Input("sampler_name", options=list(comfy.samplers.KSampler.SAMPLERS),
+                       tooltip="The sampling algorithm, as in KSampler."),
+        io.Combo.Input("scheduler", options=list(comfy.samplers.KSampler.SCHEDULERS),
+                       tooltip="The noise schedule, as in KSampler."),
+        io.String.Input("negative", default=negative, multiline=True, optional=True,
+                        tooltip="The negative prompt: what the render should avoid."),
+    ]  # fmt: skip
 
 
 def _sampler_values(seed, steps, cfg) -> dict:
@@ -82,9 +103,7 @@ class StyleTarget(io.ComfyNode):
             "model), as the style target of artcloak Cloak.",
             inputs=[
                 io.Image.Input("image", tooltip="The artwork(s) to protect."),
-                io.Model.Input("model"),
-                io.Clip.Input("clip"),
-                io.Vae.Input("vae"),
+                *_graph_inputs(),
                 io.Combo.Input(
                     "style", options=[*catalogue_names(), CUSTOM], default=DEFAULT_STYLE,
                     tooltip="A target style far from the artwork's own (artcloak's catalogue: "
@@ -100,7 +119,13 @@ class StyleTarget(io.ComfyNode):
                 ),
                 *_sampler_inputs(NEGATIVE_PROMPT),
             ],
-            outputs=[io.Image.Output("style_target", display_name="style target")],
+            outputs=[
+                io.Image.Output(
+                    "style_target", display_name="style target",
+                    tooltip="The artwork in the target style: connect it to artcloak Cloak's "
+                    "style_target.",
+                ),
+            ],
         )  # fmt: skip
 
     @classmethod
@@ -143,16 +168,21 @@ class ConceptAnchor(io.ComfyNode):
             "as artcloak's shade makes them) with the graph's model, as the anchors of "
             "artcloak Shade.",
             inputs=[
-                io.Model.Input("model"),
-                io.Clip.Input("clip"),
-                io.Vae.Input("vae"),
+                *_graph_inputs(),
                 io.String.Input("concept", default="handbag", tooltip="What the encoder should see."),
                 io.Int.Input("count", default=4, min=1, max=16, tooltip="How many anchors."),
-                io.Int.Input("width", default=512, min=64, max=4096, step=8),
-                io.Int.Input("height", default=512, min=64, max=4096, step=8),
+                io.Int.Input("width", default=512, min=64, max=4096, step=8,
+                             tooltip="Width of each anchor image in pixels."),
+                io.Int.Input("height", default=512, min=64, max=4096, step=8,
+                             tooltip="Height of each anchor image in pixels."),
                 *_sampler_inputs(DEFAULT_NEGATIVE),
             ],
-            outputs=[io.Image.Output("anchors", display_name="anchors")],
+            outputs=[
+                io.Image.Output(
+                    "anchors", display_name="anchors",
+                    tooltip="Pictures of the concept: connect them to artcloak Shade's anchors.",
+                ),
+            ],
         )  # fmt: skip
 
     @classmethod
