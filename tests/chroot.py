@@ -73,6 +73,10 @@ class DebianChroot:
 
     def _build(self) -> None:
         building = self.path.with_name(self.path.name + ".building")
+        for stale in (building, self.path):  # never delete through a bind mount left behind
+            if _mounts_under(stale):
+                raise ChrootError(f"{stale} has mounts under it ({_mounts_under(stale)[0]}, …); "
+                                  "unmount them (umount -l) before it can be rebuilt")  # fmt: skip
         shutil.rmtree(building, ignore_errors=True)
         _run(
             "debootstrap",
@@ -134,6 +138,17 @@ class DebianChroot:
                     os.rmdir(folder)
 
 
+def _mounts_under(folder: Path) -> list[str]:
+    """The mount points at or below ``folder`` (from /proc/self/mountinfo)."""
+    prefix = str(folder.resolve())
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    points = [line.split()[4].replace("\\040", " ") for line in lines]
+    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
+
+
 def _make_dirs(folder: Path) -> list[Path]:
     """mkdir -p, returning the folders it made (outermost first)."""
     missing = []
@@ -158,10 +173,8 @@ def _run(step: str, args: list[str], timeout: float, env: dict | None = None) ->
 
 
 if __name__ == "__main__":  # build one ahead of a test run: python tests/chroot.py krita|gimp
-    sys.path.insert(0, str(Path(__file__).parent))
     import importlib
 
-    module = importlib.import_module({"krita": "test_krita_real", "gimp": "test_gimp_real"}[sys.argv[1]])
-    chroot = module.TRIXIE if sys.argv[1] == "krita" else module.CHROOT
-    chroot.ensure()
-    print(chroot.path, "ready")
+    module = importlib.import_module(f"test_{sys.argv[1]}_real")  # (tests/ is sys.path[0])
+    module.TRIXIE.ensure()
+    print(module.TRIXIE.path, "ready:", module.TRIXIE.package_version(sys.argv[1]))

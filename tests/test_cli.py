@@ -127,6 +127,14 @@ def test_json_mode_prints_protocol_events(rgb_png, cli_model_args, capsys):
     assert kinds.count("progress") >= 3
     assert kinds[-2:] == ["result", "summary"]
     assert events[-2]["within_budget"] is True
+    optimising = [event for event in events if event.get("stage") == "optimise"]
+    assert optimising[0]["step"] == 0 and optimising[0]["seconds_left"] >= 0  # before step 1
+
+
+def test_the_expected_wait_is_said_before_the_first_step(rgb_png, cli_model_args, capsys):
+    code, _, err = cloak([str(rgb_png)], cli_model_args, capsys)
+    assert code == 0
+    assert "for at most 3 steps (estimated" in err
 
 
 def test_a_batch_goes_on_past_bad_files(tmp_path, cli_model_args, capsys):

@@ -217,6 +217,12 @@ def test_run_worker_sends_the_request_and_reads_the_result(tmp_path):
         "Protecting: step 3 of 4 (budget used 25%)",
     ]
     assert client.progress_fraction(progress[1]) == 0.75
+    before = protocol.progress("optimise", 0, 50, seconds_left=372.0)
+    assert client.progress_text(before) == "Protecting: step 0 of 50, about 6 min left (estimated)"
+    reading = protocol.progress("file", 1, 1, "/tmp/artcloak-krita-x/input.png")
+    assert client.progress_text(reading) == "Reading the image"  # not the temporary path
+    after = protocol.progress("optimise", 9, 20, seconds_left=41.2)
+    assert client.progress_text(after) == "Protecting: step 9 of 20, about 41 s left"
     received = json.loads((tmp_path / "request.json").read_text())
     assert protocol.WorkerRequest.from_wire(received) == sent
 

@@ -4,7 +4,8 @@ stand-in ``krita`` module (tests/krita_stub/krita.py).
 
 The plugin is imported from where ``install_krita`` put it, so these tests also check the
 installed layout (the plugin next to its copies of protocol.py and client.py). The Qt parts (dialog.py,
-runner.py, extension.py) run in tests/test_krita_real.py, inside real Krita.
+runner.py, extension.py) run in tests/test_krita_qt.py (under PyQt5 and PyQt6, with the stand-in
+``krita`` module) and in tests/test_krita_real.py (inside real Krita).
 """
 
 from __future__ import annotations

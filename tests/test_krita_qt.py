@@ -69,8 +69,12 @@ def session(request, tmp_path_factory, tiny_models):
                 "name": "result",
                 "document": str(root / "art.png"),
                 "file_name": str(root / "art.kra"),
-                "form": {"mode": "cloak", "target_kind": "style", "style": "marble",
-                         "output": str(out / "art-protected.png")},
+                "form": {
+                    "mode": "cloak",
+                    "target_kind": "style",
+                    "style": "marble",
+                    "output": str(out / "art-protected.png"),
+                },
             },  # fmt: skip
             {
                 "name": "refused",
@@ -198,3 +202,32 @@ def test_cancel_stops_the_worker_and_leaves_nothing(session):
     assert not any(p.name.startswith("cancelled") for p in session["out"].iterdir())
     assert run["progress_dialogs_left"] == [] and run["temp_left"] == []
     assert_document_untouched(run)
+
+
+SHIM_PROBE = """
+import importlib, sys
+importlib.import_module(sys.argv[1] + ".QtCore")  # what Krita's own `krita` module does first
+sys.path.insert(0, sys.argv[2])
+from artcloak_export import qt
+print(qt.QT_API, sorted(m for m in ("PyQt5", "PyQt6") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("host_api", ["PyQt5", "PyQt6"])
+def test_the_shim_takes_the_binding_krita_loaded(host_api, tmp_path):
+    """Where both bindings are installed (a system Python with PyQt5 beside Krita 6's
+    PyQt6), the plugin must use the Qt that Krita runs, never load the other into it."""
+    missing = [api for api in ("PyQt5", "PyQt6") if importlib.util.find_spec(api) is None]
+    if missing:
+        pytest.skip(f"needs both PyQt5 and PyQt6 installed; {', '.join(missing)} is not")
+    locations = installer.krita_locations(resource_dir=tmp_path / "krita", kritarc=tmp_path / "rc")
+    installer.install_krita(locations)
+    probe = subprocess.run(
+        [sys.executable, "-c", SHIM_PROBE, host_api, str(locations.pykrita)],
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split(maxsplit=1) == [host_api, f"['{host_api}']\n"]

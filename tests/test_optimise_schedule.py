@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from artcloak.engine.optimize import COOL_DOWN, lpips_due, plateaued
+from artcloak.engine.optimize import lpips_due, plateaued
 from artcloak.engine.protect import Engine, ImageJob, Protected
 from artcloak.progress import Listener
 from artcloak.settings import Effort, ProtectionSettings
@@ -58,4 +58,44 @@ def test_an_early_stop_ends_with_a_short_cool_down(engine, long_settings):
     _, events = run(engine, long_settings)
     totals = [e.total for e in events]
     cut = next(i for i, t in enumerate(totals) if t != totals[0])
-    assert totals[-1] == events[cut].step + COOL_DOWN
+    assert totals[-1] == events[cut].step + long_settings.effort().cool_down
+
+
+def test_the_time_left_is_estimated_before_step_one_and_measured_after(engine, fast_settings):
+    _, events = run(engine, fast_settings)
+    assert events[0].step == 0 and events[0].seconds_left > 0  # from one timed forward pass
+    assert all(e.seconds_left is not None and e.seconds_left >= 0 for e in events)
+    assert events[-1].seconds_left == 0
+
+
+def test_a_coarse_stage_shows_the_encoder_half_the_working_size(engine, fast_settings, monkeypatch):
+    """The first coarse_share of the steps at half the working size, then the working size."""
+    sizes: list[int] = []
+    (encoder,) = engine.encoders
+    original = type(encoder).forward
+
+    def spy(self, pixels):
+        if pixels.requires_grad:
+            sizes.append(pixels.shape[-1])
+        return original(self, pixels)
+
+    monkeypatch.setattr(type(encoder), "forward", spy)
+    effort = Effort(steps=8, patience=None, coarse_share=0.5)
+    monkeypatch.setattr(ProtectionSettings, "effort", lambda self: effort)
+    events: list = []
+    job = ImageJob(name="art", colour=painting(128, 128, 3))
+    listener = Listener(on_event=events.append)
+    (result,) = engine.protect([job], replace(fast_settings, resolution=128), listener)
+    assert sizes == [64] * 4 + [128] * 4
+    assert [e.step for e in events if e.stage == "optimise"] == list(range(9))
+    assert result.latent[0]["distance_closed"] > 0
+
+
+def test_no_coarse_stage_where_half_the_size_is_too_small(engine, fast_settings, monkeypatch):
+    from artcloak.engine.transforms import coarse_size
+
+    assert coarse_size((64, 96)) is None and coarse_size((128, 192)) == (64, 96)
+    effort = Effort(steps=4, patience=None, coarse_share=0.5)
+    monkeypatch.setattr(ProtectionSettings, "effort", lambda self: effort)
+    result, events = run(engine, fast_settings)  # working size 64: no coarse stage
+    assert [e.step for e in events] == list(range(5))

@@ -28,7 +28,6 @@ import time
 import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 from artcloak import protocol
 from artcloak.app.jobs import DONE, JobRunner
@@ -53,7 +52,7 @@ XMP = (
     'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
     '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">'
     "<dc:creator><rdf:Seq><rdf:li>A. Painter</rdf:li></rdf:Seq></dc:creator>"
-    "<dc:title><rdf:Alt><rdf:li xml:lang=\"x-default\">Fox at dusk</rdf:li></rdf:Alt></dc:title>"
+    '<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Fox at dusk</rdf:li></rdf:Alt></dc:title>'
     "</rdf:Description></rdf:RDF></x:xmpmeta>"
     '<?xpacket end="w"?>'
 )
@@ -126,7 +125,9 @@ def privacy_problems(source: Path, output: Path) -> list[str]:
     had, has = word_counts(before), word_counts(after)
     for word in WORDS:
         if has[word] > had[word]:
-            problems.append(f"{output.name} says {word!r} {has[word]} times (the input {had[word]})")
+            problems.append(
+                f"{output.name} says {word!r} {has[word]} times (the input {had[word]})"
+            )
     for name, form in digests_of(source).items():
         if form in after:
             problems.append(f"{output.name} holds {name} of {source.name}")

@@ -324,10 +324,19 @@ def progress_text(event: dict) -> str:
         used = event.get("budget_used")
         if isinstance(used, (int, float)):
             text += f" (budget used {used:.0%})"
+        left = event.get("seconds_left")
+        if isinstance(left, (int, float)) and not isinstance(left, bool):
+            text += f", about {_minutes(left)} left" + (" (estimated)" if step == 0 else "")
         return text
     if stage == "load":
         return event.get("message") or "Loading models"
+    if stage == "file":  # its message is the worker's temporary copy of the image
+        return "Reading the image"
     return event.get("message") or stage.capitalize() or "Working"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{max(1, round(seconds))} s" if seconds < 60 else f"{round(seconds / 60)} min"
 
 
 def progress_fraction(event: dict) -> float | None:

@@ -36,7 +36,7 @@ def run_worker(text: str, out: TextIO) -> int:
     """Run one request; returns the exit status (0 after a result, 1 after an error)."""
     from .engine.files import protect_files
     from .engine.protect import Engine
-    from .progress import Listener
+    from .progress import Listener, as_protocol
 
     signal.signal(signal.SIGTERM, _exit_on_terminate)
     started = time.perf_counter()
@@ -46,8 +46,7 @@ def run_worker(text: str, out: TextIO) -> int:
         out.flush()
 
     def on_event(event) -> None:
-        extra = {} if event.budget_used is None else {"budget_used": round(event.budget_used, 4)}
-        send(protocol.progress(event.stage, event.step, event.total, event.message, **extra))
+        send(as_protocol(event))
 
     try:
         request, protection, models = read_request(text)

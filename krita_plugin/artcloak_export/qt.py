@@ -1,12 +1,21 @@
 """Every Qt name the plugin uses, imported in this one place.
 
 Krita 5 ships PyQt5; Krita 6 moves to PyQt6. Only this module knows which one is loaded,
-and it smooths over the renamed enums the plugin needs.
+and it smooths over the renamed enums the plugin needs. The binding is the one Krita itself
+has loaded (its ``krita`` module imports it first): a Python that also has the other one
+installed must never load Qt 5 into a Qt 6 process, or the reverse.
+tests/test_krita_qt.py runs the dialog, runner and extension under each.
 """
 
 from __future__ import annotations
 
+import sys
+
+_HOST_RUNS_QT6 = "PyQt6.QtCore" in sys.modules and "PyQt5.QtCore" not in sys.modules
+
 try:
+    if _HOST_RUNS_QT6:
+        raise ImportError("Krita runs PyQt6")
     from PyQt5.QtCore import QProcess, QProcessEnvironment, Qt, QTimer
     from PyQt5.QtWidgets import (
         QApplication,

@@ -203,6 +203,8 @@ class JobRunner:
         job.chunk_started = time.monotonic()
 
         def on_event(event: ProgressEvent) -> None:
+            if event.stage == "optimise" and event.step == 0:
+                job.chunk_estimate = event.seconds_left
             if event.stage == "optimise":
                 for name in event.images:
                     if name in by_source:

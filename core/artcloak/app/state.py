@@ -48,6 +48,7 @@ class Job:
     chunk_seconds: list[float] = field(default_factory=list)
     chunk_size: int = 1
     chunk_started: float | None = None
+    chunk_estimate: float | None = None  # the engine's estimate before the chunk's first step
 
     @property
     def done(self) -> bool:
@@ -71,6 +72,9 @@ class Job:
         steps = max((i.step for i in active), default=0)
         total = max((i.total for i in active), default=0)
         if steps < 2 or not total:
-            return None
+            if self.chunk_estimate is None:
+                return None
+            per_chunk = self.chunk_estimate * 1.15
+            return max(0.0, per_chunk - elapsed) + per_chunk * chunks_after
         per_chunk = elapsed / steps * total * 1.15  # measuring after the last step
         return max(0.0, per_chunk - elapsed) + per_chunk * chunks_after

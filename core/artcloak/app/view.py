@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import html
-import math
 
+from ..progress import duration
 from .figures import ResultFigures
 from .state import CANCELLED, DONE, FAILED, LOADING, MEASURING, QUEUED, RUNNING, Job
 
@@ -16,15 +16,6 @@ STATE_WORDS = {
     FAILED: "failed",
     CANCELLED: "cancelled",
 }
-
-
-def duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{max(1, math.ceil(seconds))} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return (
-        f"{minutes} min {rest:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
-    )
 
 
 def message_html(text: str, kind: str = "error") -> str:

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from .. import protocol
 from ..engine.files import FileOutcome
-from ..progress import Listener, ProgressEvent
+from ..progress import Listener, ProgressEvent, as_protocol, duration
 from ..report import report_path
 from ..settings import ProtectionSettings
 
@@ -21,13 +21,7 @@ def listener_for(as_json: bool, files: int) -> Listener:
 
 class JsonEvents:
     def __call__(self, event: ProgressEvent) -> None:
-        extra = {
-            name: round(value, 6)
-            for name, value in (("loss", event.loss), ("budget_used", event.budget_used))
-            if value is not None
-        }
-        line = protocol.progress(event.stage, event.step, event.total, event.message, **extra)
-        print(protocol.encode(line), flush=True)
+        print(protocol.encode(as_protocol(event)), flush=True)
 
 
 class Bars:
@@ -46,6 +40,9 @@ class Bars:
             return
         if event.step == 0 or self.bar is None:
             names = ", ".join(name.rsplit("/", 1)[-1] for name in event.images)
+            if event.step == 0 and event.seconds_left is not None:
+                click.echo(f"artcloak: {names}: {estimate_text(event.seconds_left, event.total)}",
+                           err=True)  # fmt: skip
             prefix = f"[{self.file_index}/{self.files}] " if self.files > 1 else ""
             self.bar = tqdm(total=event.total, desc=f"{prefix}{names}", unit="step", file=sys.stderr,
                             leave=False, dynamic_ncols=True)  # fmt: skip
@@ -58,6 +55,12 @@ class Bars:
         if event.step == event.total:
             self.bar.close()
             self.bar = None
+
+
+def estimate_text(seconds: float, steps: int) -> str:
+    """What the wait will be, before step 1: an estimate from one timed encoder pass."""
+    return (f"about {duration(seconds)} for at most {steps} steps (estimated from one encoder "
+            "pass; the loop stops early once the protection stops improving)")  # fmt: skip
 
 
 def summarise(outcomes: Sequence[FileOutcome], settings: ProtectionSettings, as_json: bool) -> int:
