@@ -172,12 +172,97 @@ def measure_gpu(size: int, steps: int) -> dict:
     }
 
 
+# The default loop as it was before the early stop was tightened (issue 18): the same
+# schedule, a plateau after 6 flat steps and a 10-step cool-down.
+TODAY = {"patience": 6, "cool_down": 10}
+
+
+def default_effort(variant: str):
+    """The default quality's effort, as this code has it ("now") or as it was ("today")."""
+    from dataclasses import replace
+
+    from artcloak.settings import QUALITY_EFFORT, Quality
+
+    now = QUALITY_EFFORT[Quality.DEFAULT]
+    return now if variant == "now" else replace(now, **TODAY)
+
+
+def measure_laptop(size: int, variant_index: int) -> dict:
+    """Default intensity and quality, full-size VAE, size x size, CPU fp32: the protection's
+    wall time (models loaded first: their load time is reported apart)."""
+    from artcloak.engine.protect import Engine, ImageJob
+    from artcloak.settings import ModelSettings, Precision, ProtectionSettings
+
+    variant = VARIANTS[variant_index]
+    models = ModelSettings(encoders=(str(VAE_FILE),), device="cpu", precision=Precision.FP32,
+                           lpips_random_backbone=True)  # fmt: skip
+    engine = Engine(models)
+    loading = time.perf_counter()
+    engine.load_models()
+    loaded = time.perf_counter() - loading
+    effort = default_effort(variant)
+    ProtectionSettings.effort = lambda self: effort  # this process measures one variant
+    started = time.perf_counter()
+    (result,) = engine.protect([ImageJob("bench", picture(size))], ProtectionSettings())
+    return {"variant": variant, "seconds": time.perf_counter() - started, "load_seconds": loaded,
+            "encoder_passes": result.encoder_passes, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+VARIANTS = ("today", "now")
+WORLD_SIZE = 128  # the world VAE (trained on 32x32 artworks) applied to 128x128 renders
+
+
+def closure_on_world() -> dict:
+    """Latent distance closed at default intensity, on the trained world VAE at 128x128 (12
+    held-out artworks toward other styles), by today's default loop, this code's, and the
+    levers tried: a coarse stage at half size, a 16-step schedule."""
+    from dataclasses import replace
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from artcloak.engine.encoders.model import VaeEncoder
+    from artcloak.engine.protect import Engine
+    from artcloak.settings import ModelSettings, ProtectionSettings
+    from world import experiments
+    from world.efficacy import cases, cloak
+
+    torch.set_num_threads(1)  # the world's models are small: one thread measured fastest
+    world = experiments.build_world(experiments.QUICK)
+    encoder = VaeEncoder(world.vae, source="world-vae", family="world",
+                         train_resolution=WORLD_SIZE)  # fmt: skip
+    models = ModelSettings(device="cpu", lpips_random_backbone=True)
+    engine = Engine(models, batch_size=12, encoders=[encoder])
+    now = default_effort("now")
+    efforts = {"today's default loop": default_effort("today"), "this default loop": now,
+               "coarse stage, half the steps": replace(now, coarse_share=0.5),
+               "coarse stage, 3/4 of the steps": replace(now, coarse_share=0.75),
+               "16-step schedule": replace(now, steps=16)}  # fmt: skip
+    figures = {}
+    original = ProtectionSettings.effort
+    try:
+        for label, effort in efforts.items():
+            ProtectionSettings.effort = lambda self, effort=effort: effort
+            cloaked = cloak(engine, cases(2), ProtectionSettings(), size=WORLD_SIZE)
+            closed = [result.latent[0]["distance_closed"] for result in cloaked.results]
+            figures[label] = {
+                "distance_closed": float(np.mean(closed)),
+                "encoder_passes": cloaked.results[0].encoder_passes,  # half-size ones included
+                "seconds": cloaked.seconds,
+            }
+    finally:
+        ProtectionSettings.effort = original
+    today = figures["today's default loop"]["distance_closed"]
+    for entry in figures.values():
+        entry["share_of_today"] = entry["distance_closed"] / today
+    return figures
+
+
 MEASUREMENTS = {
     "gpu": measure_gpu,
     "file": measure_file,
     "floor": measure_floor,
     "reference": measure_reference,
     "artcloak": measure_artcloak,
+    "laptop": measure_laptop,
 }
 
 
@@ -211,6 +296,7 @@ def main() -> None:
     parser.add_argument("--small-side", type=int, default=512, help="small artwork for scaling")
     parser.add_argument("--large-side", type=int, default=4096, help="large artwork for scaling")
     parser.add_argument("--file-steps", type=int, default=10, help="steps in the scaling runs")
+    parser.add_argument("--laptop-size", type=int, default=512, help="size of the default runs")
     parser.add_argument("--no-convergence", action="store_true", help="Skip bench/convergence.py.")
     parser.add_argument(
         "--full-world",
@@ -250,6 +336,12 @@ def main() -> None:
     }
     if torch.cuda.is_available():
         figures["gpu"] = run_isolated("gpu", args.memory_size, 0)
+    figures["laptop_size"] = args.laptop_size
+    figures["laptop"] = {
+        variant: run_isolated("laptop", args.laptop_size, index)
+        for index, variant in enumerate(VARIANTS)
+    }
+    figures["closure"] = closure_on_world()
     figures["large_over_small"] = (
         figures["file_large"]["seconds"] / figures["file_small"]["seconds"]
     )
@@ -327,6 +419,35 @@ def convergence_rows(c: dict | None, full: dict | None = None) -> list[tuple[str
     return rows
 
 
+def laptop_rows(f: dict) -> list[tuple[str, str]]:
+    """Issue 18: the default protection at full size on this CPU, today's loop against this
+    one, and the latent distance each closes on a trained encoder."""
+    laptop, closure = f.get("laptop"), f.get("closure")
+    if not laptop or not closure:
+        return []
+    n = f["laptop_size"]
+    today, now = laptop["today"], laptop["now"]
+    kept = closure["this default loop"]["share_of_today"]
+    met = "met" if now["seconds"] <= 300 and kept >= 0.95 else "not met"
+    rows = [
+        (f"full-size {n}x{n}, default quality, CPU: today's loop (patience 6, cool-down 10)",
+         f"{today['seconds'] / 60:.1f} min, {today['encoder_passes']} passes "
+         f"(models loaded first: {today['load_seconds']:.0f} s)"),
+        (f"full-size {n}x{n}, default quality, CPU: {now['seconds'] / 60:.1f} min",
+         f"{now['encoder_passes']} passes, {today['seconds'] / now['seconds']:.2f}x faster than "
+         f"today's in the same run; peak {now['peak_rss_mb'] / 1024:.2f} GB "
+         f"(goal <= 5 min and >= 95% of today's distance closed: {met})"),
+    ]  # fmt: skip
+    for label, entry in closure.items():
+        rows.append((
+            f"world VAE (trained) at {WORLD_SIZE}x{WORLD_SIZE}, default intensity: {label}",
+            f"{entry['distance_closed']:.1%} of the latent distance closed "
+            f"({entry['share_of_today']:.1%} of today's), {entry['encoder_passes']} passes, "
+            f"{entry['seconds']:.1f} s",
+        ))  # fmt: skip
+    return rows
+
+
 def table(f: dict) -> str:
     s, m = f["size"], f["memory_size"]
     rows = [
@@ -359,11 +480,12 @@ def table(f: dict) -> str:
         ),
     ]
     rows += convergence_rows(f.get("convergence"), f.get("full_size_time_to_reach"))
+    rows += laptop_rows(f)
     gpu = f.get("gpu")
     rows.append((
         f"GPU, full-size VAE, {m}x{m}, default intensity and quality (goal on an H200: <= 2 s)",
         f"{gpu['seconds']:.2f} s on {gpu['device']}, {gpu['encoder_passes']} passes, "
-        f"peak {gpu['peak_gpu_mb'] / 1024:.1f} GB" if gpu else "not measured: no CUDA device here",
+        f"peak {gpu['peak_gpu_mb'] / 1024:.1f} GB" if gpu else "not measured: no GPU was lent to this work (CUDA absent)",
     ))  # fmt: skip
     lines = [
         f"Full-size SD VAE (random weights), fp32, {s}x{s} working size; {f['machine']}.",
