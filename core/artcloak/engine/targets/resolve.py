@@ -145,8 +145,6 @@ def _generated_anchors(engine: EncoderView, settings: ProtectionSettings) -> Tar
             f"shade --concept generates its anchors with a diffusion model, and none can be "
             f"had ({reason}); or give anchor images with --anchor."
         ) from None
-    if not 1 <= target.anchors_count <= 64:
-        raise TargetError(f"The anchor count must be between 1 and 64, got {target.anchors_count}.")
     side = engine.resolution(settings)
     diffusion = target.diffusion
     try:
