@@ -305,7 +305,12 @@ def main() -> None:
     )
     parser.add_argument("--working", type=int, default=256, help=argparse.SUPPRESS)
     parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
+    parser.add_argument("--report-only", action="store_true",
+                        help="Write speed.md again from the figures in speed.json.")  # fmt: skip
     args = parser.parse_args()
+    if args.report_only:
+        (REPORTS / "speed.md").write_text(table(json.loads((REPORTS / "speed.json").read_text())))
+        return
     if args.measure:
         repeats = args.steps
         if args.measure == "file":
@@ -429,6 +434,9 @@ def laptop_rows(f: dict) -> list[tuple[str, str]]:
     today, now = laptop["today"], laptop["now"]
     kept = closure["this default loop"]["share_of_today"]
     met = "met" if now["seconds"] <= 300 and kept >= 0.95 else "not met"
+    step = implied_step(f)
+    trained = {label: closure[label]["encoder_passes"]
+               for label in ("today's default loop", "this default loop")}  # fmt: skip
     rows = [
         (f"full-size {n}x{n}, default quality, CPU: today's loop (patience 6, cool-down 10)",
          f"{today['seconds'] / 60:.1f} min, {today['encoder_passes']} passes "
@@ -438,6 +446,15 @@ def laptop_rows(f: dict) -> list[tuple[str, str]]:
          f"today's in the same run; peak {now['peak_rss_mb'] / 1024:.2f} GB "
          f"(goal <= 5 min and >= 95% of today's distance closed: {met})"),
     ]  # fmt: skip
+    if step:
+        fixed, per_step = step
+        for label, passes in trained.items():
+            rows.append((
+                f"full-size {n}x{n}, default quality, CPU, implied for a trained encoder: {label}",
+                f"{(fixed + (passes - 1) * per_step) / 60:.1f} min ({passes} passes as on the "
+                f"trained world VAE, x {per_step:.1f} s per step at {n}x{n}, plus {fixed:.0f} s "
+                "fixed, both measured in this run)",
+            ))  # fmt: skip
     for label, entry in closure.items():
         rows.append((
             f"world VAE (trained) at {WORLD_SIZE}x{WORLD_SIZE}, default intensity: {label}",
@@ -446,6 +463,15 @@ def laptop_rows(f: dict) -> list[tuple[str, str]]:
             f"{entry['seconds']:.1f} s",
         ))  # fmt: skip
     return rows
+
+
+def implied_step(f: dict) -> tuple[float, float] | None:
+    """(fixed seconds, seconds per step) of artcloak's protect at the laptop size, from the
+    run that measured its memory at that size (2 steps timed), if the sizes agree."""
+    run = f.get("artcloak_memory")
+    if not run or f.get("memory_size") != f.get("laptop_size"):
+        return None
+    return run["seconds_total"] - run["steps"] * run["seconds_per_step"], run["seconds_per_step"]
 
 
 def table(f: dict) -> str:
