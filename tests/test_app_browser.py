@@ -17,22 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import UPDATE_SCREENSHOTS, launched, playwright_or_skip
 from conftest import painting
 from PIL import Image
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "app-screenshot.png"
-UPDATE_SCREENSHOTS = os.environ.get("ARTCLOAK_UPDATE_SCREENSHOTS") == "1"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]  # fmt: skip
 
-if not CHROMIUM.exists():
-    pytest.skip(
-        "the real-browser test of artcloak app needs Debian's chromium at /usr/bin/chromium "
-        "(apt-get install chromium; .ci/run installs it)",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright (the dev extra)")
+sync_api = playwright_or_skip("the real-browser test of artcloak app")
 pytest.importorskip("gradio", reason="needs Gradio (the app extra: pip install -e '.[app]')")
 
 
@@ -78,10 +69,7 @@ def server(tiny_models, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    yield from launched(sync_api)
 
 
 @pytest.fixture

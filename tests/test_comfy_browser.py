@@ -30,15 +30,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser import UPDATE_SCREENSHOTS, launched, playwright_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 PACK = ROOT / "comfy_nodes"
 DOCS = ROOT / "docs"
-CHROMIUM = Path("/usr/bin/chromium")
 COMFYUI = os.environ.get("ARTCLOAK_COMFYUI")
-UPDATE_SCREENSHOTS = os.environ.get("ARTCLOAK_UPDATE_SCREENSHOTS") == "1"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]  # fmt: skip
 ARTCLOAK_NODES = ["artcloak.Cloak", "artcloak.ConceptAnchor", "artcloak.SaveProtected",
                   "artcloak.Shade", "artcloak.StyleTarget", "artcloak.Verify"]  # fmt: skip
 # the example workflows and their screenshots in docs/
@@ -62,13 +59,7 @@ if not COMFYUI:
         "comfyui-frontend-package included, and artcloak)",
         allow_module_level=True,
     )
-if not CHROMIUM.exists():
-    pytest.skip(
-        "the real-browser ComfyUI test needs Debian's chromium at /usr/bin/chromium "
-        "(apt-get install chromium)",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright (the dev extra)")
+sync_api = playwright_or_skip("the real-browser ComfyUI test")
 
 
 def _smoke():
@@ -138,10 +129,7 @@ def comfyui(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    yield from launched(sync_api)
 
 
 @pytest.fixture
