@@ -95,6 +95,18 @@ class DebianChroot:
             shutil.rmtree(self.path)
         building.rename(self.path)
 
+    def ensure_or_skip(self, what: str) -> None:
+        """Build the chroot if need be; skip the calling test, saying why, where it cannot."""
+        import pytest
+
+        reason = self.skip_reason()
+        if reason:
+            pytest.skip(reason)
+        try:
+            self.ensure()
+        except ChrootError as error:
+            pytest.skip(f"{what}: could not build the chroot at {self.path}: {error}")
+
     def command(self, *args: str) -> list[str]:
         """The command line that runs ``args`` inside the chroot."""
         return [CHROOT_COMMAND, str(self.path), *args]

@@ -42,13 +42,7 @@ PYTHON_HOME = Path(os.path.realpath(sys.executable)).parents[1]  # the venv's ba
 
 @pytest.fixture(scope="module")
 def chroot():
-    reason = TRIXIE.skip_reason()
-    if reason:
-        pytest.skip(reason)
-    try:
-        TRIXIE.ensure()
-    except ChrootError as error:
-        pytest.skip(f"GIMP 3 real test: could not build the trixie chroot ({error})")
+    TRIXIE.ensure_or_skip("GIMP 3 real test")
     scratch = Path(tempfile.mkdtemp(prefix="artcloak-gimp3-"))
     try:
         with TRIXIE.mounted((PROJECT, PYTHON_HOME, scratch)):

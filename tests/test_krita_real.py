@@ -112,13 +112,7 @@ def krita(request, tmp_path_factory):
         yield {"name": "installed", "command": ["xvfb-run", "-a", "krita"], "keep_env": True,
                "package": _package_version(["dpkg-query", "-W", "-f", "${Version}", "krita"])}  # fmt: skip
         return
-    reason = TRIXIE.skip_reason()
-    if reason:
-        pytest.skip(reason)
-    try:
-        TRIXIE.ensure()
-    except ChrootError as error:
-        pytest.skip(f"{TRIXIE.label}: could not build the chroot at {TRIXIE.path}: {error}")
+    TRIXIE.ensure_or_skip(TRIXIE.label)
     basetemp = tmp_path_factory.getbasetemp().resolve()
     try:
         with TRIXIE.mounted((PROJECT, PYTHON_HOME, basetemp)):
