@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from artcloak.settings import QUALITY_EFFORT, ProtectionSettings  # noqa: E402
 from world import experiments  # noqa: E402
-from world.art import SIZE  # noqa: E402
+from world.gallery import SIZE  # noqa: E402
 from world.efficacy import Case, cases, cloak, make_engine, to_tensor, visibility  # noqa: E402
 from world.pgd import sign_pgd  # noqa: E402
 
@@ -108,7 +108,7 @@ def main() -> None:
     reference_at = next((i + 1 for i, d in enumerate(curve) if d <= reference), None)
     figures = {
         "images": len(chosen),
-        "encoder": f"efficacy bench's world VAE ({scale.name} recipe, trained), 32x32",
+        "encoder": f"efficacy bench's world-2 VAE (committed, trained), {SIZE}x{SIZE}",
         "lpips": "random AlexNet backbone (the ImageNet weights cannot be had here)",
         "reference": {
             "steps": REFERENCE_STEPS,

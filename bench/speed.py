@@ -209,7 +209,7 @@ def measure_laptop(size: int, variant_index: int) -> dict:
 
 
 VARIANTS = ("today", "now")
-WORLD_SIZE = 128  # the world VAE (trained on 32x32 artworks) applied to 128x128 renders
+WORLD_SIZE = 128  # world 2's committed VAE at its artworks' own size
 
 
 def closure_on_world() -> dict:
@@ -301,7 +301,7 @@ def main() -> None:
     parser.add_argument(
         "--full-world",
         action="store_true",
-        help="Convergence on the full efficacy bench's VAE (trained if not cached: ~30 min).",
+        help="Convergence at the full bench's scale (more images; the same committed VAE).",
     )
     parser.add_argument("--working", type=int, default=256, help=argparse.SUPPRESS)
     parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
@@ -401,7 +401,7 @@ def convergence_rows(c: dict | None, full: dict | None = None) -> list[tuple[str
             else f"{needed} ({c['pass_ratio']:.1f}x fewer; goal <= 50 passes)",
         ),
         (
-            "wall time to reach it, reference / artcloak, world VAE at 32x32 (measured)",
+            "wall time to reach it, reference / artcloak, world VAE (measured)",
             "-" if needed is None else f"{c['time_ratio']:.1f}x (goal >= 15x)",
         ),
     ]

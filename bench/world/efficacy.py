@@ -16,11 +16,13 @@ import torch
 from artcloak.engine.encoders.model import VaeEncoder
 from artcloak.engine.protect import Engine, ImageJob, Protected
 from artcloak.settings import Intensity, ModelSettings, ProtectionSettings, Target
+from torch.nn import functional as F
 
-from .art import SIZE, STYLES, compose, render
 from .data import HELD_OUT_SEED
+from .gallery import SIZE, STYLES, render
 from .metrics import psnr, ssim
 from .models import StyleClassifier, WorldVae
+from .pgd import sign_pgd
 from .train import predict, reconstruct
 
 
@@ -30,10 +32,9 @@ class Case:
     source: int  # style index
     target: int  # style index; -1 for the built-in texture target
 
-    def images(self, size: int) -> tuple[np.ndarray, np.ndarray | None]:
-        composition = compose(self.seed, size)
-        source = render(composition, STYLES[self.source])
-        target = None if self.target < 0 else render(composition, STYLES[self.target])
+    def images(self, size: int = SIZE) -> tuple[np.ndarray, np.ndarray | None]:
+        source = render(self.seed, STYLES[self.source], size)
+        target = None if self.target < 0 else render(self.seed, STYLES[self.target], size)
         return (source * 255).round().astype(np.uint8), target
 
 
@@ -61,6 +62,7 @@ class Cloaked:
     protected: np.ndarray  # (N, H, W, 3) uint8
     results: list[Protected]
     seconds: float
+    passes: int | None = None  # the baseline's encoder passes (artcloak's are in its results)
 
 
 def cloak(
@@ -84,6 +86,24 @@ def cloak(
         raise RuntimeError(f"{len(failed)} images failed: {failed[0]}")
     protected = np.stack([r.colour for r in results])
     return Cloaked(chosen, np.stack(originals), protected, results, seconds)
+
+
+def plain_pgd(vae: WorldVae, chosen: list[Case], eps: float, steps: int) -> Cloaked:
+    """The baseline: sign-PGD on the latent L2 toward each case's target (no perceptual
+    constraint), ``steps`` encoder passes, written as 8-bit images."""
+    pairs = [case.images() for case in chosen]
+    originals = np.stack([source for source, _ in pairs])
+    with torch.no_grad():
+        goal = vae.latent_mean(to_tensor(np.stack([target for _, target in pairs])))
+
+    def distance(x: torch.Tensor) -> torch.Tensor:
+        return (vae.latent_mean(x) - goal).flatten(1).norm(dim=1)
+
+    started = time.perf_counter()
+    written = sign_pgd(distance, to_tensor(originals), eps, steps)
+    seconds = time.perf_counter() - started
+    protected = (written.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    return Cloaked(chosen, originals, protected, [], seconds, passes=steps)
 
 
 def to_tensor(samples: np.ndarray) -> torch.Tensor:
@@ -123,10 +143,64 @@ def visibility(cloaked: Cloaked) -> dict:
         "linf_255_max": float(linf.max()),
         "psnr_db": float(psnr(protected, original).mean()),
         "ssim": float(ssim(protected, original).mean()),
-        "lpips_mean": float(np.mean([r.measured.lpips for r in cloaked.results])),
-        "lpips_max": float(np.max([r.measured.lpips for r in cloaked.results])),
-    }
+    } | _lpips(cloaked)
+
+
+def _lpips(cloaked: Cloaked) -> dict:
+    """The engine's own LPIPS measurements (the baseline has none)."""
+    if not cloaked.results:
+        return {}
+    measured = [r.measured.lpips for r in cloaked.results]
+    return {"lpips_mean": float(np.mean(measured)), "lpips_max": float(np.max(measured))}
 
 
 def preset_settings(intensity: Intensity, **overrides) -> ProtectionSettings:
     return replace(ProtectionSettings(intensity=intensity), **overrides)
+
+
+class Probe:
+    """What a white-box observer measures on a fixed set of cases: the latent distance to
+    each case's target style, and the judge's verdict on what the model sees."""
+
+    def __init__(self, vae: WorldVae, judge: StyleClassifier, chosen: list[Case]) -> None:
+        self.vae, self.judge, self.cases = vae, judge, chosen
+        pairs = [case.images() for case in chosen]
+        self.sources = to_tensor(np.stack([source for source, _ in pairs]))
+        self.targets = to_tensor(np.stack([target for _, target in pairs]))
+        self.labels = torch.tensor([case.target for case in chosen])
+        self.source_labels = torch.tensor([case.source for case in chosen])
+        with torch.no_grad():
+            self.goal = vae.latent_mean(self.targets)
+            self.start = self.latent_distance(self.sources)
+
+    def latent_distance(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.vae.latent_mean(x) - self.goal).flatten(1).norm(dim=1)
+
+    def judge_loss(self, x: torch.Tensor) -> torch.Tensor:
+        seen = (self.vae.decode(self.vae.latent_mean(x)).sample + 1) / 2
+        return F.cross_entropy(self.judge(seen), self.labels, reduction="none")
+
+    @torch.no_grad()
+    def closed(self, x: torch.Tensor) -> torch.Tensor:
+        """(N,) share of each image's starting latent distance that ``x`` closes."""
+        return 1 - self.latent_distance(x) / self.start
+
+    def verdicts(self, x: torch.Tensor, sampled: bool = False) -> torch.Tensor:
+        """The judge's labels of the model's view: decode(mean), or decode(a sampled latent),
+        which is what a latent model trained with ``latent_dist.sample()`` sees."""
+        if not sampled:
+            return predict(self.judge, reconstruct(self.vae, x))
+        with torch.no_grad():
+            mean, logvar = self.vae.moments(x * 2 - 1)
+            generator = torch.Generator().manual_seed(0)
+            z = mean + torch.randn(mean.shape, generator=generator) * (0.5 * logvar).exp()
+            seen = ((self.vae.decode(z).sample + 1) / 2).clamp(0, 1)
+        return predict(self.judge, seen)
+
+    def summary(self, x: torch.Tensor) -> dict:
+        labels = self.verdicts(x)
+        return {
+            "latent_distance_closed": float(self.closed(x).mean()),
+            "success": float((labels == self.labels).float().mean()),
+            "source_style_lost": float((labels != self.source_labels).float().mean()),
+        }

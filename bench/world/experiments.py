@@ -10,9 +10,9 @@ import torch
 from artcloak.engine.protect import ImageJob
 from artcloak.settings import Intensity, Mode, ProtectionSettings, Target
 
-from .art import STYLES
 from .ceiling import ceiling  # noqa: F401  (a stage, called by name)
-from .data import Dataset, make_dataset
+from .checkpoints import load_vae
+from .data import Dataset
 from .efficacy import (
     Case,
     Cloaked,
@@ -20,37 +20,45 @@ from .efficacy import (
     cloak,
     make_engine,
     model_labels,
+    plain_pgd,
     success_rate,
     to_tensor,
     visibility,
 )
+from .fragility import fragility  # noqa: F401  (a stage)
+from .gallery import STYLES
 from .generator import FlowRecipe, LatentFlow, fit, sample
 from .metrics import psnr
 from .models import StyleClassifier, WorldVae
+from .objectives import compare_objectives as objectives  # noqa: F401  (a stage)
 from .survival import transforms
-from .train import (
-    ClassifierRecipe,
-    VaeRecipe,
-    cached,
-    predict,
-    reconstruct,
-    train_classifier,
-    train_vae,
-)
+from .train import ClassifierRecipe, cached, predict, reconstruct, train_classifier
+from .world2 import VARIANTS, make_gallery
 
 log = logging.getLogger("world")
+# World 2's latents are 16x16: a narrower generator and smaller batches than world 1's 4x4 ones
+# keep the generator stages to minutes on this CPU.
+FLOW_WIDTH, FLOW_BATCH = 64, 32
 
 
 @dataclass(frozen=True)
 class Scale:
-    """How big a run is: the full bench or the quick one (same path, fewer images)."""
+    """How big a run is: the full bench or the quick one (same path, fewer images and steps)."""
 
     name: str
-    train_compositions: int
+    train_compositions: int  # the judge's and the generators' training set (x6 styles)
     held_out_compositions: int
-    per_style: int
+    intensities: tuple[Intensity, ...]  # the presets the presets stage runs
+    texture: bool  # ... and the default preset toward the texture target
+    per_style: int  # images per source style in the preset, survival and adaptive stages
+    ceiling_per_style: int  # ... in the ceiling, objectives and fragility stages
+    budgets: tuple[int, ...]  # L-inf budgets (/255) of the ceiling
+    latent_steps: int  # the white-box latent attack (the ceiling)
+    restarts: int  # ... at 8/255
+    judge_steps: int  # the attack on the judge through the VAE
+    objective_steps: int
+    fragility_steps: int
     classifier_steps: int
-    vae_steps: int
     flow_steps: int
     shade_flow_steps: int  # per poison count: the shade stage trains one generator for each
     finetune_steps: int
@@ -60,56 +68,54 @@ class Scale:
     concept_images: int
 
 
-FULL = Scale("full", 300, 50, 8, 500, 3000, 3000, 2000, 600, 20, 200, (0, 4, 8, 16, 32), 80)
-QUICK = Scale("quick", 60, 10, 2, 150, 250, 400, 400, 150, 8, 60, (0, 4, 8), 40)
+FULL = Scale(
+    name="full", train_compositions=150, held_out_compositions=20,
+    intensities=tuple(Intensity), texture=True, per_style=4, ceiling_per_style=2,
+    budgets=(4, 8, 16, 32), latent_steps=500, restarts=2, judge_steps=100,
+    objective_steps=50, fragility_steps=200, classifier_steps=300, flow_steps=1500,
+    shade_flow_steps=800, finetune_steps=400, mimicry_images=20, samples=200,
+    poison_counts=(0, 16, 32), concept_images=80,
+)  # fmt: skip
+QUICK = Scale(
+    name="quick", train_compositions=40, held_out_compositions=4,
+    intensities=(Intensity.DEFAULT,), texture=False, per_style=1, ceiling_per_style=1,
+    budgets=(8,), latent_steps=40, restarts=1, judge_steps=10,
+    objective_steps=10, fragility_steps=20, classifier_steps=60, flow_steps=100,
+    shade_flow_steps=60, finetune_steps=40, mimicry_images=4, samples=24,
+    poison_counts=(0, 8), concept_images=12,
+)  # fmt: skip
 
 
 @dataclass
 class World:
     train: Dataset
     held_out: Dataset
-    perceptual: StyleClassifier
     judge: StyleClassifier
     vae: WorldVae
     figures: dict
 
 
 def build_world(scale: Scale) -> World:
-    """Data, the two classifiers and the VAE (trained or loaded from the cache)."""
-    train = make_dataset(scale.train_compositions)
-    held_out = make_dataset(scale.held_out_compositions, held_out=True)
-    data_key = f"compositions={scale.train_compositions}"
-    classes = len(STYLES)
-    perceptual, p_meta = cached(
-        "classifier",
-        recipe := ClassifierRecipe(seed=1, steps=scale.classifier_steps, width=16),
-        data_key,
-        lambda: train_classifier(train, recipe, classes),
-    )
+    """Data, the judge (trained or loaded from the cache) and world 2's committed VAE."""
+    recipe = VARIANTS["vae2"]
+    vae, entry = load_vae(recipe.name, recipe)
+    train = make_gallery(scale.train_compositions)
+    held_out = make_gallery(scale.held_out_compositions, held_out=True)
     judge, j_meta = cached(
-        "classifier",
-        judge_recipe := ClassifierRecipe(seed=2, steps=scale.classifier_steps, width=16),
-        data_key,
-        lambda: train_classifier(train, judge_recipe, classes),
-    )
-    vae, v_meta = cached(
-        "vae",
-        vae_recipe := VaeRecipe(steps=scale.vae_steps),
-        data_key,
-        lambda: train_vae(train, perceptual, vae_recipe),
+        "judge2",
+        judge_recipe := ClassifierRecipe(seed=2, steps=scale.classifier_steps, batch=32, width=16),
+        f"gallery-compositions={scale.train_compositions}",
+        lambda: train_classifier(train, judge_recipe, len(STYLES)),
     )
     figures = {
-        "training_seconds": {
-            "perceptual classifier": p_meta["seconds"],
-            "judge classifier": j_meta["seconds"],
-            "vae": v_meta["seconds"],
-        },
-        "cached": v_meta["cached"],
+        "training_seconds": {"judge classifier": j_meta["seconds"], "vae": entry["seconds"]},
+        "vae_command": entry["command"],
+        "vae_sha256": entry["sha256"],
         "vae_parameters": sum(p.numel() for p in vae.parameters()),
-        "vae_history": v_meta.get("history", []),
+        "vae_history": entry.get("history", []),
         **world_quality(held_out, judge, vae),
     }
-    return World(train, held_out, perceptual, judge, vae, figures)
+    return World(train, held_out, judge, vae, figures)
 
 
 def world_quality(held_out: Dataset, judge: StyleClassifier, vae: WorldVae) -> dict:
@@ -136,27 +142,54 @@ def world_quality(held_out: Dataset, judge: StyleClassifier, vae: WorldVae) -> d
 
 
 def presets(world: World, scale: Scale) -> dict:
-    """Success and visibility at each intensity preset, style targets and the texture."""
+    """Success and visibility at each intensity preset, style targets and the texture, each
+    beside plain sign-PGD with as many encoder passes."""
     engine = make_engine(world.vae)
     rows = {}
     style_cases = cases(scale.per_style)
-    for intensity in Intensity:
-        cloaked = cloak(engine, style_cases, ProtectionSettings(intensity=intensity))
-        rows[f"{intensity.value}, style target"] = _row(world, cloaked)
-        log.info("preset %s: %s", intensity.value, rows[f"{intensity.value}, style target"])
-    texture = cloak(engine, cases(scale.per_style, texture=True), ProtectionSettings())
-    rows["default, texture target (weave)"] = _row(world, texture)
+    for intensity in scale.intensities:
+        settings = ProtectionSettings(intensity=intensity)
+        cloaked = cloak(engine, style_cases, settings)
+        rows[f"{intensity.value}, style target: artcloak"] = _row(world, cloaked)
+        baseline = plain_pgd(world.vae, style_cases, settings.budget().eps, _passes(cloaked))
+        rows[f"{intensity.value}, style target: plain PGD"] = _row(world, baseline)
+        log.info(
+            "preset %s: %s", intensity.value, rows[f"{intensity.value}, style target: artcloak"]
+        )
+    if scale.texture:
+        texture = cloak(engine, cases(scale.per_style, texture=True), ProtectionSettings())
+        rows["default, texture target (weave): artcloak"] = _row(world, texture)
     return rows
+
+
+def _passes(cloaked: Cloaked) -> int:
+    if cloaked.passes is not None:
+        return cloaked.passes
+    return round(float(np.mean([r.encoder_passes for r in cloaked.results])))
+
+
+def _closed(world: World, cloaked: Cloaked) -> float:
+    """Mean share of the latent distance to the target closed, measured on the written
+    images (the engine's own figure for the texture target, whose latent it alone knows)."""
+    if any(case.target < 0 for case in cloaked.cases):
+        return float(np.mean([r.latent[0]["distance_closed"] for r in cloaked.results]))
+    targets = np.stack([case.images()[1] for case in cloaked.cases])
+    vae = world.vae
+    with torch.no_grad():
+        goal = vae.latent_mean(to_tensor(targets))
+        start = (vae.latent_mean(to_tensor(cloaked.originals)) - goal).flatten(1).norm(dim=1)
+        end = (vae.latent_mean(to_tensor(cloaked.protected)) - goal).flatten(1).norm(dim=1)
+    return float((1 - end / start).mean())
 
 
 def _row(world: World, cloaked: Cloaked) -> dict:
     labels = model_labels(world.vae, world.judge, cloaked.protected)
     source = torch.tensor([c.source for c in cloaked.cases])
-    closed = [r.latent[0]["distance_closed"] for r in cloaked.results]
     return {
         "images": len(cloaked.cases),
+        "passes": _passes(cloaked),
         "success": success_rate(cloaked, labels),
-        "latent_distance_closed": float(np.mean(closed)),
+        "latent_distance_closed": _closed(world, cloaked),
         "still_source_style": float((labels == source).float().mean()),
         "seconds_per_image": cloaked.seconds / len(cloaked.cases),
         **visibility(cloaked),
@@ -167,14 +200,16 @@ def survival(world: World, scale: Scale) -> dict:
     """Success after each transform, without and with robust optimisation (same budget)."""
     engine = make_engine(world.vae)
     chosen = cases(scale.per_style)
+    standard = cloak(engine, chosen, ProtectionSettings())
     runs = {
-        "standard": cloak(engine, chosen, ProtectionSettings()),
+        "standard": standard,
         "robust": cloak(engine, chosen, ProtectionSettings(robust=True)),
+        "plain_pgd": plain_pgd(world.vae, chosen, 8 / 255, _passes(standard)),
     }
     table: dict[str, dict] = {}
     originals = runs["standard"].originals
     source = torch.tensor([c.source for c in chosen])
-    named = {**transforms(48), "VAE round trip": None}
+    named = {**transforms(96), "VAE round trip": None}
     for name, transform in named.items():
         purify = transform is None
         clean = model_labels(world.vae, world.judge, originals, transform, purify)
@@ -195,11 +230,14 @@ def adaptive(world: World, scale: Scale) -> dict:
     engine = make_engine(world.vae)
     flat = [c for c in cases(scale.per_style) if STYLES[c.source] in ("cel", "watercolour")]
     out = {}
-    for label, settings in {
+    runs = {
         "uniform eps": ProtectionSettings(),
         "adaptive (contrast masking)": ProtectionSettings(adaptive=True),
         "adaptive, high intensity": ProtectionSettings(adaptive=True, intensity=Intensity.HIGH),
-    }.items():
+    }
+    for label, settings in runs.items():
+        if settings.intensity not in scale.intensities:
+            continue
         out[label] = _row(world, cloak(engine, flat, settings))
     return out
 
@@ -215,14 +253,17 @@ def _decode_and_judge(world: World, latents: torch.Tensor) -> torch.Tensor:
     return predict(world.judge, images)
 
 
-def mimicry(world: World, scale: Scale, protected_style: int = 0, target_style: int = 3) -> dict:
+def mimicry(world: World, scale: Scale, protected_style: int = 0, target_style: int = 2) -> dict:
     """Pre-train on all styles; fine-tune on the artist's images under a new label, clean or
     cloaked; what share of the new label's samples are in the artist's style?"""
     latents = latents_of(world.vae, world.train.images)
     norm = float(latents.std())
-    base = LatentFlow(labels=len(STYLES) + 1)
+    base = LatentFlow(labels=len(STYLES) + 1, width=FLOW_WIDTH)
     pretrain_seconds = fit(
-        base, latents / norm, world.train.labels, FlowRecipe(steps=scale.flow_steps)
+        base,
+        latents / norm,
+        world.train.labels,
+        FlowRecipe(steps=scale.flow_steps, batch=FLOW_BATCH),
     )
     seeds = range(2_000_000, 2_000_000 + scale.mimicry_images)
     artist = [Case(seed, protected_style, target_style) for seed in seeds]  # one target per artist
@@ -231,8 +272,14 @@ def mimicry(world: World, scale: Scale, protected_style: int = 0, target_style: 
     new_label = len(STYLES)
     out = {"pretrain_seconds": pretrain_seconds, "artist_style": STYLES[protected_style],
            "target_style": STYLES[target_style], "fine_tune_images": len(artist)}  # fmt: skip
-    for name, samples in {"clean": cloaked.originals, "cloaked": cloaked.protected}.items():
-        model = LatentFlow(labels=len(STYLES) + 1)
+    baseline = plain_pgd(world.vae, artist, 8 / 255, _passes(cloaked))
+    runs = {
+        "clean": cloaked.originals,
+        "cloaked": cloaked.protected,
+        "plain PGD": baseline.protected,
+    }
+    for name, samples in runs.items():
+        model = LatentFlow(labels=len(STYLES) + 1, width=FLOW_WIDTH)
         model.load_state_dict(base.state_dict())
         artist_latents = latents_of(world.vae, to_tensor(samples)) / norm
         labels = torch.full((len(artist_latents),), new_label)
@@ -258,12 +305,12 @@ def shade(world: World, scale: Scale, concept: int = 1, other: int = 4) -> dict:
     """Poison concept ``concept`` with images shaded toward ``other``; samples of the concept
     that come out as ``other``, against the number of poisoned training images."""
     engine = make_engine(world.vae)
-    images = make_dataset(
+    images = make_gallery(
         scale.concept_images + max(scale.poison_counts), styles=(STYLES[concept],)
     )
     concept_images = images.images[: scale.concept_images]
     poison_pool = images.images[scale.concept_images :]
-    anchors = make_dataset(4, held_out=True, styles=(STYLES[other],)).images
+    anchors = make_gallery(4, held_out=True, styles=(STYLES[other],)).images
     anchor_target = Target(images=tuple(a.permute(1, 2, 0).numpy() for a in anchors))
     sources = (poison_pool.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     jobs = [ImageJob(str(i), s) for i, s in enumerate(sources)]
@@ -283,8 +330,13 @@ def shade(world: World, scale: Scale, concept: int = 1, other: int = 4) -> dict:
         concept_set = torch.cat([clean_keep, poisons[:count]])
         latents = torch.cat([base_latents, latents_of(world.vae, concept_set)]) / norm
         labels = torch.cat([others.labels, torch.full((len(concept_set),), concept)])
-        model = LatentFlow(labels=len(STYLES))
-        fit(model, latents, labels, FlowRecipe(steps=scale.shade_flow_steps, seed=count))
+        model = LatentFlow(labels=len(STYLES), width=FLOW_WIDTH)
+        fit(
+            model,
+            latents,
+            labels,
+            FlowRecipe(steps=scale.shade_flow_steps, batch=FLOW_BATCH, seed=count),
+        )
         judged = _decode_and_judge(
             world, sample(model, concept, scale.samples, 2, tuple(latents.shape[1:])) * norm
         )

@@ -15,11 +15,16 @@ def sign_pgd(
     start: float = 1.0,
     end: float = 0.01,
     on_step: Callable[[torch.Tensor], None] | None = None,
+    random_start: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Minimise the per-image losses in the L-inf ball of ``eps`` around ``images`` (and
     [0, 1]), step size decaying linearly from ``start * eps`` to ``end * eps``; ``on_step``
-    sees each step's losses. Returns the 8-bit result, as a file would hold it."""
+    sees each step's losses; with ``random_start`` the search starts at a uniform point of the
+    ball drawn from that generator (a restart). Returns the 8-bit result, as a file would hold it."""
     delta = torch.zeros_like(images)
+    if random_start is not None:
+        delta = (torch.rand(images.shape, generator=random_start) * 2 - 1) * eps
+        delta = (images + delta).clamp(0, 1) - images
     for step in range(steps):
         delta.requires_grad_(True)
         losses = per_image_loss((images + delta).clamp(0, 1))

@@ -34,67 +34,138 @@ def world_section(world: dict) -> str:
     rows.append(["**all**", _pct(world["clean_accuracy"]), _pct(world["reconstruction_accuracy"]),
                  f"{world['reconstruction_psnr']:.1f}"])  # fmt: skip
     return "\n".join([
-        "## 1. The world",
-        f"Held-out images: {world['held_out_images']}. VAE: {world['vae_parameters'] / 1e6:.2f} M parameters, "
-        "8x downsampling, 4 latent channels. Training seconds: "
-        + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
-        + (" (loaded from the cache; the seconds are those of the run that trained it)." if world["cached"] else "."),
+        "## 1. The world (world 2)",
+        f"Held-out images: {world['held_out_images']} (128x128, compositions never seen in training). "
+        f"VAE: {world['vae_parameters'] / 1e6:.2f} M parameters, 8x downsampling, 4 latent channels, "
+        f"committed as `bench/world/checkpoints/vae2.safetensors` (SHA-256 `{world['vae_sha256'][:16]}...`, "
+        f"checked on load), trained by `{world['vae_command']}` in {seconds['vae'] / 60:.0f} min; "
+        f"judge classifier trained in {seconds['judge classifier']:.0f} s.",
         "",
         _table(["style", "judge accuracy, clean", "judge accuracy, VAE reconstruction", "reconstruction PSNR (dB)"], rows),
     ])  # fmt: skip
 
 
+def _lpips_cell(r: dict) -> str:
+    return f"{r['lpips_mean']:.4f}" if "lpips_mean" in r else "-"
+
+
 def presets_section(rows: dict) -> str:
     body = [
-        [name, r["images"], _pct(r["success"]), _pct(r["still_source_style"]),
-         _pct(r["latent_distance_closed"]) if "latent_distance_closed" in r else "-",
-         f"{r['linf_255_max']:.0f}/255",
-         f"{r['psnr_db']:.1f}", f"{r['ssim']:.3f}", f"{r['lpips_mean']:.4f}", f"{r['seconds_per_image']:.2f}"]
+        [name, r["images"], r.get("passes") or "-", _pct(r["success"]), _pct(r["still_source_style"]),
+         _pct(r["latent_distance_closed"]), f"{r['linf_255_max']:.0f}/255",
+         f"{r['psnr_db']:.1f}", f"{r['ssim']:.3f}", _lpips_cell(r), f"{r['seconds_per_image']:.2f}"]
         for name, r in rows.items()
     ]  # fmt: skip
     return "\n".join([
-        "## 2. Cloak efficacy (artcloak's engine, default render quality)",
+        "## 2. Cloak efficacy: artcloak's presets beside plain PGD",
         "Success: the judge labels the VAE reconstruction of the protected image as the target style "
-        "(texture target: as any style but the original).",
+        "(texture target: as any style but the original). Plain PGD: sign-gradient PGD on the same "
+        "latent objective with as many encoder passes as artcloak used, without its perceptual limit.",
         "",
-        _table(["intensity, target", "images", "success", "still original style", "latent distance closed",
-                "L-inf (max)", "PSNR dB",
-                "SSIM", "LPIPS*", "s/image"], body),
+        _table(["intensity, target: method", "images", "encoder passes", "success", "still original style",
+                "latent distance closed", "L-inf (max)", "PSNR dB", "SSIM", "LPIPS*", "s/image"], body),
         "",
         "*LPIPS with a randomly initialised AlexNet backbone (`lpips.LPIPS(pnet_rand=True)`): the "
         "ImageNet weights cannot be downloaded here, so this LPIPS is not perceptual; L-inf, PSNR and SSIM are.",
     ])  # fmt: skip
 
 
+def _default_row(c: dict) -> dict | None:
+    return next((r for r in c["rows"] if r["eps_255"] == 8 and "artcloak" in r), None)
+
+
 def ceiling_section(c: dict) -> str:
-    body = [[f"{r['eps_255']}/255", _pct(r["latent_distance_closed"]), _pct(r["success_latent_attack"]),
-             _pct(r["success_judge_attack"])] for r in c["rows"]]  # fmt: skip
+    body = []
+    for r in c["rows"]:
+        la, ja = r["latent_attack"], r["judge_attack"]
+        art, pgd = r.get("artcloak"), r.get("plain_pgd")
+        body.append([
+            f"{r['eps_255']}/255", f"{r['latent_steps']} x {r['restarts']}",
+            _pct(la["latent_distance_closed"]), _pct(la["success"]), _pct(ja["success"]),
+            _pct(art["latent_distance_closed"]) if art else "-", _pct(art["share_of_ceiling"]) if art else "-",
+            _pct(art["success"]) if art else "-",
+            _pct(pgd["latent_distance_closed"]) if pgd else "-", _pct(pgd["share_of_ceiling"]) if pgd else "-",
+            _pct(pgd["success"]) if pgd else "-", r.get("passes", "-"),
+        ])  # fmt: skip
+    default = _default_row(c)
+    headline = (
+        f"**share of the ceiling: {100 * default['artcloak']['share_of_ceiling']:.0f}%** (default preset, "
+        f"8/255; goal >= 95%: {'met' if default['artcloak']['share_of_ceiling'] >= 0.95 else 'not met'}). "
+        f"Plain PGD with the same passes: {100 * default['plain_pgd']['share_of_ceiling']:.0f}%."
+        if default
+        else "(no default-preset row in this run)"
+    )
     return "\n".join([
-        "## 2b. The attack ceiling of this world",
-        f"White-box sign-gradient attacks ({c['steps']} steps, the same {c['images']} images and style "
-        "targets as section 2), without any perceptual constraint: on the encoder's latent distance "
-        "to the target (artcloak's objective), and on the judge's verdict through encoder, decoder and "
-        "judge (which no protection can see). Success as in section 2.",
+        "## 3. The ceiling per budget, and artcloak's share of it",
+        f"White-box sign-gradient attacks on the same {c['images']} held-out images and style targets, "
+        "without any perceptual limit: on the encoder's latent distance to the target (artcloak's "
+        "objective; steps x restarts, the best per image kept), and on the judge's verdict through encoder, "
+        f"decoder and judge ({c['judge_steps']} steps; no protection can see the judge). At the preset budgets "
+        "(low 4, default 8, high 16), artcloak's preset and plain PGD with as many encoder passes. "
+        "Share of the ceiling: latent distance closed over the latent attack's.",
         "",
-        _table(["L-inf budget", "latent distance closed (latent attack)", "success (latent attack)",
-                "success (attack on the judge through the VAE)"], body),
+        headline,
+        "",
+        _table(["L-inf budget", "latent attack steps x restarts", "closed (latent attack)", "success (latent attack)",
+                "success (judge attack)", "closed (artcloak)", "share of ceiling (artcloak)", "success (artcloak)",
+                "closed (plain PGD)", "share of ceiling (plain PGD)", "success (plain PGD)",
+                "encoder passes (artcloak = PGD)"], body),
+    ])  # fmt: skip
+
+
+def objectives_section(o: dict, ceiling: dict | None) -> str:
+    top = None
+    if ceiling:
+        top = next(r for r in ceiling["rows"] if r["eps_255"] == 8)["latent_attack"][
+            "latent_distance_closed"
+        ]
+    body = [[name, _pct(r["latent_distance_closed"]), _pct(r["latent_distance_closed"] / top) if top else "-",
+             _pct(r["success"]), _pct(r["success_sampled_view"]), _pct(r["source_style_lost"])]
+            for name, r in o["rows"].items()]  # fmt: skip
+    return "\n".join([
+        "## 4. Objectives at equal budget and passes",
+        f"One loop (plain sign-PGD, 8/255, {o['steps']} steps from the original) on the ceiling's "
+        f"{o['images']} images; only the loss differs. Closed: the latent distance to the target style "
+        "closed. Success: the judge reads the target style in decode(mean); sampled view: in decode(a "
+        "sampled latent). Source lost: the judge no longer reads the original style (decode(mean)).",
+        "",
+        _table(["objective", "latent distance closed", "share of the 8/255 ceiling", "success",
+                "success, sampled view", "source style lost"], body),
+    ])  # fmt: skip
+
+
+def fragility_section(f: dict) -> str:
+    body = [[r["variant"], "/".join(str(c) for c in r["channels"]), r["latent_channels"], r["steps_trained"],
+             f"{r['parameters'] / 1e6:.2f} M", f"{r['held_out_psnr']:.1f}", _pct(r["judge_accuracy_on_reconstructions"]),
+             _pct(r["latent_attack"]["latent_distance_closed"]), _pct(r["latent_attack"]["success"]),
+             _pct(r["judge_attack"]["success"])]
+            for r in f["rows"]]  # fmt: skip
+    return "\n".join([
+        "## 5. Fragility: what makes an encoder movable",
+        f"Every committed VAE variant. Ceiling at 8/255: the latent attack ({f['steps']} steps) and the attack "
+        f"on the judge through that variant's VAE ({f['judge_steps']} steps), on the ceiling's images.",
+        "",
+        _table(["variant", "channels", "latent channels", "steps trained", "parameters", "held-out PSNR dB",
+                "judge accuracy on reconstructions", "closed (latent attack)", "success (latent attack)",
+                "success (judge attack)"], body),
     ])  # fmt: skip
 
 
 def survival_section(survival: dict) -> str:
     table = survival["table"]
-    body = [[name, _pct(r["clean_still_recognised"]), _pct(r["standard"]), _pct(r["robust"])]
-            for name, r in table.items()]  # fmt: skip
+    body = [[name, _pct(r["clean_still_recognised"]), _pct(r["standard"]), _pct(r["robust"]),
+             _pct(r["plain_pgd"])] for name, r in table.items()]  # fmt: skip
     vis = survival["visibility"]
     return "\n".join([
-        "## 3-4. Survival, without and with robust optimisation (default intensity)",
+        "## 6. Survival, without and with robust optimisation (default intensity)",
         "Success after the image is transformed before the model sees it. The first column is the "
         "judge's accuracy on the reconstruction of the transformed *unprotected* image (how much of the "
-        "style the transform itself leaves).",
+        "style the transform itself leaves). Plain PGD: as many passes as the standard run.",
         "",
-        _table(["transform", "clean still recognised", "success, standard", "success, robust"], body),
+        _table(["transform", "clean still recognised", "success, standard", "success, robust",
+                "success, plain PGD"], body),
         "",
-        "Visibility of the two runs: "
+        "Visibility of the runs: "
         + "; ".join(f"{n}: PSNR {v['psnr_db']:.1f} dB, SSIM {v['ssim']:.3f}, L-inf {v['linf_255_max']:.0f}/255"
                     for n, v in vis.items()),
     ])  # fmt: skip
@@ -105,7 +176,7 @@ def adaptive_section(rows: dict) -> str:
              f"{r['linf_255_max']:.0f}/255"] for name, r in rows.items()]  # fmt: skip
     return "\n".join(
         [
-            "## 5. Visibility on flat colour (cel and watercolour sources)",
+            "## 7. Visibility on flat colour (cel and watercolour sources)",
             _table(["budget", "images", "success", "PSNR dB", "SSIM", "L-inf (max)"], body),
         ]
     )
@@ -113,9 +184,9 @@ def adaptive_section(rows: dict) -> str:
 
 def mimicry_section(m: dict) -> str:
     body = [[name, _pct(m[name]["artist_style_share"]), _pct(m[name]["target_style_share"])]
-            for name in ("clean", "cloaked")]  # fmt: skip
+            for name in ("clean", "cloaked", "plain PGD") if name in m]  # fmt: skip
     return "\n".join([
-        "## 6. Mimicry proxy",
+        "## 8. Mimicry proxy",
         f"A latent flow-matching generator pre-trained on all six styles, fine-tuned on "
         f"{m['fine_tune_images']} {m['artist_style']} images under a new label; the artist cloaks toward "
         f"{m['target_style']}. Share of the new label's samples the judge assigns to each style:",
@@ -128,7 +199,7 @@ def shade_section(s: dict) -> str:
     body = [[r["poisoned"], _pct(r["share_of_concept_set"]), _pct(r["samples_as_other"]),
              _pct(r["samples_as_concept"])] for r in s["rows"]]  # fmt: skip
     return "\n".join([
-        "## 7. Shade proxy",
+        "## 9. Shade proxy",
         f"A class-conditional latent generator trained on all styles; {s['clean_images']} images of "
         f"'{s['concept']}', some replaced by {s['concept']} images shaded toward '{s['other']}'.",
         "",
@@ -140,35 +211,43 @@ def shade_section(s: dict) -> str:
 def plots(figures: dict, folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     names = []
-    presets = figures.get("presets", {})
-    if presets:
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-        style_rows = {k: v for k, v in presets.items() if "style target" in k}
-        ax.plot(
-            [v["linf_255_max"] for v in style_rows.values()],
-            [100 * v["success"] for v in style_rows.values()],
-            "o-",
-        )
-        for k, v in style_rows.items():
-            ax.annotate(k.split(",")[0], (v["linf_255_max"], 100 * v["success"]))
+    ceiling = figures.get("ceiling")
+    if ceiling:
+        fig, ax = plt.subplots(figsize=(5.5, 3.4))
+        rows = ceiling["rows"]
+        budgets = [r["eps_255"] for r in rows]
+        ax.plot(budgets, [100 * r["latent_attack"]["latent_distance_closed"] for r in rows], "o-",
+                label="latent attack (ceiling)")  # fmt: skip
+        for name, label in (
+            ("artcloak", "artcloak preset"),
+            ("plain_pgd", "plain PGD, same passes"),
+        ):
+            points = [
+                (r["eps_255"], 100 * r[name]["latent_distance_closed"]) for r in rows if name in r
+            ]
+            ax.plot(*zip(*points, strict=True), "s--", label=label)
+        ax.set_xscale("log", base=2)
         ax.set_xlabel("L-inf budget (/255)")
-        ax.set_ylabel("cloak success (%)")
-        ax.set_ylim(0, 105)
+        ax.set_ylabel("latent distance closed (%)")
+        ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(folder / "success-vs-budget.png", dpi=110)
-        names.append("success-vs-budget.png")
+        fig.savefig(folder / "ceiling.png", dpi=110)
+        names.append("ceiling.png")
         plt.close(fig)
     survival = figures.get("survival")
     if survival:
         table = survival["table"]
-        series = {run: [100 * r[run] for r in table.values()] for run in ("standard", "robust")}
+        series = {
+            run: [100 * r[run] for r in table.values()]
+            for run in ("standard", "robust", "plain_pgd")
+        }
         names.append(_paired_bars(folder / "survival.png", list(table), series,
                                   "cloak success (%)", (7, 3.5), rotate=True))  # fmt: skip
     mim = figures.get("mimicry")
     if mim:
         styles = list(mim["clean"]["histogram"])
         series = {f"fine-tuned on {name}": [100 * mim[name]["histogram"][s] for s in styles]
-                  for name in ("clean", "cloaked")}  # fmt: skip
+                  for name in ("clean", "cloaked", "plain PGD") if name in mim}  # fmt: skip
         names.append(_paired_bars(folder / "mimicry.png", styles, series,
                                   "share of samples (%)", (6, 3.2)))  # fmt: skip
     return names
@@ -182,11 +261,13 @@ def _paired_bars(
     size: tuple[float, float],
     rotate: bool = False,
 ) -> str:
-    """Two bars per label, one per series; saved to ``path``; returns its file name."""
+    """One bar per series at each label; saved to ``path``; returns its file name."""
     fig, ax = plt.subplots(figsize=size)
     x = range(len(labels))
-    for offset, (name, values) in zip((-0.2, 0.2), series.items(), strict=True):
-        ax.bar([i + offset for i in x], values, 0.4, label=name)
+    width = 0.8 / len(series)
+    for k, (name, values) in enumerate(series.items()):
+        offset = (k - (len(series) - 1) / 2) * width
+        ax.bar([i + offset for i in x], values, width, label=name)
     if rotate:
         ax.set_xticks(list(x), labels, rotation=40, ha="right", fontsize=8)
     else:
@@ -199,26 +280,61 @@ def _paired_bars(
     return path.name
 
 
+def goals_section(figures: dict) -> str:
+    """Each goal of issue 17, met or not, from this run's figures."""
+    lines = ["## Goals (issue 17), from this run"]
+    world = figures["world"]
+    lines.append(_goal(f"world 2's VAE >= 27 dB held-out PSNR: {world['reconstruction_psnr']:.1f} dB",
+                       world["reconstruction_psnr"] >= 27))  # fmt: skip
+    judge_ok = min(world["clean_accuracy"], world["reconstruction_accuracy"]) >= 0.95
+    lines.append(_goal(f"judge >= 95% on clean ({_pct(world['clean_accuracy'])}) and on reconstructions "
+                       f"({_pct(world['reconstruction_accuracy'])})", judge_ok))  # fmt: skip
+    default = _default_row(figures["ceiling"]) if "ceiling" in figures else None
+    if default:
+        share = default["artcloak"]["share_of_ceiling"]
+        lines.append(_goal(f"share of the ceiling at 8/255 >= 95%: {_pct(share)}", share >= 0.95))
+        ceiling = default["judge_attack"]["success"]
+        success = default["artcloak"]["success"]
+        lines.append(_goal(f"default preset success >= 50% of the judge-attack ceiling at 8/255: "
+                           f"{_pct(success)} of {_pct(ceiling)}", ceiling > 0 and success >= 0.5 * ceiling))  # fmt: skip
+    if "survival" in figures:
+        table = figures["survival"]["table"]
+        clean, jpeg = table["none"]["robust"], table["JPEG q75"]["robust"]
+        lines.append(_goal(f"with --robust, success after JPEG q75 >= half of clean success: {_pct(jpeg)} "
+                           f"after, {_pct(clean)} clean", clean > 0 and jpeg >= 0.5 * clean))  # fmt: skip
+    if "mimicry" in figures:
+        m = figures["mimicry"]
+        cloaked, clean = m["cloaked"]["artist_style_share"], m["clean"]["artist_style_share"]
+        lines.append(_goal(f"mimicry: the artist's style in <= 30% of samples after fine-tuning on cloaked "
+                           f"images ({_pct(cloaked)}), >= 80% on clean ({_pct(clean)})",
+                           cloaked <= 0.3 and clean >= 0.8))  # fmt: skip
+    return "\n".join(lines)
+
+
+def _goal(text: str, met: bool) -> str:
+    return f"- {'**met**' if met else '**not met**'}: {text}"
+
+
 def write_report(figures: dict, path: Path, command: str, seconds: float) -> None:
     sections = [
         "# artcloak efficacy bench: a miniature world",
         f"Command: `{command}`  \nScale: {figures['scale']}; seeds fixed in the code; run time "
         f"{seconds / 60:.1f} min on {figures['machine']}.",
         "",
+        goals_section(figures),
         world_section(figures["world"]),
     ]
-    if "presets" in figures:
-        sections.append(presets_section(figures["presets"]))
-    if "ceiling" in figures:
-        sections.append(ceiling_section(figures["ceiling"]))
-    if "survival" in figures:
-        sections.append(survival_section(figures["survival"]))
-    if "adaptive" in figures:
-        sections.append(adaptive_section(figures["adaptive"]))
-    if "mimicry" in figures:
-        sections.append(mimicry_section(figures["mimicry"]))
-    if "shade" in figures:
-        sections.append(shade_section(figures["shade"]))
+    named = {
+        "presets": lambda f: presets_section(f["presets"]),
+        "ceiling": lambda f: ceiling_section(f["ceiling"]),
+        "objectives": lambda f: objectives_section(f["objectives"], f.get("ceiling")),
+        "fragility": lambda f: fragility_section(f["fragility"]),
+        "survival": lambda f: survival_section(f["survival"]),
+        "adaptive": lambda f: adaptive_section(f["adaptive"]),
+        "mimicry": lambda f: mimicry_section(f["mimicry"]),
+        "shade": lambda f: shade_section(f["shade"]),
+    }
+    sections += [section(figures) for stage, section in named.items() if stage in figures]
     images = plots(figures, path.parent / "plots")
     sections.append("## Plots\n" + "\n".join(f"![{n}](plots/{n})" for n in images))
     path.write_text("\n\n".join(sections) + "\n")

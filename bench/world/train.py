@@ -1,7 +1,16 @@
-"""Training the world's models from scratch, cached on disk by everything that determines them."""
+"""Training the world's models: the judge (cached on disk by its recipe) and, run as a script,
+world 2's VAE (committed: see README.md here)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if __name__ == "__main__" and not __package__:  # run as python bench/world/train.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "world"  # noqa: A001
+
+import argparse
 import hashlib
 import json
 import logging
@@ -9,13 +18,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
 from .data import Dataset
-from .models import StyleClassifier, VaeShape, WorldVae
+from .models import StyleClassifier, WorldVae
 
 log = logging.getLogger("world")
 CACHE = Path("bench/cache/world")
@@ -28,17 +36,6 @@ class ClassifierRecipe:
     batch: int = 64
     width: int = 32
     lr: float = 3e-3
-
-
-@dataclass(frozen=True)
-class VaeRecipe:
-    seed: int = 0
-    steps: int = 3000
-    batch: int = 32
-    lr: float = 2e-3
-    kl_weight: float = 1e-6
-    feature_weight: float = 0.3
-    shape: VaeShape = VaeShape()
 
 
 def cached(kind: str, recipe, data_key: str, build: Callable[[], tuple[torch.nn.Module, dict]]):
@@ -89,53 +86,6 @@ def train_classifier(data: Dataset, recipe: ClassifierRecipe, classes: int):
     return model, {"seconds": time.perf_counter() - started, "final_loss": float(loss.detach())}
 
 
-def vae_loss(vae: WorldVae, perceptual: StyleClassifier, images: torch.Tensor, recipe: VaeRecipe):
-    mean, logvar = vae.moments(images * 2 - 1)
-    z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
-    reconstruction = (vae.decode(z).sample + 1) / 2
-    pixel = (reconstruction - images).abs().mean()
-    features = sum(
-        (a - b).abs().mean()
-        for a, b in zip(
-            perceptual.features(reconstruction), perceptual.features(images), strict=True
-        )
-    )
-    kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)).mean()
-    total = pixel + recipe.feature_weight * features + recipe.kl_weight * kl
-    figures = {
-        "pixel": float(pixel.detach()),
-        "features": float(features.detach()),
-        "kl": float(kl.detach()),
-    }
-    return total, figures
-
-
-def train_vae(data: Dataset, perceptual: StyleClassifier, recipe: VaeRecipe, report_every=250):
-    """L1 + the perceptual classifier's feature distance (our LPIPS) + a small KL term."""
-    torch.manual_seed(recipe.seed)
-    generator = torch.Generator().manual_seed(recipe.seed)
-    vae = WorldVae(recipe.shape)
-    perceptual.requires_grad_(False)
-    optimiser = torch.optim.Adam(vae.parameters(), recipe.lr)
-    started = time.perf_counter()
-    history = []
-    for step in range(recipe.steps):
-        for group in optimiser.param_groups:
-            group["lr"] = _schedule(step, recipe.steps, recipe.lr)
-        index = torch.randint(0, len(data), (recipe.batch,), generator=generator)
-        loss, parts = vae_loss(vae, perceptual, _augment(data.images[index], generator), recipe)
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimiser.step()
-        if step % report_every == 0 or step == recipe.steps - 1:
-            elapsed = time.perf_counter() - started
-            history.append({"step": step, "seconds": round(elapsed, 1), **parts})
-            log.info("vae step %d/%d %.0fs %s", step, recipe.steps, elapsed, parts)
-    vae.eval()
-    return vae, {"seconds": time.perf_counter() - started, "history": history}
-
-
 @torch.no_grad()
 def reconstruct(vae: WorldVae, images: torch.Tensor, chunk: int = 128) -> torch.Tensor:
     """The model's view: decode(encoder mean), in [0, 1]."""
@@ -151,3 +101,38 @@ def predict(classifier: StyleClassifier, images: torch.Tensor, chunk: int = 256)
     return torch.cat(
         [classifier(images[s : s + chunk]).argmax(1) for s in range(0, len(images), chunk)]
     )
+
+
+def train_and_commit(name: str, threads: int, device: str = "cpu") -> Path:
+    """Train the world-2 VAE ``name`` (with its snapshots) and commit it to the manifest."""
+    from .checkpoints import save_vae
+    from .world2 import VARIANTS, train_vae2
+
+    torch.set_num_threads(threads)
+    recipe = VARIANTS[name]
+    command = f"python bench/world/train.py --variant {name} --threads {threads} --device {device}"
+    record = {"command": command, "seed": recipe.seed, "torch": torch.__version__}
+
+    def snapshot(step: int, vae) -> None:
+        save_vae(f"{recipe.name}-step{step}", vae, recipe, record | {"steps_trained": step})
+
+    vae, meta = train_vae2(recipe, on_snapshot=snapshot, device=device)
+    return save_vae(recipe.name, vae, recipe, record | {"seconds": round(meta["seconds"]),
+                                                        "history": meta["history"]})  # fmt: skip
+
+
+def main() -> None:
+    """Train world 2's VAE (or a fragility variant) and commit it with the manifest."""
+    from .world2 import VARIANTS
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="vae2")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    log.info("wrote %s", train_and_commit(args.variant, args.threads, args.device))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The efficacy bench's world 2: committed checkpoints are checked, training runs, and the
+quick bench goes end to end on the committed VAE (bench/efficacy.py --quick)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from world import checkpoints, world2  # noqa: E402
+from world.gallery import STYLES, render  # noqa: E402
+
+
+@pytest.fixture
+def checkpoint_folder(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setattr(checkpoints, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(checkpoints, "MANIFEST", tmp_path / "manifest.json")
+    return tmp_path
+
+
+TINY = world2.Vae2Recipe(name="tiny", compositions=2, steps=3, batch=2, perceptual_steps=2,
+                         snapshots=(2,))  # fmt: skip
+
+
+def test_gallery_renders_every_style_at_128_deterministically():
+    for style in STYLES:
+        first, again = render(7, style), render(7, style)
+        assert first.shape == (128, 128, 3) and first.dtype.name == "float32"
+        assert first.min() >= 0.0 and first.max() <= 1.0
+        assert (first == again).all()
+    assert (render(7, "cel") != render(8, "cel")).any()
+
+
+def test_training_writes_snapshots_and_a_loadable_checkpoint(checkpoint_folder):
+    saved = []
+    vae, meta = world2.train_vae2(TINY, on_snapshot=lambda step, v: saved.append(step))
+    assert saved == [2] and meta["history"][-1]["step"] == 3
+    checkpoints.save_vae("tiny", vae, TINY, {"command": "test", "seconds": 0})
+    loaded, entry = checkpoints.load_vae("tiny", TINY)
+    assert entry["recipe_key"] == TINY.key()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded.latent_mean(x), vae.latent_mean(x), atol=2e-2)
+
+
+def test_an_altered_checkpoint_is_refused_with_the_retrain_command(checkpoint_folder):
+    vae = world2.WorldVae(TINY.shape)
+    path = checkpoints.save_vae("tiny", vae, TINY, {"command": "test"})
+    path.write_bytes(path.read_bytes()[:-8] + b"12345678")
+    with pytest.raises(checkpoints.CheckpointError, match="SHA-256.*train.py"):
+        checkpoints.load_vae("tiny")
+
+
+def test_a_checkpoint_from_another_recipe_is_refused(checkpoint_folder):
+    checkpoints.save_vae("tiny", world2.WorldVae(TINY.shape), TINY, {"command": "test"})
+    other = world2.Vae2Recipe(name="tiny", compositions=3, steps=3, shape=TINY.shape)
+    with pytest.raises(checkpoints.CheckpointError, match="another recipe"):
+        checkpoints.load_vae("tiny", other)
+
+
+def test_the_committed_vae_matches_the_code_recipe_and_records_its_training():
+    recipe = world2.VARIANTS["vae2"]
+    _, entry = checkpoints.load_vae(recipe.name, recipe)  # raises if altered or stale
+    assert entry["command"].startswith("python bench/world/train.py")
+    assert entry["history"][-1]["step"] == recipe.steps and entry["seconds"] > 0
+
+
+def test_quick_bench_runs_end_to_end(tmp_path):
+    """The whole bench path at quick scale, on the committed VAE: a report with the
+    ceiling's share line, plain PGD beside artcloak, and the goals stated."""
+    out = tmp_path / "quick.md"
+    bench = tmp_path / "bench"
+    shutil.copytree(ROOT / "bench", bench, ignore=shutil.ignore_patterns("cache", "out"))
+    done = subprocess.run(
+        [sys.executable, "bench/efficacy.py", "--quick", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = out.read_text()
+    assert "share of the ceiling: " in report
+    assert "plain PGD" in report and "## Goals (issue 17)" in report
+    for section in (
+        "ceiling per budget",
+        "Objectives",
+        "Fragility",
+        "Survival",
+        "Mimicry",
+        "Shade",
+    ):
+        assert section in report, section
+    figures = json.loads(out.with_suffix(".json").read_text())
+    default = next(r for r in figures["ceiling"]["rows"] if r["eps_255"] == 8)
+    for method in ("artcloak", "plain_pgd", "latent_attack", "judge_attack"):
+        closed = default[method]["latent_distance_closed"]
+        assert -1.0 <= closed <= 1.0 and 0.0 <= default[method]["success"] <= 1.0
+    assert default["latent_attack"]["latent_distance_closed"] > 0  # the attack moves the latent
