@@ -66,12 +66,14 @@ def ceiling(world, scale) -> dict:
     rows = []
     for eps_255 in scale.budgets:
         eps = eps_255 / 255
-        restarts = scale.restarts if eps_255 == 8 else 1
+        headline = eps_255 == 8
+        restarts = scale.restarts if headline else 1
+        steps = scale.latent_steps if headline else scale.other_latent_steps
         row = {
             "eps_255": eps_255,
-            "latent_steps": scale.latent_steps,
+            "latent_steps": steps,
             "restarts": restarts,
-            "latent_attack": probe.summary(latent_attack(probe, eps, scale.latent_steps, restarts)),
+            "latent_attack": probe.summary(latent_attack(probe, eps, steps, restarts)),
             "judge_attack": probe.summary(judge_attack(probe, eps, scale.judge_steps)),
         }
         if eps_255 in PRESET_AT:

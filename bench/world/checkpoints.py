@@ -43,6 +43,7 @@ def save_vae(name: str, vae: WorldVae, recipe: Vae2Recipe, record: dict) -> Path
         k: v.detach().cpu().to(torch.float16).contiguous() for k, v in vae.state_dict().items()
     }
     save_file(tensors, str(temporary), metadata={"recipe": json.dumps(asdict(recipe))})
+    os.chmod(temporary, 0o644)
     os.replace(temporary, path)
     manifest = read_manifest()
     manifest[name] = {"file": path.name, "sha256": sha256(path), "recipe": asdict(recipe),

@@ -53,11 +53,13 @@ class Scale:
     per_style: int  # images per source style in the preset, survival and adaptive stages
     ceiling_per_style: int  # ... in the ceiling, objectives and fragility stages
     budgets: tuple[int, ...]  # L-inf budgets (/255) of the ceiling
-    latent_steps: int  # the white-box latent attack (the ceiling)
-    restarts: int  # ... at 8/255
+    latent_steps: int  # the white-box latent attack (the ceiling) at 8/255 ...
+    restarts: int  # ... with this many restarts
+    other_latent_steps: int  # ... and at the other budgets (one run)
     judge_steps: int  # the attack on the judge through the VAE
     objective_steps: int
-    fragility_steps: int
+    fragility_steps: int  # the latent attack on each VAE variant ...
+    fragility_judge_steps: int  # ... and the attack on the judge through it
     classifier_steps: int
     flow_steps: int
     shade_flow_steps: int  # per poison count: the shade stage trains one generator for each
@@ -71,16 +73,16 @@ class Scale:
 FULL = Scale(
     name="full", train_compositions=150, held_out_compositions=20,
     intensities=tuple(Intensity), texture=True, per_style=4, ceiling_per_style=2,
-    budgets=(4, 8, 16, 32), latent_steps=500, restarts=2, judge_steps=100,
-    objective_steps=50, fragility_steps=200, classifier_steps=300, flow_steps=1500,
-    shade_flow_steps=800, finetune_steps=400, mimicry_images=20, samples=200,
+    budgets=(4, 8, 16, 32), latent_steps=500, restarts=2, other_latent_steps=200,
+    judge_steps=60, objective_steps=50, fragility_steps=100, fragility_judge_steps=30, classifier_steps=300,
+    flow_steps=1000, shade_flow_steps=500, finetune_steps=400, mimicry_images=20, samples=200,
     poison_counts=(0, 16, 32), concept_images=80,
 )  # fmt: skip
 QUICK = Scale(
     name="quick", train_compositions=40, held_out_compositions=4,
     intensities=(Intensity.DEFAULT,), texture=False, per_style=1, ceiling_per_style=1,
-    budgets=(8,), latent_steps=40, restarts=1, judge_steps=10,
-    objective_steps=10, fragility_steps=20, classifier_steps=60, flow_steps=100,
+    budgets=(8,), latent_steps=40, restarts=1, other_latent_steps=20, judge_steps=10,
+    objective_steps=10, fragility_steps=20, fragility_judge_steps=5, classifier_steps=60, flow_steps=100,
     shade_flow_steps=60, finetune_steps=40, mimicry_images=4, samples=24,
     poison_counts=(0, 8), concept_images=12,
 )  # fmt: skip

@@ -37,7 +37,7 @@ def variant_row(world, name: str, scale) -> dict:
         "held_out_psnr": float(psnr(seen, world.held_out.images).mean()),
         "judge_accuracy_on_reconstructions": float(accuracy.float().mean()),
         "latent_attack": probe.summary(latent_attack(probe, EPS, scale.fragility_steps, 1)),
-        "judge_attack": probe.summary(judge_attack(probe, EPS, scale.judge_steps)),
+        "judge_attack": probe.summary(judge_attack(probe, EPS, scale.fragility_judge_steps)),
     }
 
 
@@ -47,4 +47,8 @@ def fragility(world, scale) -> dict:
     for name in names:
         rows.append(variant_row(world, name, scale))
         log.info("fragility %s", rows[-1])
-    return {"steps": scale.fragility_steps, "judge_steps": scale.judge_steps, "rows": rows}
+    return {
+        "steps": scale.fragility_steps,
+        "judge_steps": scale.fragility_judge_steps,
+        "rows": rows,
+    }
