@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from artcloak.settings import QUALITY_EFFORT, ProtectionSettings  # noqa: E402
 from world import experiments  # noqa: E402
-from world.gallery import SIZE  # noqa: E402
 from world.efficacy import Case, cases, cloak, make_engine, to_tensor, visibility  # noqa: E402
+from world.gallery import SIZE  # noqa: E402
 from world.pgd import sign_pgd  # noqa: E402
 
 REFERENCE_STEPS = 500

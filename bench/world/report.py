@@ -89,9 +89,9 @@ def ceiling_section(c: dict) -> str:
         ])  # fmt: skip
     default = _default_row(c)
     headline = (
-        f"**share of the ceiling: {100 * default['artcloak']['share_of_ceiling']:.0f}%** (default preset, "
+        f"**share of the ceiling: {100 * default['artcloak']['share_of_ceiling']:.1f}%** (default preset, "
         f"8/255; goal >= 95%: {'met' if default['artcloak']['share_of_ceiling'] >= 0.95 else 'not met'}). "
-        f"Plain PGD with the same passes: {100 * default['plain_pgd']['share_of_ceiling']:.0f}%."
+        f"Plain PGD with the same passes: {100 * default['plain_pgd']['share_of_ceiling']:.1f}%."
         if default
         else "(no default-preset row in this run)"
     )
@@ -292,7 +292,9 @@ def goals_section(figures: dict) -> str:
     default = _default_row(figures["ceiling"]) if "ceiling" in figures else None
     if default:
         share = default["artcloak"]["share_of_ceiling"]
-        lines.append(_goal(f"share of the ceiling at 8/255 >= 95%: {_pct(share)}", share >= 0.95))
+        lines.append(
+            _goal(f"share of the ceiling at 8/255 >= 95%: {100 * share:.1f}%", share >= 0.95)
+        )
         ceiling = default["judge_attack"]["success"]
         success = default["artcloak"]["success"]
         lines.append(_goal(f"default preset success >= 50% of the judge-attack ceiling at 8/255: "
