@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import torch
 from artcloak.settings import Intensity, ProtectionSettings
 
-from .efficacy import Probe, cases, cloak, make_engine, to_tensor
+from .efficacy import Probe, cases, cloak, encoder_passes, make_engine, to_tensor
 from .pgd import sign_pgd
 
 log = logging.getLogger("world")
@@ -50,7 +49,7 @@ def artcloak_and_baseline(world, probe: Probe, intensity: Intensity) -> dict:
     engine = make_engine(world.vae)
     cloaked = cloak(engine, probe.cases, ProtectionSettings(intensity=intensity))
     protected = to_tensor(cloaked.protected)
-    passes = int(np.mean([r.encoder_passes for r in cloaked.results]))
+    passes = encoder_passes(cloaked)
     eps = ProtectionSettings(intensity=intensity).budget().eps
     baseline = sign_pgd(probe.latent_distance, probe.sources, eps, passes)
     return {

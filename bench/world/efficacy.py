@@ -106,6 +106,13 @@ def plain_pgd(vae: WorldVae, chosen: list[Case], eps: float, steps: int) -> Cloa
     return Cloaked(chosen, originals, protected, [], seconds, passes=steps)
 
 
+def encoder_passes(cloaked: Cloaked) -> int:
+    """Encoder passes per image: the baseline's steps, or the mean of artcloak's results."""
+    if cloaked.passes is not None:
+        return cloaked.passes
+    return round(float(np.mean([r.encoder_passes for r in cloaked.results])))
+
+
 def to_tensor(samples: np.ndarray) -> torch.Tensor:
     """(N, H, W, 3) uint8 or float [0, 1] -> (N, 3, H, W) float."""
     array = samples.astype(np.float32) / (255 if samples.dtype == np.uint8 else 1)

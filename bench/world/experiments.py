@@ -16,8 +16,10 @@ from .data import Dataset
 from .efficacy import (
     Case,
     Cloaked,
+    Probe,
     cases,
     cloak,
+    encoder_passes,
     make_engine,
     model_labels,
     plain_pgd,
@@ -153,7 +155,7 @@ def presets(world: World, scale: Scale) -> dict:
         settings = ProtectionSettings(intensity=intensity)
         cloaked = cloak(engine, style_cases, settings)
         rows[f"{intensity.value}, style target: artcloak"] = _row(world, cloaked)
-        baseline = plain_pgd(world.vae, style_cases, settings.budget().eps, _passes(cloaked))
+        baseline = plain_pgd(world.vae, style_cases, settings.budget().eps, encoder_passes(cloaked))
         rows[f"{intensity.value}, style target: plain PGD"] = _row(world, baseline)
         log.info(
             "preset %s: %s", intensity.value, rows[f"{intensity.value}, style target: artcloak"]
@@ -164,24 +166,13 @@ def presets(world: World, scale: Scale) -> dict:
     return rows
 
 
-def _passes(cloaked: Cloaked) -> int:
-    if cloaked.passes is not None:
-        return cloaked.passes
-    return round(float(np.mean([r.encoder_passes for r in cloaked.results])))
-
-
 def _closed(world: World, cloaked: Cloaked) -> float:
     """Mean share of the latent distance to the target closed, measured on the written
     images (the engine's own figure for the texture target, whose latent it alone knows)."""
     if any(case.target < 0 for case in cloaked.cases):
         return float(np.mean([r.latent[0]["distance_closed"] for r in cloaked.results]))
-    targets = np.stack([case.images()[1] for case in cloaked.cases])
-    vae = world.vae
-    with torch.no_grad():
-        goal = vae.latent_mean(to_tensor(targets))
-        start = (vae.latent_mean(to_tensor(cloaked.originals)) - goal).flatten(1).norm(dim=1)
-        end = (vae.latent_mean(to_tensor(cloaked.protected)) - goal).flatten(1).norm(dim=1)
-    return float((1 - end / start).mean())
+    probe = Probe(world.vae, world.judge, cloaked.cases)
+    return float(probe.closed(to_tensor(cloaked.protected)).mean())
 
 
 def _row(world: World, cloaked: Cloaked) -> dict:
@@ -189,7 +180,7 @@ def _row(world: World, cloaked: Cloaked) -> dict:
     source = torch.tensor([c.source for c in cloaked.cases])
     return {
         "images": len(cloaked.cases),
-        "passes": _passes(cloaked),
+        "passes": encoder_passes(cloaked),
         "success": success_rate(cloaked, labels),
         "latent_distance_closed": _closed(world, cloaked),
         "still_source_style": float((labels == source).float().mean()),
@@ -206,7 +197,7 @@ def survival(world: World, scale: Scale) -> dict:
     runs = {
         "standard": standard,
         "robust": cloak(engine, chosen, ProtectionSettings(robust=True)),
-        "plain_pgd": plain_pgd(world.vae, chosen, 8 / 255, _passes(standard)),
+        "plain_pgd": plain_pgd(world.vae, chosen, 8 / 255, encoder_passes(standard)),
     }
     table: dict[str, dict] = {}
     originals = runs["standard"].originals
@@ -274,7 +265,7 @@ def mimicry(world: World, scale: Scale, protected_style: int = 0, target_style: 
     new_label = len(STYLES)
     out = {"pretrain_seconds": pretrain_seconds, "artist_style": STYLES[protected_style],
            "target_style": STYLES[target_style], "fine_tune_images": len(artist)}  # fmt: skip
-    baseline = plain_pgd(world.vae, artist, 8 / 255, _passes(cloaked))
+    baseline = plain_pgd(world.vae, artist, 8 / 255, encoder_passes(cloaked))
     runs = {
         "clean": cloaked.originals,
         "cloaked": cloaked.protected,
