@@ -12,6 +12,7 @@ Usage, from the repository root:
     .venv/bin/python bench/efficacy.py            # the full bench
     .venv/bin/python bench/efficacy.py --quick    # same path, fewer images and steps
     .venv/bin/python bench/efficacy.py --retrain  # retrain the VAE first (about an hour)
+    .venv/bin/python bench/efficacy.py --only fragility --update  # rerun one stage into the report
 
 The judge is cached in bench/cache/world/ (keyed by its recipe). The full bench writes
 bench/reports/efficacy.md (committed); --quick writes bench/out/efficacy-quick.md.
@@ -48,11 +49,41 @@ STAGES = (
 )
 
 
+def earlier_figures(out: Path, scale: str) -> dict:
+    """The figures of the run that ``--update`` adds to (a full run of the same scale)."""
+    path = out.with_suffix(".json")
+    if not path.exists():
+        sys.exit(
+            f"efficacy: --update needs an earlier run's {path}; run the bench without it first"
+        )
+    figures = json.loads(path.read_text())
+    if figures.get("scale") != scale:
+        sys.exit(f"efficacy: {path} is from the {figures.get('scale')} bench, not the {scale} one")
+    figures.setdefault(
+        "command", "python bench/efficacy.py" + (" --quick" if scale == "quick" else "")
+    )
+    return figures
+
+
+def record_rerun(
+    figures: dict, stages: list[str], command: str, seconds: float, machine: str
+) -> None:
+    """Name the run ``stages`` now come from; earlier reruns of them no longer apply."""
+    earlier = [run | {"stages": [s for s in run["stages"] if s not in stages]}
+               for run in figures.get("reruns", [])]  # fmt: skip
+    figures["reruns"] = [run for run in earlier if run["stages"]] + [{
+        "stages": stages, "command": command, "date": time.strftime("%Y-%m-%d"),
+        "seconds": seconds, "machine": machine}]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Fewer images and steps (CI).")
     parser.add_argument("--only", nargs="*", choices=STAGES, help="Run only these stages.")
     parser.add_argument("--out", type=Path, help="Report path.")
+    parser.add_argument("--update", action="store_true",
+                        help="With --only: rerun those stages into the existing report; the others "
+                        "keep their figures and the report names the run each came from.")  # fmt: skip
     parser.add_argument(
         "--report-only", action="store_true", help="Rewrite the report from its JSON."
     )
@@ -73,8 +104,11 @@ def main() -> None:
     command = "python bench/efficacy.py" + (" --quick" if args.quick else "")
     if args.report_only:  # rewrite the report from a run's figures
         figures = json.loads(out.with_suffix(".json").read_text())
-        write_report(figures, out, command, figures.get("seconds", 0.0))
+        write_report(figures, out, figures.get("command", command), figures.get("seconds", 0.0))
         return
+    if args.update and not args.only:
+        sys.exit("efficacy: --update reruns the stages named by --only")
+    earlier = earlier_figures(out, scale.name) if args.update else None
     started = time.perf_counter()
     if args.retrain:
         from world.train import train_and_commit
@@ -85,12 +119,13 @@ def main() -> None:
         world = experiments.build_world(scale)
     except CheckpointError as error:
         sys.exit(f"efficacy: {error}")
-    figures: dict = {
-        "scale": scale.name,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({args.threads} torch threads), "
-        f"torch {torch.__version__}",
-        "world": world.figures,
-    }
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs ({args.threads} torch threads), "
+               f"torch {torch.__version__}")  # fmt: skip
+    if earlier is not None:
+        figures = earlier
+        command += " --only " + " ".join(args.only) + " --update"
+    else:
+        figures = {"scale": scale.name, "machine": machine, "world": world.figures}
     for stage in args.only or STAGES:
         stage_started = time.perf_counter()
         figures[stage] = getattr(experiments, stage)(world, scale)
@@ -98,8 +133,11 @@ def main() -> None:
         # Partial figures after every stage: a failure later loses nothing measured.
         out.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
     seconds = time.perf_counter() - started
-    figures["seconds"] = seconds
-    write_report(figures, out, command, seconds)
+    if args.update:
+        record_rerun(figures, args.only, command, seconds, machine)
+    else:
+        figures |= {"command": command, "seconds": seconds}
+    write_report(figures, out, figures["command"], figures["seconds"])
     out.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print(f"wrote {out} in {seconds / 60:.1f} min")
 

@@ -102,3 +102,25 @@ def test_quick_bench_runs_end_to_end(tmp_path):
         closed = default[method]["latent_distance_closed"]
         assert -1.0 <= closed <= 1.0 and 0.0 <= default[method]["success"] <= 1.0
     assert default["latent_attack"]["latent_distance_closed"] > 0  # the attack moves the latent
+
+    rerun = subprocess.run(
+        [sys.executable, "bench/efficacy.py", "--quick", "--out", str(out), "--only", "adaptive",
+         "--update"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    updated = json.loads(out.with_suffix(".json").read_text())
+    assert updated["ceiling"] == figures["ceiling"]  # the other stages keep their figures
+    assert [run["stages"] for run in updated["reruns"]] == [["adaptive"]]
+    report = out.read_text()
+    assert "Stages rerun later" in report and "--only adaptive --update" in report
+    assert "Survival" in report and "share of the ceiling: " in report
+
+
+def test_update_without_an_earlier_run_is_refused(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench/efficacy.py"), "--quick", "--out",
+         str(tmp_path / "none.md"), "--only", "adaptive", "--update"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "needs an earlier run" in done.stderr and "Traceback" not in done.stderr

@@ -317,11 +317,26 @@ def _goal(text: str, met: bool) -> str:
     return f"- {'**met**' if met else '**not met**'}: {text}"
 
 
+def reruns_lines(reruns: list[dict]) -> list[str]:
+    """Which stages' figures come from a later run than the rest of the report."""
+    if not reruns:
+        return []
+    lines = [
+        "",
+        "Stages rerun later (their sections hold that run's figures; the rest are from the run above):",
+    ]
+    for run in reruns:
+        lines.append(f"- {', '.join(run['stages'])}: `{run['command']}` on {run['date']}, "
+                     f"{run['seconds'] / 60:.1f} min on {run['machine']}.")  # fmt: skip
+    return lines
+
+
 def write_report(figures: dict, path: Path, command: str, seconds: float) -> None:
     sections = [
         "# artcloak efficacy bench: a miniature world",
         f"Command: `{command}`  \nScale: {figures['scale']}; seeds fixed in the code; run time "
         f"{seconds / 60:.1f} min on {figures['machine']}.",
+        *reruns_lines(figures.get("reruns", [])),
         "",
         goals_section(figures),
         world_section(figures["world"]),

@@ -103,20 +103,32 @@ def predict(classifier: StyleClassifier, images: torch.Tensor, chunk: int = 256)
     )
 
 
-def train_and_commit(name: str, threads: int, device: str = "cpu") -> Path:
-    """Train the world-2 VAE ``name`` (with its snapshots) and commit it to the manifest."""
+def train_and_commit(
+    name: str, threads: int, device: str = "cpu", stop_at: int | None = None
+) -> Path:
+    """Train the world-2 VAE ``name`` (with its snapshots) and commit it to the manifest.
+
+    ``stop_at`` (one of the recipe's snapshot steps) trains only that far on the full run's
+    schedule and commits the snapshots up to it: the shorter-trained variants, when the whole
+    run does not fit the time at hand."""
     from .checkpoints import save_vae
     from .world2 import VARIANTS, train_vae2
 
-    torch.set_num_threads(threads)
     recipe = VARIANTS[name]
+    if stop_at is not None and stop_at not in recipe.snapshots:
+        raise SystemExit(f"train: --stop-at must be one of {name}'s snapshots {recipe.snapshots}")
+    torch.set_num_threads(threads)
     command = f"python bench/world/train.py --variant {name} --threads {threads} --device {device}"
+    command += f" --stop-at {stop_at}" if stop_at else ""
     record = {"command": command, "seed": recipe.seed, "torch": torch.__version__}
 
     def snapshot(step: int, vae) -> None:
         save_vae(f"{recipe.name}-step{step}", vae, recipe, record | {"steps_trained": step})
 
-    vae, meta = train_vae2(recipe, on_snapshot=snapshot, device=device)
+    vae, meta = train_vae2(recipe, on_snapshot=snapshot, device=device, stop_at=stop_at)
+    if stop_at:
+        return save_vae(f"{recipe.name}-step{stop_at}", vae, recipe, record | {
+            "steps_trained": stop_at, "seconds": round(meta["seconds"]), "history": meta["history"]})  # fmt: skip
     return save_vae(recipe.name, vae, recipe, record | {"seconds": round(meta["seconds"]),
                                                         "history": meta["history"]})  # fmt: skip
 
@@ -129,9 +141,10 @@ def main() -> None:
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="vae2")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent")
+    parser.add_argument("--stop-at", type=int, help="stop at this snapshot step (of the recipe's)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    log.info("wrote %s", train_and_commit(args.variant, args.threads, args.device))
+    log.info("wrote %s", train_and_commit(args.variant, args.threads, args.device, args.stop_at))
 
 
 if __name__ == "__main__":

@@ -67,8 +67,7 @@ VARIANTS = {
     recipe.name: recipe
     for recipe in (
         Vae2Recipe(),
-        Vae2Recipe(name="vae2-16ch", shape=VaeShape((32, 64, 128, 128), latent_channels=16),
-                   snapshots=()),
+        Vae2Recipe(name="vae2-16ch", shape=VaeShape((32, 64, 128, 128), latent_channels=16)),
         Vae2Recipe(name="vae2-half-width", shape=VaeShape((16, 32, 64, 64)), snapshots=()),
     )
 }  # fmt: skip
@@ -134,9 +133,11 @@ def train_vae2(
     on_snapshot: Callable[[int, WorldVae], None] = lambda step, vae: None,
     report_every: int = 250,
     device: torch.device | str = "cpu",
+    stop_at: int | None = None,
 ) -> tuple[WorldVae, dict]:
     """Perceptual classifier, then the VAE; logs held-out PSNR as it goes. Index draws stay
-    on the CPU generator, so a GPU run sees the same crops in the same order."""
+    on the CPU generator, so a GPU run sees the same crops in the same order. ``stop_at``
+    ends the run early, on the recipe's schedule (its snapshot there is the same model)."""
     device = torch.device(device)
     started = time.perf_counter()
     data = make_gallery(recipe.compositions)
@@ -149,7 +150,7 @@ def train_vae2(
     vae = WorldVae(recipe.shape).to(device)
     optimiser = torch.optim.Adam(vae.parameters(), recipe.lr)
     history = []
-    for step in range(1, recipe.steps + 1):
+    for step in range(1, (stop_at or recipe.steps) + 1):
         warm = min(1.0, step / 100)
         for group in optimiser.param_groups:
             group["lr"] = recipe.lr * warm * 0.5 * (1 + np.cos(np.pi * step / recipe.steps))
@@ -166,7 +167,7 @@ def train_vae2(
                      **parts, "held_out_psnr": held_out_psnr(vae, held_out)}  # fmt: skip
             vae.train()
             history.append(entry)
-            log.info("vae2 %s", entry)
+            log.info("%s %s", recipe.name, entry)
         if step in recipe.snapshots:
             on_snapshot(step, vae)
     vae.eval()
