@@ -49,8 +49,9 @@ STAGES = (
 )
 
 
-def earlier_figures(out: Path, scale: str) -> dict:
-    """The figures of the run that ``--update`` adds to (a full run of the same scale)."""
+def earlier_figures(out: Path, scale: str, command: str) -> dict:
+    """The figures of the run that ``--update`` adds to (a run of the same scale, by
+    ``command`` if its figures do not name theirs)."""
     path = out.with_suffix(".json")
     if not path.exists():
         sys.exit(
@@ -59,9 +60,7 @@ def earlier_figures(out: Path, scale: str) -> dict:
     figures = json.loads(path.read_text())
     if figures.get("scale") != scale:
         sys.exit(f"efficacy: {path} is from the {figures.get('scale')} bench, not the {scale} one")
-    figures.setdefault(
-        "command", "python bench/efficacy.py" + (" --quick" if scale == "quick" else "")
-    )
+    figures.setdefault("command", command)
     return figures
 
 
@@ -108,7 +107,7 @@ def main() -> None:
         return
     if args.update and not args.only:
         sys.exit("efficacy: --update reruns the stages named by --only")
-    earlier = earlier_figures(out, scale.name) if args.update else None
+    earlier = earlier_figures(out, scale.name, command) if args.update else None
     started = time.perf_counter()
     if args.retrain:
         from world.train import train_and_commit

@@ -70,4 +70,10 @@ def load_vae(name: str, recipe: Vae2Recipe | None = None) -> tuple[WorldVae, dic
     shape = VaeShape(tuple(saved["channels"]), saved["latent_channels"], saved["blocks"])
     vae = WorldVae(shape)
     vae.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
-    return vae.eval(), entry
+    return for_attacks(vae), entry
+
+
+def for_attacks(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` in eval mode with channels-last weights: the same arithmetic, and the bench's
+    attacks (gradients through the encoder, decoder and judge) run about a fifth faster on CPU."""
+    return model.eval().to(memory_format=torch.channels_last)

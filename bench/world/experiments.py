@@ -11,7 +11,7 @@ from artcloak.engine.protect import ImageJob
 from artcloak.settings import Intensity, Mode, ProtectionSettings, Target
 
 from .ceiling import ceiling  # noqa: F401  (a stage, called by name)
-from .checkpoints import load_vae
+from .checkpoints import for_attacks, load_vae
 from .data import Dataset
 from .efficacy import (
     Case,
@@ -29,7 +29,7 @@ from .efficacy import (
 )
 from .fragility import fragility  # noqa: F401  (a stage)
 from .gallery import STYLES
-from .generator import FlowRecipe, LatentFlow, fit, sample
+from .generator import GUIDANCE, SAMPLE_STEPS, FlowRecipe, LatentFlow, fit, sample
 from .metrics import psnr
 from .models import StyleClassifier, WorldVae
 from .objectives import compare_objectives as objectives  # noqa: F401  (a stage)
@@ -119,7 +119,7 @@ def build_world(scale: Scale) -> World:
         "vae_history": entry.get("history", []),
         **world_quality(held_out, judge, vae),
     }
-    return World(train, held_out, judge, vae, figures)
+    return World(train, held_out, for_attacks(judge), vae, figures)
 
 
 def world_quality(held_out: Dataset, judge: StyleClassifier, vae: WorldVae) -> dict:
@@ -264,7 +264,8 @@ def mimicry(world: World, scale: Scale, protected_style: int = 0, target_style: 
     cloaked = cloak(engine, artist, ProtectionSettings())
     new_label = len(STYLES)
     out = {"pretrain_seconds": pretrain_seconds, "artist_style": STYLES[protected_style],
-           "target_style": STYLES[target_style], "fine_tune_images": len(artist)}  # fmt: skip
+           "target_style": STYLES[target_style], "fine_tune_images": len(artist),
+           "guidance": GUIDANCE, "sample_steps": SAMPLE_STEPS}  # fmt: skip
     baseline = plain_pgd(world.vae, artist, 8 / 255, encoder_passes(cloaked))
     runs = {
         "clean": cloaked.originals,
@@ -316,6 +317,8 @@ def shade(world: World, scale: Scale, concept: int = 1, other: int = 4) -> dict:
         "concept": STYLES[concept],
         "other": STYLES[other],
         "clean_images": scale.concept_images,
+        "guidance": GUIDANCE,
+        "sample_steps": SAMPLE_STEPS,
         "rows": [],
     }
     for count in scale.poison_counts:

@@ -3,6 +3,12 @@
 It stands in for a latent diffusion model: trained on latents of labelled images, then
 fine-tuned on a few images under a new label, it generates latents that the VAE decodes
 and the judge classifies. That is the mimicry (and poisoning) experiment in miniature.
+
+Like the latent models mimics use, it is trained with the label dropped to a null label
+(a share of the time) and sampled with classifier-free guidance. Without guidance its
+samples of the flat cel style drifted toward brush texture, and a model fine-tuned on clean
+cel images made the artist's style in only about two thirds of its samples (the mimicry
+table's clean row in the report says what guidance makes of it).
 """
 
 from __future__ import annotations
@@ -14,13 +20,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+GUIDANCE = 3.0  # classifier-free guidance scale of ``sample``; 1 is none
+SAMPLE_STEPS = 40  # Euler steps of ``sample``
+
 
 class LatentFlow(nn.Module):
-    """Predicts the velocity from noise to data for latents (B, 4, h, w), a time and a label."""
+    """Predicts the velocity from noise to data for latents (B, 4, h, w), a time and a label
+    (``labels`` of them, and one more, ``null_label``, for no label)."""
 
     def __init__(self, labels: int, channels: int = 4, width: int = 96) -> None:
         super().__init__()
-        self.embed = nn.Embedding(labels, width)
+        self.null_label = labels
+        self.embed = nn.Embedding(labels + 1, width)
         self.time = nn.Sequential(nn.Linear(1, width), nn.SiLU(), nn.Linear(width, width))
         self.inp = nn.Conv2d(channels, width, 3, padding=1)
         self.blocks = nn.ModuleList([nn.Conv2d(width, width, 3, padding=1) for _ in range(4)])
@@ -40,6 +51,7 @@ class FlowRecipe:
     batch: int = 128
     lr: float = 2e-3
     seed: int = 0
+    label_dropout: float = 0.1  # share of training pairs whose label becomes the null label
 
 
 def fit(model: LatentFlow, latents: Tensor, labels: Tensor, recipe: FlowRecipe) -> float:
@@ -55,6 +67,8 @@ def fit(model: LatentFlow, latents: Tensor, labels: Tensor, recipe: FlowRecipe) 
         data, label = latents[index], labels[index]
         noise = torch.randn(data.shape, generator=generator)
         t = torch.rand(len(data), generator=generator)
+        dropped = torch.rand(len(data), generator=generator) < recipe.label_dropout
+        label = torch.where(dropped, model.null_label, label)
         mixed = (1 - t)[:, None, None, None] * noise + t[:, None, None, None] * data
         loss = (model(mixed, t, label) - (data - noise)).pow(2).mean()
         optimiser.zero_grad()
@@ -66,13 +80,25 @@ def fit(model: LatentFlow, latents: Tensor, labels: Tensor, recipe: FlowRecipe) 
 
 @torch.no_grad()
 def sample(
-    model: LatentFlow, label: int, count: int, seed: int, shape: tuple[int, ...], steps: int = 40
+    model: LatentFlow,
+    label: int,
+    count: int,
+    seed: int,
+    shape: tuple[int, ...],
+    steps: int = SAMPLE_STEPS,
+    guidance: float = GUIDANCE,
 ) -> Tensor:
-    """Euler integration from noise to latents under ``label``."""
+    """Euler integration from noise to latents under ``label``, with classifier-free guidance
+    (the velocity pushed ``guidance`` times as far from the unlabelled one as the label's)."""
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn((count, *shape), generator=generator)
     labels = torch.full((count,), label, dtype=torch.long)
+    unlabelled = torch.full((count,), model.null_label, dtype=torch.long)
     for i in range(steps):
         t = torch.full((count,), i / steps)
-        z = z + model(z, t, labels) / steps
+        velocity = model(z, t, labels)
+        if guidance != 1:
+            free = model(z, t, unlabelled)
+            velocity = free + guidance * (velocity - free)
+        z = z + velocity / steps
     return z

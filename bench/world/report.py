@@ -189,10 +189,20 @@ def mimicry_section(m: dict) -> str:
         "## 8. Mimicry proxy",
         f"A latent flow-matching generator pre-trained on all six styles, fine-tuned on "
         f"{m['fine_tune_images']} {m['artist_style']} images under a new label; the artist cloaks toward "
-        f"{m['target_style']}. Share of the new label's samples the judge assigns to each style:",
+        f"{m['target_style']}.{_guided(m)} Share of the new label's samples the judge assigns "
+        "to each style:",
         "",
         _table(["fine-tuned on", f"{m['artist_style']} (artist)", f"{m['target_style']} (target)"], body),
     ])  # fmt: skip
+
+
+def _guided(figures: dict) -> str:
+    """How the generator samples (runs before 2026-12-03 sampled without guidance)."""
+    guidance = figures.get("guidance")
+    if guidance is None:
+        return ""
+    steps = figures.get("sample_steps", 40)
+    return f" Samples: {steps} Euler steps with classifier-free guidance {guidance:g}, as mimics sample."
 
 
 def shade_section(s: dict) -> str:
@@ -201,7 +211,8 @@ def shade_section(s: dict) -> str:
     return "\n".join([
         "## 9. Shade proxy",
         f"A class-conditional latent generator trained on all styles; {s['clean_images']} images of "
-        f"'{s['concept']}', some replaced by {s['concept']} images shaded toward '{s['other']}'.",
+        f"'{s['concept']}', some replaced by {s['concept']} images shaded toward '{s['other']}'."
+        f"{_guided(s)}",
         "",
         _table(["poisoned images", "share of the concept's set", f"samples as {s['other']}",
                 f"samples as {s['concept']}"], body),

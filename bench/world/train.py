@@ -123,6 +123,8 @@ def train_and_commit(
     record = {"command": command, "seed": recipe.seed, "torch": torch.__version__}
 
     def snapshot(step: int, vae) -> None:
+        if step == stop_at:  # saved below, with the run's time and log
+            return
         save_vae(f"{recipe.name}-step{step}", vae, recipe, record | {"steps_trained": step})
 
     vae, meta = train_vae2(recipe, on_snapshot=snapshot, device=device, stop_at=stop_at)
