@@ -124,3 +124,18 @@ def test_update_without_an_earlier_run_is_refused(tmp_path):
     )  # fmt: skip
     assert done.returncode != 0
     assert "needs an earlier run" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_generators_start_from_their_seed_whatever_ran_before():
+    from world.generator import GUIDANCE, sample, seeded_flow
+
+    first = seeded_flow(labels=3, width=8, seed=5)
+    torch.rand(100)  # another stage drawing from the global generator
+    again = seeded_flow(labels=3, width=8, seed=5)
+    other = seeded_flow(labels=3, width=8, seed=6)
+    for name, weight in first.state_dict().items():
+        assert torch.equal(weight, again.state_dict()[name])
+    assert not torch.equal(first.inp.weight, other.inp.weight)
+    guided = sample(first, 0, 2, seed=1, shape=(4, 4, 4), steps=3)
+    unguided = sample(first, 0, 2, seed=1, shape=(4, 4, 4), steps=3, guidance=1)
+    assert GUIDANCE != 1 and not torch.allclose(guided, unguided)

@@ -29,7 +29,7 @@ from .efficacy import (
 )
 from .fragility import fragility  # noqa: F401  (a stage)
 from .gallery import STYLES
-from .generator import GUIDANCE, SAMPLE_STEPS, FlowRecipe, LatentFlow, fit, sample
+from .generator import GUIDANCE, SAMPLE_STEPS, FlowRecipe, LatentFlow, fit, sample, seeded_flow
 from .metrics import psnr
 from .models import StyleClassifier, WorldVae
 from .objectives import compare_objectives as objectives  # noqa: F401  (a stage)
@@ -251,7 +251,7 @@ def mimicry(world: World, scale: Scale, protected_style: int = 0, target_style: 
     cloaked; what share of the new label's samples are in the artist's style?"""
     latents = latents_of(world.vae, world.train.images)
     norm = float(latents.std())
-    base = LatentFlow(labels=len(STYLES) + 1, width=FLOW_WIDTH)
+    base = seeded_flow(len(STYLES) + 1, FLOW_WIDTH, seed=0)
     pretrain_seconds = fit(
         base,
         latents / norm,
@@ -267,10 +267,14 @@ def mimicry(world: World, scale: Scale, protected_style: int = 0, target_style: 
            "target_style": STYLES[target_style], "fine_tune_images": len(artist),
            "guidance": GUIDANCE, "sample_steps": SAMPLE_STEPS}  # fmt: skip
     baseline = plain_pgd(world.vae, artist, 8 / 255, encoder_passes(cloaked))
+    high = cloak(engine, artist, ProtectionSettings(intensity=Intensity.HIGH))
+    high_baseline = plain_pgd(world.vae, artist, 16 / 255, encoder_passes(high))
     runs = {
         "clean": cloaked.originals,
         "cloaked": cloaked.protected,
         "plain PGD": baseline.protected,
+        "cloaked, high (16/255)": high.protected,
+        "plain PGD, 16/255": high_baseline.protected,
     }
     for name, samples in runs.items():
         model = LatentFlow(labels=len(STYLES) + 1, width=FLOW_WIDTH)
@@ -326,7 +330,7 @@ def shade(world: World, scale: Scale, concept: int = 1, other: int = 4) -> dict:
         concept_set = torch.cat([clean_keep, poisons[:count]])
         latents = torch.cat([base_latents, latents_of(world.vae, concept_set)]) / norm
         labels = torch.cat([others.labels, torch.full((len(concept_set),), concept)])
-        model = LatentFlow(labels=len(STYLES), width=FLOW_WIDTH)
+        model = seeded_flow(len(STYLES), FLOW_WIDTH, seed=count)
         fit(
             model,
             latents,

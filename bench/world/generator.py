@@ -45,6 +45,14 @@ class LatentFlow(nn.Module):
         return self.out(F.silu(h))
 
 
+def seeded_flow(labels: int, width: int, seed: int) -> LatentFlow:
+    """A LatentFlow whose initial weights come from ``seed``, not from whatever stages drew
+    from torch's global generator before (so a stage rerun alone starts where a full run does)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return LatentFlow(labels=labels, width=width)
+
+
 @dataclass(frozen=True)
 class FlowRecipe:
     steps: int = 3000
