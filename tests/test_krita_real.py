@@ -8,14 +8,15 @@ One Krita session checks: an 8-bit RGBA export, a 16-bit RGBA export, the refusa
 temporary files removed.
 
 Each test runs twice, once for each Krita:
-- ``installed``: the Krita on this machine (Debian bookworm's is 5.1.5). Needs `krita`,
-  `xvfb-run` and `xauth` (Debian: apt-get install krita xvfb xauth).
+- ``installed``: the Krita on this machine (Debian bookworm's is 5.1.5). Needs `krita` and
+  `Xvfb` (Debian: apt-get install krita xvfb).
 - ``trixie``: the newest Krita Debian ships (trixie: 5.2.x), in a Debian trixie chroot built
   with debootstrap (tests/chroot.py; about 2 minutes and 1.3 GB once, cached in
   ARTCLOAK_KRITA_TRIXIE_CHROOT, default /var/cache/artcloak-krita-trixie). The project, its
   Python and pytest's temporary folder are bind-mounted into the chroot at the same paths, so
   the plugin's worker.json names a Python that runs there. Needs root and debootstrap.
 Each is skipped, with the reason, where it cannot run; each prints the Krita version it ran.
+Both draw on an Xvfb of this machine's (tests/xserver.py).
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ import pytest
 from artcloak.install import set_ini_value
 from chroot import ChrootError, DebianChroot
 from PIL import Image
+from xserver import DisplayError, display_refused, virtual_display
 
-MISSING = [tool for tool in ("krita", "xvfb-run", "xauth") if shutil.which(tool) is None]
+MISSING = [tool for tool in ("krita", "Xvfb") if shutil.which(tool) is None]
 SKIP_REASON = (
     f"real-Krita test not run: {', '.join(MISSING)} not installed "
-    "(Debian: apt-get install krita xvfb xauth)"
+    "(Debian: apt-get install krita xvfb)"
 )
 if MISSING:  # also in pytest's warnings summary, which is shown without -rs
     warnings.warn(SKIP_REASON, stacklevel=1)
@@ -109,18 +111,14 @@ def krita(request, tmp_path_factory):
     if request.param == "installed":
         if MISSING:
             pytest.skip(SKIP_REASON)
-        yield {"name": "installed", "command": ["xvfb-run", "-a", "krita"], "keep_env": True,
+        yield {"name": "installed", "command": ["krita"], "keep_env": True,
                "package": _package_version(["dpkg-query", "-W", "-f", "${Version}", "krita"])}  # fmt: skip
         return
     TRIXIE.ensure_or_skip(TRIXIE.label)
     basetemp = tmp_path_factory.getbasetemp().resolve()
     try:
         with TRIXIE.mounted((PROJECT, PYTHON_HOME, basetemp)):
-            # xvfb-run -a finds a free display from the lock files in the chroot's /tmp, not
-            # the host's: start at a number of this process's own, away from the host's.
-            display = str(200 + os.getpid() % 700)
-            yield {"name": "trixie", "keep_env": False,
-                   "command": TRIXIE.command("xvfb-run", "-a", "-n", display, "krita"),
+            yield {"name": "trixie", "keep_env": False, "command": TRIXIE.command("krita"),
                    "package": TRIXIE.package_version("krita")}  # fmt: skip
     except ChrootError as error:
         pytest.skip(f"{TRIXIE.label}: cannot enter the chroot: {error}")
@@ -241,22 +239,9 @@ def krita_session(krita, tmp_path_factory, tiny_models):
                "ARTCLOAK_KRITA_TEST_JOB": env["ARTCLOAK_KRITA_TEST_JOB"]}  # fmt: skip
 
     started = time.perf_counter()
-    with open(root / "krita.log", "wb") as log:
-        process = subprocess.Popen(
-            [*krita["command"], "--nosplash"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            process.wait(timeout=KRITA_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    returncode, log_tail = run_krita([*krita["command"], "--nosplash"], env, root)
     krita_seconds = time.perf_counter() - started
     result_file = root / "result.json"
-    log_tail = (root / "krita.log").read_text(errors="replace")[-3000:]
     trace = root / "result.json.trace"
     trace = trace.read_text() if trace.exists() else "(none)"
     assert result_file.is_file(), f"no result; driver trace:\n{trace}\nKrita's log:\n{log_tail}"
@@ -274,8 +259,39 @@ def krita_session(krita, tmp_path_factory, tiny_models):
         "root": root,
         "out": out,
         "images": images,
-        "krita_exit": process.returncode,
+        "krita_exit": returncode,
     }
+
+
+def run_krita(command: list[str], env: dict[str, str], root: Path) -> tuple[int, str]:
+    """Run Krita on a display of its own; its exit status and the end of its log.
+
+    Once more on a fresh display if Krita could not reach the first one at all (then it
+    did nothing: the display, not the plugin, failed)."""
+    for attempt in (1, 2):
+        log_path = root / f"krita-{attempt}.log"
+        try:
+            with virtual_display(root / f"xvfb-{attempt}.log") as display:
+                returncode = _run_logged(command, {**env, "DISPLAY": display}, log_path)
+        except DisplayError as error:
+            pytest.fail(f"no X display for Krita: {error}")
+        log_tail = log_path.read_text(errors="replace")[-3000:]
+        if not display_refused(log_tail):
+            break
+        print(f"\nKrita could not reach its X display (attempt {attempt}):\n{log_tail}")
+    return returncode, log_tail
+
+
+def _run_logged(command: list[str], env: dict[str, str], log_path: Path) -> int:
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            return process.wait(timeout=KRITA_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            return process.wait()
 
 
 def test_krita_quits_by_itself(krita_session):
