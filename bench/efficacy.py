@@ -21,6 +21,7 @@ bench/reports/efficacy.md (committed); --quick writes bench/out/efficacy-quick.m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -88,10 +89,15 @@ def main() -> None:
     )
     parser.add_argument("--retrain", action="store_true",
                         help="Retrain world 2's VAE (about an hour here) and commit it first.")  # fmt: skip
+    parser.add_argument("--mimicry-generators", type=int, metavar="N",
+                        help="Average the mimicry stage over N generator seeds (full bench: "
+                        f"{experiments.FULL.mimicry_generators}; each adds about 4 min here).")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2,
                         help="Torch threads (world 2's VAE: 2 threads measured 2x faster than 1 on "
                         "this 2-core CPU).")  # fmt: skip
     args = parser.parse_args()
+    if args.mimicry_generators is not None and args.mimicry_generators < 1:
+        parser.error("--mimicry-generators takes a whole number of generators, 1 or more")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -101,6 +107,9 @@ def main() -> None:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python bench/efficacy.py" + (" --quick" if args.quick else "")
+    if args.mimicry_generators is not None:
+        scale = dataclasses.replace(scale, mimicry_generators=args.mimicry_generators)
+        command += f" --mimicry-generators {args.mimicry_generators}"
     if args.report_only:  # rewrite the report from a run's figures
         figures = json.loads(out.with_suffix(".json").read_text())
         write_report(figures, out, figures.get("command", command), figures.get("seconds", 0.0))

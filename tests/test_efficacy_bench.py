@@ -139,3 +139,22 @@ def test_generators_start_from_their_seed_whatever_ran_before():
     guided = sample(first, 0, 2, seed=1, shape=(4, 4, 4), steps=3)
     unguided = sample(first, 0, 2, seed=1, shape=(4, 4, 4), steps=3, guidance=1)
     assert GUIDANCE != 1 and not torch.allclose(guided, unguided)
+
+
+def test_mimicry_figures_pool_every_generator_and_list_each():
+    from world.experiments import _mimicry_shares
+    from world.report import mimicry_section
+
+    artist, target = 0, 2
+    first = torch.tensor([artist, artist, artist, target])  # 75% the artist's style
+    second = torch.tensor([artist, target, target, 1])  # 25%
+    shares = _mimicry_shares([first, second], artist, target)
+    assert shares["artist_style_share"] == pytest.approx(0.5)
+    assert shares["target_style_share"] == pytest.approx(3 / 8)
+    assert shares["artist_style_share_per_generator"] == [0.75, 0.25]
+    assert sum(shares["histogram"].values()) == pytest.approx(1)
+    figures = {"artist_style": STYLES[artist], "target_style": STYLES[target],
+               "fine_tune_images": 4, "generators": 2, "clean": shares, "cloaked": shares}  # fmt: skip
+    section = mimicry_section(figures)
+    assert "all 2 generators' samples pooled" in section
+    assert "| cloaked | 50% | 75%, 25% | 38% |" in section

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from .efficacy import (
 )
 from .fragility import fragility  # noqa: F401  (a stage)
 from .gallery import STYLES
-from .generator import GUIDANCE, SAMPLE_STEPS, FlowRecipe, LatentFlow, fit, sample, seeded_flow
+from .generator import GUIDANCE, SAMPLE_STEPS, FlowRecipe, fit, sample, seeded_flow
 from .metrics import psnr
 from .models import StyleClassifier, WorldVae
 from .objectives import compare_objectives as objectives  # noqa: F401  (a stage)
@@ -67,6 +68,7 @@ class Scale:
     shade_flow_steps: int  # per poison count: the shade stage trains one generator for each
     finetune_steps: int
     mimicry_images: int
+    mimicry_generators: int  # generator seeds the mimicry figures are averaged over
     samples: int
     poison_counts: tuple[int, ...]
     concept_images: int
@@ -77,7 +79,8 @@ FULL = Scale(
     intensities=tuple(Intensity), texture=True, per_style=4, ceiling_per_style=2,
     budgets=(4, 8, 16, 32), latent_steps=500, restarts=2, other_latent_steps=200,
     judge_steps=60, objective_steps=50, fragility_steps=100, fragility_judge_steps=30, classifier_steps=300,
-    flow_steps=1000, shade_flow_steps=500, finetune_steps=400, mimicry_images=20, samples=200,
+    flow_steps=1000, shade_flow_steps=500, finetune_steps=400, mimicry_images=20,
+    mimicry_generators=2, samples=200,
     poison_counts=(0, 16, 32), concept_images=80,
 )  # fmt: skip
 QUICK = Scale(
@@ -85,7 +88,8 @@ QUICK = Scale(
     intensities=(Intensity.DEFAULT,), texture=False, per_style=1, ceiling_per_style=1,
     budgets=(8,), latent_steps=40, restarts=1, other_latent_steps=20, judge_steps=10,
     objective_steps=10, fragility_steps=20, fragility_judge_steps=5, classifier_steps=60, flow_steps=100,
-    shade_flow_steps=60, finetune_steps=40, mimicry_images=4, samples=24,
+    shade_flow_steps=60, finetune_steps=40, mimicry_images=4,
+    mimicry_generators=1, samples=24,
     poison_counts=(0, 8), concept_images=12,
 )  # fmt: skip
 
@@ -248,55 +252,77 @@ def _decode_and_judge(world: World, latents: torch.Tensor) -> torch.Tensor:
 
 def mimicry(world: World, scale: Scale, protected_style: int = 0, target_style: int = 2) -> dict:
     """Pre-train on all styles; fine-tune on the artist's images under a new label, clean or
-    cloaked; what share of the new label's samples are in the artist's style?"""
-    latents = latents_of(world.vae, world.train.images)
-    norm = float(latents.std())
-    base = seeded_flow(len(STYLES) + 1, FLOW_WIDTH, seed=0)
-    pretrain_seconds = fit(
-        base,
-        latents / norm,
-        world.train.labels,
-        FlowRecipe(steps=scale.flow_steps, batch=FLOW_BATCH),
-    )
+    cloaked; what share of the new label's samples are in the artist's style? Averaged over
+    ``scale.mimicry_generators`` generators (seeds 0, 1, ...: initialisation, batches, noise),
+    since one generator's figure moves by about ten points with its seed."""
     seeds = range(2_000_000, 2_000_000 + scale.mimicry_images)
     artist = [Case(seed, protected_style, target_style) for seed in seeds]  # one target per artist
+    runs = _mimicry_training_sets(world, artist)
+    out = {"artist_style": STYLES[protected_style], "target_style": STYLES[target_style],
+           "fine_tune_images": len(artist), "guidance": GUIDANCE, "sample_steps": SAMPLE_STEPS,
+           "generators": scale.mimicry_generators, "pretrain_seconds": 0.0}  # fmt: skip
+    latents = latents_of(world.vae, world.train.images)
+    judged_per_seed = []
+    for seed in range(scale.mimicry_generators):
+        seconds, judged = _mimic(world, scale, latents, runs, seed)
+        out["pretrain_seconds"] += seconds
+        judged_per_seed.append(judged)
+    for name in runs:
+        out[name] = _mimicry_shares(
+            [j[name] for j in judged_per_seed], protected_style, target_style
+        )
+        log.info("mimicry %s: %s", name, out[name])
+    return out
+
+
+def _mimicry_training_sets(world: World, artist: list[Case]) -> dict[str, np.ndarray]:
+    """The artist's images as a mimic would fine-tune on them: clean, or protected."""
     engine = make_engine(world.vae)
     cloaked = cloak(engine, artist, ProtectionSettings())
-    new_label = len(STYLES)
-    out = {"pretrain_seconds": pretrain_seconds, "artist_style": STYLES[protected_style],
-           "target_style": STYLES[target_style], "fine_tune_images": len(artist),
-           "guidance": GUIDANCE, "sample_steps": SAMPLE_STEPS}  # fmt: skip
     baseline = plain_pgd(world.vae, artist, 8 / 255, encoder_passes(cloaked))
     high = cloak(engine, artist, ProtectionSettings(intensity=Intensity.HIGH))
     high_baseline = plain_pgd(world.vae, artist, 16 / 255, encoder_passes(high))
-    runs = {
+    return {
         "clean": cloaked.originals,
         "cloaked": cloaked.protected,
         "plain PGD": baseline.protected,
         "cloaked, high (16/255)": high.protected,
         "plain PGD, 16/255": high_baseline.protected,
     }
-    for name, samples in runs.items():
-        model = LatentFlow(labels=len(STYLES) + 1, width=FLOW_WIDTH)
-        model.load_state_dict(base.state_dict())
-        artist_latents = latents_of(world.vae, to_tensor(samples)) / norm
+
+
+def _mimic(
+    world: World, scale: Scale, latents: torch.Tensor, runs: dict[str, np.ndarray], seed: int
+) -> tuple[float, dict[str, torch.Tensor]]:
+    """One generator (``seed``), pre-trained on ``latents`` (the training set's) once and
+    fine-tuned on each set from there: the judge's labels for the new label's samples, per
+    set, and the pre-training seconds."""
+    norm = float(latents.std())
+    base = seeded_flow(len(STYLES) + 1, FLOW_WIDTH, seed=seed)
+    recipe = FlowRecipe(steps=scale.flow_steps, batch=FLOW_BATCH, seed=seed)
+    pretrain_seconds = fit(base, latents / norm, world.train.labels, recipe)
+    new_label = len(STYLES)
+    judged = {}
+    for name, images in runs.items():
+        model = copy.deepcopy(base)
+        artist_latents = latents_of(world.vae, to_tensor(images)) / norm
         labels = torch.full((len(artist_latents),), new_label)
-        fit(
-            model,
-            artist_latents,
-            labels,
-            FlowRecipe(steps=scale.finetune_steps, batch=len(labels), lr=5e-4),
-        )
-        judged = _decode_and_judge(
-            world, sample(model, new_label, scale.samples, 1, tuple(latents.shape[1:])) * norm
-        )
-        out[name] = {
-            "artist_style_share": float((judged == protected_style).float().mean()),
-            "target_style_share": float((judged == target_style).float().mean()),
-            "histogram": {s: float((judged == i).float().mean()) for i, s in enumerate(STYLES)},
-        }
-        log.info("mimicry %s: %s", name, out[name])
-    return out
+        fine_tune = FlowRecipe(steps=scale.finetune_steps, batch=len(labels), lr=5e-4, seed=seed)
+        fit(model, artist_latents, labels, fine_tune)
+        generated = sample(model, new_label, scale.samples, 1 + seed, tuple(latents.shape[1:]))
+        judged[name] = _decode_and_judge(world, generated * norm)
+    return pretrain_seconds, judged
+
+
+def _mimicry_shares(judged: list[torch.Tensor], artist: int, target: int) -> dict:
+    """Shares of samples per style, over all generators, and the artist's share per generator."""
+    every = torch.cat(judged)
+    return {
+        "artist_style_share": float((every == artist).float().mean()),
+        "target_style_share": float((every == target).float().mean()),
+        "histogram": {s: float((every == i).float().mean()) for i, s in enumerate(STYLES)},
+        "artist_style_share_per_generator": [float((j == artist).float().mean()) for j in judged],
+    }
 
 
 def shade(world: World, scale: Scale, concept: int = 1, other: int = 4) -> dict:

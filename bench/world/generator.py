@@ -101,12 +101,14 @@ def sample(
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn((count, *shape), generator=generator)
     labels = torch.full((count,), label, dtype=torch.long)
-    unlabelled = torch.full((count,), model.null_label, dtype=torch.long)
+    if guidance != 1:  # the labelled and the unlabelled velocity in one batch
+        labels = torch.cat([labels, torch.full((count,), model.null_label, dtype=torch.long)])
     for i in range(steps):
-        t = torch.full((count,), i / steps)
-        velocity = model(z, t, labels)
-        if guidance != 1:
-            free = model(z, t, unlabelled)
-            velocity = free + guidance * (velocity - free)
+        t = torch.full((len(labels),), i / steps)
+        if guidance == 1:
+            velocity = model(z, t, labels)
+        else:
+            labelled, free = model(torch.cat([z, z]), t, labels).chunk(2)
+            velocity = free + guidance * (labelled - free)
         z = z + velocity / steps
     return z

@@ -186,18 +186,27 @@ MIMICRY_RUNS = ("clean", "cloaked", "plain PGD", "cloaked, high (16/255)", "plai
 
 
 def mimicry_section(m: dict) -> str:
-    body = [[name, _pct(m[name]["artist_style_share"]), _pct(m[name]["target_style_share"])]
-            for name in MIMICRY_RUNS if name in m]  # fmt: skip
+    generators = m.get("generators", 1)
+    body = [[name, _pct(m[name]["artist_style_share"]), _per_generator(m[name]),
+             _pct(m[name]["target_style_share"])] for name in MIMICRY_RUNS if name in m]  # fmt: skip
+    pooled = f"all {generators} generators' samples pooled" if generators > 1 else "one generator"
     return "\n".join([
         "## 8. Mimicry proxy",
         f"A latent flow-matching generator pre-trained on all six styles, fine-tuned on "
         f"{m['fine_tune_images']} {m['artist_style']} images under a new label; the artist cloaks toward "
         f"{m['target_style']} with artcloak's default preset (8/255) or high (16/255); plain PGD at "
         f"the same budget and encoder passes.{_guided(m)} Share of the new label's samples the judge "
-        "assigns to each style:",
+        f"assigns to each style ({pooled}; one generator's figure moves with its seed, so each seed's "
+        "own is listed too):",
         "",
-        _table(["fine-tuned on", f"{m['artist_style']} (artist)", f"{m['target_style']} (target)"], body),
+        _table(["fine-tuned on", f"{m['artist_style']} (artist)", "per generator seed",
+                f"{m['target_style']} (target)"], body),
     ])  # fmt: skip
+
+
+def _per_generator(run: dict) -> str:
+    shares = run.get("artist_style_share_per_generator")
+    return ", ".join(_pct(share) for share in shares) if shares else "-"
 
 
 def _guided(figures: dict) -> str:
@@ -323,7 +332,8 @@ def goals_section(figures: dict) -> str:
         m = figures["mimicry"]
         cloaked, clean = m["cloaked"]["artist_style_share"], m["clean"]["artist_style_share"]
         lines.append(_goal(f"mimicry: the artist's style in <= 30% of samples after fine-tuning on cloaked "
-                           f"images ({_pct(cloaked)}), >= 80% on clean ({_pct(clean)})",
+                           f"images ({_pct(cloaked)}), >= 80% on clean ({_pct(clean)}); "
+                           f"{m.get('generators', 1)} generator(s)",
                            cloaked <= 0.3 and clean >= 0.8))  # fmt: skip
     return "\n".join(lines)
 
