@@ -257,14 +257,17 @@ def mimicry(world: World, scale: Scale, protected_style: int = 0, target_style: 
     since one generator's figure moves by about ten points with its seed."""
     seeds = range(2_000_000, 2_000_000 + scale.mimicry_images)
     artist = [Case(seed, protected_style, target_style) for seed in seeds]  # one target per artist
-    runs = _mimicry_training_sets(world, artist)
     out = {"artist_style": STYLES[protected_style], "target_style": STYLES[target_style],
            "fine_tune_images": len(artist), "guidance": GUIDANCE, "sample_steps": SAMPLE_STEPS,
            "generators": scale.mimicry_generators, "pretrain_seconds": 0.0}  # fmt: skip
     latents = latents_of(world.vae, world.train.images)
+    norm = float(latents.std())  # generators work on unit-scale latents
+    runs = {name: latents_of(world.vae, to_tensor(images)) / norm
+            for name, images in _mimicry_training_sets(world, artist).items()}  # fmt: skip
+    unit_latents = latents / norm
     judged_per_seed = []
     for seed in range(scale.mimicry_generators):
-        seconds, judged = _mimic(world, scale, latents, runs, seed)
+        seconds, judged = _mimic(world, scale, unit_latents, runs, norm, seed)
         out["pretrain_seconds"] += seconds
         judged_per_seed.append(judged)
     for name in runs:
@@ -292,20 +295,23 @@ def _mimicry_training_sets(world: World, artist: list[Case]) -> dict[str, np.nda
 
 
 def _mimic(
-    world: World, scale: Scale, latents: torch.Tensor, runs: dict[str, np.ndarray], seed: int
+    world: World,
+    scale: Scale,
+    latents: torch.Tensor,
+    runs: dict[str, torch.Tensor],
+    norm: float,
+    seed: int,
 ) -> tuple[float, dict[str, torch.Tensor]]:
-    """One generator (``seed``), pre-trained on ``latents`` (the training set's) once and
-    fine-tuned on each set from there: the judge's labels for the new label's samples, per
-    set, and the pre-training seconds."""
-    norm = float(latents.std())
+    """One generator (``seed``), pre-trained on ``latents`` (the training set's, divided by
+    ``norm``) once and fine-tuned on each set of ``runs`` (latents, likewise) from there: the
+    judge's labels for the new label's samples, per set, and the pre-training seconds."""
     base = seeded_flow(len(STYLES) + 1, FLOW_WIDTH, seed=seed)
     recipe = FlowRecipe(steps=scale.flow_steps, batch=FLOW_BATCH, seed=seed)
-    pretrain_seconds = fit(base, latents / norm, world.train.labels, recipe)
+    pretrain_seconds = fit(base, latents, world.train.labels, recipe)
     new_label = len(STYLES)
     judged = {}
-    for name, images in runs.items():
+    for name, artist_latents in runs.items():
         model = copy.deepcopy(base)
-        artist_latents = latents_of(world.vae, to_tensor(images)) / norm
         labels = torch.full((len(artist_latents),), new_label)
         fine_tune = FlowRecipe(steps=scale.finetune_steps, batch=len(labels), lr=5e-4, seed=seed)
         fit(model, artist_latents, labels, fine_tune)
