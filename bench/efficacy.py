@@ -1,21 +1,25 @@
-"""Efficacy bench (issues 3, 17): does artcloak protect, what survives, at what visibility?
+"""Efficacy bench (issues 3, 17, 28): does artcloak protect, what survives, at what visibility?
 
-No pretrained weights can be had offline, so the bench measures in a world of its own
-(world 2, ``bench/world/``): procedural 128x128 artworks in six styles, a KL-VAE of Stable
-Diffusion's shape trained from scratch and committed (``bench/world/checkpoints/``, hash
-checked), a judge classifier, and small latent generators for the mimicry and poisoning
-experiments. It protects with artcloak's own engine, beside plain sign-PGD, measures the
-white-box ceiling at each budget, and writes a markdown report with tables and plots.
+World 3 (the default, ``bench/world3/``) measures on real pretrained encoders: TAEF2 (distilled
+from the FLUX.2 VAE) is attacked through artcloak's own engine; world 2's procedural gallery and
+public-domain paintings are the artworks; TAESana and world 2's VAE judge transfer. The weights
+and paintings come from ``../shared/`` (or ``--weights``/``--paintings``), SHA-256 checked.
+World 2 (``--world 2``, ``bench/world/``) is the from-scratch comparison: a KL-VAE of Stable
+Diffusion's shape trained here and committed, with mimicry and poisoning generators. Both
+protect with artcloak's engine beside plain sign-PGD at equal passes, measure the white-box
+ceiling at each budget, and write a markdown report.
 
 Usage, from the repository root:
 
-    .venv/bin/python bench/efficacy.py            # the full bench
+    .venv/bin/python bench/efficacy.py            # world 3, the full bench
     .venv/bin/python bench/efficacy.py --quick    # same path, fewer images and steps
-    .venv/bin/python bench/efficacy.py --retrain  # retrain the VAE first (about an hour)
-    .venv/bin/python bench/efficacy.py --only fragility --update  # rerun one stage into the report
+    .venv/bin/python bench/efficacy.py --world 2  # the from-scratch world
+    .venv/bin/python bench/efficacy.py --world 2 --retrain  # retrain its VAE first (about an hour)
+    .venv/bin/python bench/efficacy.py --only survival --update  # rerun one stage into the report
 
 The judge is cached in bench/cache/world/ (keyed by its recipe). The full bench writes
-bench/reports/efficacy.md (committed); --quick writes bench/out/efficacy-quick.md.
+bench/reports/efficacy.md (world 2: efficacy-world2.md), committed; --quick writes
+bench/out/efficacy-quick.md (world 2: efficacy-world2-quick.md).
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from world import experiments  # noqa: E402
 from world.checkpoints import CheckpointError  # noqa: E402
 from world.report import write_report  # noqa: E402
+from world3 import run as world3  # noqa: E402
+from world3.assets import MissingAssets, locate  # noqa: E402
+from world3.report import write_report as write_world3_report  # noqa: E402
 
 STAGES = (
     "presets",
@@ -79,7 +86,14 @@ def record_rerun(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Fewer images and steps (CI).")
-    parser.add_argument("--only", nargs="*", choices=STAGES, help="Run only these stages.")
+    parser.add_argument("--world", type=int, choices=(2, 3), default=3,
+                        help="3: real pretrained encoders (default); 2: the VAE trained here.")  # fmt: skip
+    parser.add_argument("--only", nargs="*", choices=sorted({*STAGES, *world3.STAGES}),
+                        help="Run only these stages.")  # fmt: skip
+    parser.add_argument("--weights", type=Path,
+                        help="World 3: folder with taef2/ and taesana/ (default ../shared/models).")  # fmt: skip
+    parser.add_argument("--paintings", type=Path,
+                        help="World 3: folder with the paintings (default ../shared/paintings).")  # fmt: skip
     parser.add_argument("--out", type=Path, help="Report path.")
     parser.add_argument("--update", action="store_true",
                         help="With --only: rerun those stages into the existing report; the others "
@@ -101,12 +115,20 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
+    if args.world == 3:
+        main_world3(args)
+        return
+    unknown = set(args.only or ()) - set(STAGES)
+    if unknown:
+        parser.error(f"world 2 has no stage {', '.join(sorted(unknown))}")
     scale = experiments.QUICK if args.quick else experiments.FULL
     out = args.out or (
-        Path("bench/out/efficacy-quick.md") if args.quick else Path("bench/reports/efficacy.md")
+        Path("bench/out/efficacy-world2-quick.md")
+        if args.quick
+        else Path("bench/reports/efficacy-world2.md")
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = "python bench/efficacy.py" + (" --quick" if args.quick else "")
+    command = "python bench/efficacy.py --world 2" + (" --quick" if args.quick else "")
     if args.mimicry_generators is not None:
         scale = dataclasses.replace(scale, mimicry_generators=args.mimicry_generators)
         command += f" --mimicry-generators {args.mimicry_generators}"
@@ -146,6 +168,44 @@ def main() -> None:
     else:
         figures |= {"command": command, "seconds": seconds}
     write_report(figures, out, figures["command"], figures["seconds"])
+    out.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    print(f"wrote {out} in {seconds / 60:.1f} min")
+
+
+def main_world3(args: argparse.Namespace) -> None:
+    """World 3: the stages named (all by default) into the report, or with --update into the
+    report of an earlier run of the same scale."""
+    unknown = set(args.only or ()) - set(world3.STAGES)
+    if unknown:
+        sys.exit(f"efficacy: world 3 has no stage {', '.join(sorted(unknown))}")
+    try:
+        assets = locate(args.weights, args.paintings)
+    except MissingAssets as error:
+        sys.exit(f"efficacy: {error}")
+    scale = world3.QUICK if args.quick else world3.FULL
+    out = args.out or Path(
+        "bench/out/efficacy-quick.md" if args.quick else "bench/reports/efficacy.md"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = "python bench/efficacy.py" + (" --quick" if args.quick else "")
+    if args.report_only:
+        write_world3_report(json.loads(out.with_suffix(".json").read_text()), out)
+        return
+    if args.update and not args.only:
+        sys.exit("efficacy: --update reruns the stages named by --only")
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs ({args.threads} torch threads), "
+               f"torch {torch.__version__}")  # fmt: skip
+    figures = earlier_figures(out, scale.name, command) if args.update else {
+        "scale": scale.name, "machine": machine}  # fmt: skip
+    started = time.perf_counter()
+    world3.run(scale, assets, tuple(args.only or ()), out.with_suffix(".json"), figures)
+    seconds = time.perf_counter() - started
+    if args.update:
+        record_rerun(figures, args.only, command + " --only " + " ".join(args.only) + " --update",
+                     seconds, machine)  # fmt: skip
+    else:
+        figures |= {"command": command, "seconds": seconds}
+    write_world3_report(figures, out)
     out.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print(f"wrote {out} in {seconds / 60:.1f} min")
 

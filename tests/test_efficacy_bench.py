@@ -80,7 +80,7 @@ def test_quick_bench_runs_end_to_end(tmp_path):
     bench = tmp_path / "bench"
     shutil.copytree(ROOT / "bench", bench, ignore=shutil.ignore_patterns("cache", "out"))
     done = subprocess.run(
-        [sys.executable, "bench/efficacy.py", "--quick", "--out", str(out)],
+        [sys.executable, "bench/efficacy.py", "--world", "2", "--quick", "--out", str(out)],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -104,8 +104,8 @@ def test_quick_bench_runs_end_to_end(tmp_path):
     assert default["latent_attack"]["latent_distance_closed"] > 0  # the attack moves the latent
 
     rerun = subprocess.run(
-        [sys.executable, "bench/efficacy.py", "--quick", "--out", str(out), "--only", "adaptive",
-         "--update"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [sys.executable, "bench/efficacy.py", "--world", "2", "--quick", "--out", str(out),
+         "--only", "adaptive", "--update"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     updated = json.loads(out.with_suffix(".json").read_text())
@@ -118,7 +118,7 @@ def test_quick_bench_runs_end_to_end(tmp_path):
 
 def test_update_without_an_earlier_run_is_refused(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench/efficacy.py"), "--quick", "--out",
+        [sys.executable, str(ROOT / "bench/efficacy.py"), "--world", "2", "--quick", "--out",
          str(tmp_path / "none.md"), "--only", "adaptive", "--update"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

@@ -209,7 +209,7 @@ def test_full_size_sd1_checkpoint_loads_offline(tmp_path):
 def test_shipped_configs_build(family):
     cfg = full_size_vae_config(family)
     assert cfg["block_out_channels"] == [128, 256, 512, 512]
-    assert cfg["latent_channels"] == (16 if family in ("sd3", "flux") else 4)
+    assert cfg["latent_channels"] == {"sd3": 16, "flux": 16, "flux2": 32}.get(family, 4)
     assert encoders.configs._family_of_config(cfg) == family
 
 
@@ -222,6 +222,7 @@ def test_family_detection_from_full_checkpoint_keys():
         == "flux"
     )
     assert encoders.configs._family_from_keys(["vae.encoder.conv_in.weight"], 16) == "sd3"
+    assert encoders.configs._family_from_keys(["bn.running_mean"], 32) == "flux2"
 
 
 # ----------------------------------------------------------------------------- refusals

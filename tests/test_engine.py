@@ -235,3 +235,16 @@ def test_images_in_one_batch_can_have_their_own_targets(tiny_model_settings, fas
     # each was measured against its own target, not the shared default
     shared = protect_one(Engine(tiny_model_settings), job(0), settings)
     assert together[0].latent[0]["distance_closed"] != shared.latent[0]["distance_closed"]
+
+
+def test_in_memory_target_images_in_8_bit_units_are_refused_before_any_model_loads():
+    """A host handing 0-255 samples as a target would pull toward a white blur: refused."""
+    from artcloak.engine.targets import check_target
+    from artcloak.settings import Mode
+
+    eight_bit = np.full((8, 8, 3), 200, dtype=np.uint8)
+    with pytest.raises(TargetError, match=r"floats in \[0, 1\].*divide 8-bit samples by 255"):
+        check_target(Target(images=(eight_bit,)), Mode.CLOAK)
+    with pytest.raises(TargetError, match=r"floats in \[0, 1\]"):
+        check_target(Target(images=(eight_bit.astype(np.float32),)), Mode.CLOAK)
+    check_target(Target(images=(eight_bit.astype(np.float32) / 255,)), Mode.CLOAK)

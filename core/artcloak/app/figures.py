@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..engine.images import load_image
 from ..engine.protect import Engine
-from ..engine.verify import DEGRADATIONS, model_view
+from ..engine.verify import DEGRADATIONS, model_view, viewing_encoder
 from ..results import Report
 from ..settings import ProtectionSettings
 
@@ -36,8 +36,8 @@ class ResultFigures:
     after: Path
     amplified: Path
     amplification: float  # how many times the change is magnified in ``amplified``
-    seen_before: Path  # what the model reconstructs from the original
-    seen_after: Path  # ... and from the protected image
+    seen_before: Path | None  # what the model reconstructs from the original (None: no decoder)
+    seen_after: Path | None  # ... and from the protected image
     encoder: str
     measured: dict  # lpips, linf_255, psnr_db, within_budget
     budget: str
@@ -66,8 +66,8 @@ def result_figures(
         "before": _save(original.rgb, folder / "before.png"),
         "after": _save(protected.rgb, folder / "after.png"),
         "amplified": _save(change, folder / "amplified.png", resample=Image.Resampling.NEAREST),
-        "seen_before": _save(seen[0], folder / "seen-before.png"),
-        "seen_after": _save(seen[1], folder / "seen-after.png"),
+        "seen_before": None if seen is None else _save(seen[0], folder / "seen-before.png"),
+        "seen_after": None if seen is None else _save(seen[1], folder / "seen-after.png"),
     }
     return ResultFigures(
         name=name,
@@ -85,8 +85,11 @@ def result_figures(
 
 def reconstructions(
     engine: Engine, settings: ProtectionSettings, original: np.ndarray, protected: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """What the (first) encoder's model sees of both images (float RGB)."""
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """What the first encoder with a decoder sees of both images (float RGB); None when no
+    encoder was loaded with a decoder (a tiny autoencoder without its decoder file)."""
+    if viewing_encoder(engine) is None:
+        return None
     return model_view(engine, original, settings), model_view(engine, protected, settings)
 
 

@@ -172,11 +172,12 @@ def build(runner: JobRunner, seed: int = 0) -> gr.Blocks:
                         gr.Image(str(result.amplified), interactive=False, height=PICTURE_HEIGHT,
                                  key=f"amp-{result.output}",
                                  label=f"The change, magnified {result.amplification:.0f}x")  # fmt: skip
-                    with gr.Row():
-                        gr.Image(str(result.seen_before), interactive=False, height=PICTURE_HEIGHT,
-                                 label="What the model sees: original", key=f"sb-{result.output}")  # fmt: skip
-                        gr.Image(str(result.seen_after), interactive=False, height=PICTURE_HEIGHT,
-                                 label="What the model sees: protected", key=f"sa-{result.output}")  # fmt: skip
+                    if result.seen_before is not None:  # None: the encoder has no decoder
+                        with gr.Row():
+                            gr.Image(str(result.seen_before), interactive=False, height=PICTURE_HEIGHT,
+                                     label="What the model sees: original", key=f"sb-{result.output}")  # fmt: skip
+                            gr.Image(str(result.seen_after), interactive=False, height=PICTURE_HEIGHT,
+                                     label="What the model sees: protected", key=f"sa-{result.output}")  # fmt: skip
                     gr.Markdown(figures_markdown(result))
                     gr.DownloadButton(f"Download {result.output.name}", value=str(result.output),
                                       elem_classes="artcloak-download", key=f"dl-{result.output}")  # fmt: skip

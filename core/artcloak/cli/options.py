@@ -51,10 +51,12 @@ def _options(options: list[Callable]) -> Callable:
 model_options = _options(
     [
         click.option("--encoder", "encoders", multiple=True, metavar="SOURCE",
-                     help="VAE to protect against: hub id, diffusers folder or .safetensors file "
+                     help="VAE to protect against: hub id, diffusers folder, .safetensors file or a tiny "
+                     "autoencoder's encoder.safetensors (a family prefix such as taef2: is optional) "
                      f"(repeat for an ensemble). Default: {DEFAULT_ENCODER}."),
         click.option("--encoder-config", metavar="FAMILY|PATH",
-                     help="Config for single-file encoders: sd1, sd2, sdxl, sd3, flux or a config file."),
+                     help="Config for single-file encoders: sd1, sd2, sdxl, sd3, flux, flux2, a tiny "
+                     "autoencoder family (taesd, taesdxl, taesd3, taef1, taef2, taesana) or a config file."),
         click.option("--allow-pickle", is_flag=True,
                      help="Allow .ckpt/.pt pickles (loaded with weights_only=True)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),

@@ -98,10 +98,12 @@ def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | 
 
 def latent_distances(encoders, targets, view: torch.Tensor, dtype) -> list[torch.Tensor]:
     """Per encoder, the squared latent distance of each image to its target latent: (B,)
-    each. The view is resized to the targets' size (x8): the encoder sees it at that size."""
+    each. The view is resized to the targets' size times the encoder's downscale (8, or 32 for
+    TAESana): the encoder sees it at that size."""
     distances = []
     for encoder, target in zip(encoders, targets, strict=True):
-        size = target.shape[-2] * 8, target.shape[-1] * 8
+        scale = int(getattr(encoder, "downscale", 8))
+        size = target.shape[-2] * scale, target.shape[-1] * scale
         with _autocast(view.device, dtype):
             latent = encoder(resize(view, size))
         distances.append((latent.float() - target).pow(2).flatten(1).sum(1))

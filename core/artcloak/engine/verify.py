@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InputImageError
+from ..errors import InputImageError, ModelLoadError
 from ..settings import ProtectionSettings
 from .budget import measure
 from .images import load_image
@@ -116,13 +116,29 @@ def verify_images(
 
 
 def model_view(engine: Engine, rgb: np.ndarray, settings: ProtectionSettings) -> np.ndarray:
-    """What the (first) encoder's model sees of an image (float H x W x 3 in [0, 1]): the
-    decoder's reconstruction of its latent, at the working size, as float H' x W' x 3."""
-    encoder = engine.encoders[0]
-    latent = engine.encode_view(rgb, 1, settings)[0]
+    """What the first encoder with a decoder sees of an image (float H x W x 3 in [0, 1]): the
+    decoder's reconstruction of its latent, at the working size, as float H' x W' x 3.
+    Raises ModelLoadError when no encoder has a decoder (a tiny autoencoder loaded alone)."""
+    index = viewing_encoder(engine)
+    if index is None:
+        raise ModelLoadError(
+            "No encoder was loaded with a decoder, so what the model sees cannot be shown; put "
+            "each tiny autoencoder's decoder beside its encoder (decoder.safetensors next to "
+            "encoder.safetensors)."
+        )
+    encoder = engine.encoders[index]
+    latent = engine.encode_view(rgb, 1, settings)[index]
     with torch.no_grad():
         decoded = encoder.decode(latent.unsqueeze(0))[0].float()
     return decoded.permute(1, 2, 0).cpu().numpy()
+
+
+def viewing_encoder(engine: Engine) -> int | None:
+    """The index of the first encoder that can decode (show what the model sees), or None."""
+    for index, encoder in enumerate(engine.encoders):
+        if getattr(encoder, "has_decoder", True):
+            return index
+    return None
 
 
 def _size(rgb: np.ndarray) -> str:

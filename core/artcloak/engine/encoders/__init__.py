@@ -4,7 +4,17 @@ An encoder loads from a Hugging Face hub id (through the normal local cache), a 
 diffusers folder, or a single weights file such as artists and ComfyUI users already have
 (a full SD checkpoint with the VAE under ``first_stage_model.``, or a VAE alone, in the
 original SD ("LDM") key layout or the diffusers layout). Single files load offline with the
-model configs shipped in ``artcloak/configs/``.
+model configs shipped in ``artcloak/configs/``; FLUX.2's VAE (32 latent channels, built as
+diffusers' ``AutoencoderKLFlux2``) among them.
+
+Tiny autoencoders (TAESD, TAESDXL, TAESD3, TAEF1, TAEF2, TAESana; :mod:`.tae`) load from their
+encoder file (a bare ``torch.nn.Sequential`` state dict), a file holding both halves, or
+diffusers' AutoencoderTiny file or folder. Their family comes from the weights (latent channels,
+TAEF2's pools, TAESana's 32x layout) and the file's name (``xl``, ``f1``/``flux``), or a prefix
+(``taef2:PATH``). The decoder is optional: ``decoder.safetensors`` beside ``encoder.safetensors``
+(or ``taesd_decoder`` beside ``taesd_encoder``) is loaded when there; without one, the encoder
+works and ``decode`` says the decoder is missing. They take RGB in [0, 1] and give the latent
+directly (:class:`TaeEncoder`); every encoder has a ``downscale`` (8, or 32 for TAESana).
 
 Pickle files (``.ckpt``, ``.pt``, ``.pth``, ``.bin``) can run code when opened: they are
 refused unless explicitly allowed, and then loaded with ``torch.load(weights_only=True)``.
@@ -25,7 +35,7 @@ from .configs import (
 from .devices import choose_device
 from .files import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES
 from .loading import describe_encoder, encoder_from_state_dict, load_encoder, load_encoders
-from .model import VaeEncoder
+from .model import TaeEncoder, VaeEncoder
 
 __all__ = [
     "CUSTOM_FAMILY",
@@ -35,6 +45,7 @@ __all__ = [
     "PICKLE_SUFFIXES",
     "SAFETENSORS_SUFFIXES",
     "TRAIN_RESOLUTION",
+    "TaeEncoder",
     "VaeEncoder",
     "choose_device",
     "describe_encoder",

@@ -1,8 +1,13 @@
-"""Build a diffusers VAE encoder from weights, guessing its config when not given."""
+"""Build a diffusers VAE encoder from weights, guessing its config when not given.
+
+Every family builds diffusers' ``AutoencoderKL`` except FLUX.2, which builds
+``AutoencoderKLFlux2`` (the same encoder and decoder, plus a batch norm over patchified
+latents that only its pipeline applies)."""
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +19,9 @@ from artcloak.errors import ModelLoadError
 from .configs import FAMILIES, _family_from_keys, _family_of_config, shipped_config
 from .layout import _fix_legacy_diffusers, _is_original_layout, _original_to_diffusers
 from .messages import _short
+from .tae import TAE_FAMILIES
+
+logger = logging.getLogger(__name__)
 
 
 def _build_from_weights(
@@ -24,8 +32,11 @@ def _build_from_weights(
     *,
     keys: Mapping | Sequence[str],
 ) -> tuple[Any, str]:
-    from diffusers import AutoencoderKL
-
+    if family_hint in TAE_FAMILIES:
+        raise ModelLoadError(
+            f"{label} is a full VAE, not a tiny autoencoder ({family_hint}); leave out the "
+            "tiny-autoencoder family or point at the tiny autoencoder's encoder file."
+        )
     if _is_original_layout(weights):
         weights = _original_to_diffusers(weights)
     else:
@@ -47,18 +58,20 @@ def _build_from_weights(
     else:
         family = family_hint or _family_of_config(config)
 
-    init_names = set(inspect.signature(AutoencoderKL.__init__).parameters) - {"self"}
+    vae_class = _vae_class(family, config)
+    init_names = set(inspect.signature(vae_class.__init__).parameters) - {"self"}
     kwargs = {k: v for k, v in config.items() if k in init_names}
     try:
         with torch.device("meta"):
-            vae = AutoencoderKL(**kwargs)
+            vae = vae_class(**kwargs)
     except Exception as error:
         raise ModelLoadError(
-            f"The model config for {label} does not describe a valid AutoencoderKL "
+            f"The model config for {label} does not describe a valid {vae_class.__name__} "
             f"({_short(error)}); give the VAE's own config.json with --encoder-config."
         ) from error
 
     expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
+    weights = _with_batch_norm_defaults(weights, expected, label)
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     wrong = sorted(
@@ -76,6 +89,9 @@ def _build_from_weights(
 
     state = {}
     for key, tensor in weights.items():
+        if key.endswith("num_batches_tracked"):  # an integer counter, unused at inference
+            state[key] = tensor.to(dtype=torch.long, copy=True).reshape(())
+            continue
         if not tensor.is_floating_point():
             raise ModelLoadError(
                 f"The VAE weight {key} in {label} is not a floating-point tensor "
@@ -96,3 +112,35 @@ def _build_from_weights(
         )
     vae.eval()
     return vae, family
+
+
+def _vae_class(family: str | None, config: Mapping) -> type:
+    from diffusers import AutoencoderKL
+
+    if family == "flux2" or config.get("_class_name") == "AutoencoderKLFlux2":
+        from diffusers import AutoencoderKLFlux2
+
+        return AutoencoderKLFlux2
+    return AutoencoderKL
+
+
+def _with_batch_norm_defaults(
+    weights: dict[str, Tensor], expected: Mapping[str, tuple], label: str
+) -> dict[str, Tensor]:
+    """FLUX.2's latent batch-norm statistics where a file lacks them: the encoder's output
+    does not use them (its pipeline does), so a VAE file without them still loads."""
+    absent = [k for k in expected if k.startswith("bn.") and k not in weights]
+    if not absent:
+        return weights
+    logger.info(
+        "%s has no latent batch-norm statistics (%s); using neutral ones.", label, absent[0]
+    )
+    filled = dict(weights)
+    for key in absent:
+        if key.endswith("num_batches_tracked"):
+            filled[key] = torch.zeros((), dtype=torch.long)
+        elif key.endswith("running_var"):
+            filled[key] = torch.ones(expected[key])
+        else:
+            filled[key] = torch.zeros(expected[key])
+    return filled

@@ -14,9 +14,22 @@ from pathlib import Path
 from artcloak.errors import ModelLoadError, SettingsError
 
 from .messages import _short
+from .tae import TAE_FAMILIES
 
-FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux")
-TRAIN_RESOLUTION = {"sd1": 512, "sd2": 512, "sdxl": 1024, "sd3": 1024, "flux": 1024}
+# Full VAEs with a config shipped in artcloak/configs/. FLUX.2's (AutoencoderKLFlux2) also holds
+# a batch norm over 2x2-patchified latents that its pipeline applies after encoding; the latent
+# the engine attacks is the 32-channel mean before that patchify and batch norm.
+FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux", "flux2")
+TRAIN_RESOLUTION = {
+    "sd1": 512,
+    "sd2": 512,
+    "sdxl": 1024,
+    "sd3": 1024,
+    "flux": 1024,
+    "flux2": 1024,
+    **{name: tae.train_resolution for name, tae in TAE_FAMILIES.items()},
+}
+_VAE_CLASSES = ("AutoencoderKL", "AutoencoderKLFlux2")
 CUSTOM_FAMILY = "custom"
 CUSTOM_RESOLUTION = 512
 
@@ -37,7 +50,7 @@ def _shipped_config_text(family: str) -> str:
 
 def _split_family_prefix(source: str) -> tuple[str | None, str]:
     match = _FAMILY_PREFIX.match(source)
-    if match and match.group(1).lower() in FAMILIES:
+    if match and (match.group(1).lower() in FAMILIES or match.group(1).lower() in TAE_FAMILIES):
         return match.group(1).lower(), match.group(2)
     return None, source
 
@@ -51,19 +64,20 @@ def _resolve_config_argument(
     if isinstance(config, Mapping):
         return family_hint, dict(config)
     text = str(config).strip()
-    if text.lower() in FAMILIES:
+    if text.lower() in FAMILIES or text.lower() in TAE_FAMILIES:
         family = text.lower()
         if family_hint is not None and family_hint != family:
             raise SettingsError(
                 f"The source says family '{family_hint}' but config says '{family}'; give one."
             )
-        return family, shipped_config(family)
+        return family, (None if family in TAE_FAMILIES else shipped_config(family))
     path = Path(text).expanduser()
     if not path.exists():
         if text.lower().endswith(".json") or os.sep in text or "/" in text:
             raise ModelLoadError(f"The model config file {path} does not exist; check the path.")
         raise SettingsError(
-            f"Unknown model config '{text}'; use a family name ({', '.join(FAMILIES)}) "
+            f"Unknown model config '{text}'; use a family name "
+            f"({', '.join((*FAMILIES, *TAE_FAMILIES))}) "
             "or the path of a config.json."
         )
     return family_hint, _read_config_file(path)
@@ -104,9 +118,9 @@ def _read_json(path: Path) -> dict:
 
 def _is_vae_config(cfg: Mapping) -> bool:
     name = cfg.get("_class_name")
-    if name is not None and name != "AutoencoderKL":
+    if name is not None and name not in _VAE_CLASSES:
         return False
-    return "block_out_channels" in cfg or "latent_channels" in cfg or name == "AutoencoderKL"
+    return "block_out_channels" in cfg or "latent_channels" in cfg or name in _VAE_CLASSES
 
 
 def _family_of_config(cfg: Mapping) -> str:
@@ -115,17 +129,18 @@ def _family_of_config(cfg: Mapping) -> str:
     matches = [f for f in FAMILIES if _arch_signature(shipped_config(f)) == sig]
     if not matches:
         return CUSTOM_FAMILY
-    scaling = float(cfg.get("scaling_factor") or 0.18215)
-    exact = [
-        f
-        for f in matches
-        if math.isclose(float(shipped_config(f)["scaling_factor"]), scaling, rel_tol=1e-3)
-    ]
+    scaling = _scaling(cfg)
+    exact = [f for f in matches if math.isclose(_scaling(shipped_config(f)), scaling, rel_tol=1e-3)]
     if "sd1" in exact and int(cfg.get("sample_size") or 0) == 768:
         return "sd2"
     if exact:
         return exact[0]
     return matches[0]
+
+
+def _scaling(cfg: Mapping) -> float:
+    """The latent scaling of a config (FLUX.2's has none: its batch norm scales instead)."""
+    return float(cfg.get("scaling_factor") or 0.18215)
 
 
 def _arch_signature(cfg: Mapping) -> tuple:
@@ -143,6 +158,8 @@ def _arch_signature(cfg: Mapping) -> tuple:
 
 def _family_from_keys(keys: Sequence[str] | Mapping, latent_channels: int) -> str | None:
     """Guess a family from a full checkpoint's other keys and the VAE's latent channels."""
+    if latent_channels == 32:
+        return "flux2"
     if latent_channels == 16:
         if any("double_blocks." in k for k in keys):
             return "flux"

@@ -15,6 +15,17 @@ from artcloak.errors import ModelLoadError
 from .build import _build_from_weights
 from .configs import _family_of_config, _is_vae_config, _read_json
 from .messages import _short
+from .tae import TinyAutoencoder
+from .tae_files import (
+    build_tae,
+    check_family_fits,
+    is_tae_family,
+    read_tensors,
+    sibling_decoder,
+    tae_family,
+    tae_key_split,
+    tiny_folder_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +35,7 @@ PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 # Where full checkpoints keep their VAE (SD 1.x/2.x/XL/3 and ComfyUI's all-in-one files).
 _VAE_PREFIXES = ("first_stage_model.", "vae.", "")
 _VAE_MARKER = "encoder.conv_in.weight"
-_VAE_PARTS = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")
+_VAE_PARTS = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.", "bn.")
 _WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors")
 _PICKLE_WEIGHT_NAMES = ("diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin")
 
@@ -36,6 +47,10 @@ def _load_folder(
     config: dict | None,
     allow_pickle: bool,
 ) -> tuple[Any, str]:
+    tiny_weights = tiny_folder_weights(folder)
+    if tiny_weights is not None:
+        state = _read_weights_file(tiny_weights, allow_pickle)
+        return _load_tae(state, tiny_weights, family_hint, allow_pickle, name=label)
     vae_folder = None
     for candidate in (folder, folder / "vae"):
         cfg_path = candidate / "config.json"
@@ -80,8 +95,78 @@ def _load_file(
     path: Path, family_hint: str | None, config: dict | None, allow_pickle: bool
 ) -> tuple[Any, str]:
     state = _read_weights_file(path, allow_pickle)
+    if is_tae_family(family_hint) or _looks_like_tae(state):
+        return _load_tae(
+            state, path, family_hint, allow_pickle, name=f"{path.parent.name}/{path.name}"
+        )
     weights = _select_vae_weights(state, str(path))
     return _build_from_weights(weights, str(path), family_hint, config, keys=state)
+
+
+# --------------------------------------------------------------------------- tiny autoencoders
+
+
+def _looks_like_tae(state: Mapping[str, Tensor]) -> bool:
+    """Tiny-autoencoder keys, and no full VAE's (``encoder.conv_in.weight``) anywhere."""
+    return not _looks_like_vae(state) and tae_key_split(state) is not None
+
+
+def _load_tae(
+    state: Mapping[str, Tensor],
+    path: Path,
+    family_hint: str | None,
+    allow_pickle: bool,
+    *,
+    name: str,
+) -> tuple[TinyAutoencoder, str]:
+    """A tiny autoencoder from a file's tensors, with its decoder from the file or beside it."""
+    if family_hint is not None and not is_tae_family(family_hint):
+        logger.info("%s is a tiny autoencoder: family %s does not apply.", path, family_hint)
+        family_hint = None
+    split = tae_key_split(state)
+    if split is None or _looks_like_vae(state):
+        raise ModelLoadError(
+            f"{path} is not a tiny autoencoder (no Sequential keys such as 0.weight and "
+            "1.conv.0.weight); leave out the tiny-autoencoder family or use a TAESD-style file."
+        )
+    encoder_keys, decoder_keys = split
+    if not encoder_keys:
+        raise ModelLoadError(
+            f"{path} holds a tiny autoencoder's decoder, not its encoder; point at the encoder "
+            "file (for example encoder.safetensors) instead."
+        )
+    label = str(path)
+    encoder = read_tensors(state, encoder_keys)
+    if decoder_keys:
+        decoder = read_tensors(state, decoder_keys)
+    else:
+        decoder = _sibling_decoder_weights(path, allow_pickle)
+    if is_tae_family(family_hint):
+        check_family_fits(family_hint, encoder, label)
+        family = family_hint
+    else:
+        family = tae_family(encoder, name, label)
+    logger.debug("Tiny autoencoder %s: family %s, decoder %s.", path, family, decoder is not None)
+    return build_tae(family, encoder, decoder, label), family
+
+
+def _looks_like_vae(state: Mapping[str, Tensor]) -> bool:
+    return any(key.endswith(_VAE_MARKER) for key in state)
+
+
+def _sibling_decoder_weights(path: Path, allow_pickle: bool) -> dict[str, Tensor] | None:
+    sibling = sibling_decoder(path)
+    if sibling is None:
+        logger.info("No decoder beside %s: loading the encoder alone.", path)
+        return None
+    state = _read_weights_file(sibling, allow_pickle)
+    split = tae_key_split(state)
+    if split is None or not split[1] or _looks_like_vae(state):
+        raise ModelLoadError(
+            f"{sibling} beside {path} is not a tiny autoencoder's decoder; replace it with the "
+            "matching decoder file or move it away."
+        )
+    return read_tensors(state, split[1])
 
 
 # --------------------------------------------------------------------------- reading weights
@@ -197,8 +282,9 @@ def _select_vae_weights(state: Mapping[str, Tensor], label: str) -> dict[str, Te
             prefix = found[0]
     if prefix is None:
         raise ModelLoadError(
-            f"{label} contains no VAE encoder weights (no encoder.* or first_stage_model.* "
-            "keys); use a checkpoint that includes its VAE, or the separate VAE file."
+            f"{label} contains no VAE encoder weights (no encoder.conv_in.* keys, with or "
+            "without a first_stage_model. prefix) and no tiny-autoencoder weights (0.weight, "
+            "1.conv.0.weight, ...); use a VAE, a checkpoint that includes its VAE, or a TAESD-style file."
         )
     picked: dict[str, Tensor] = {}
     for key in keys:

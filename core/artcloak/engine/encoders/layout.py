@@ -36,7 +36,9 @@ def _original_to_diffusers(weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
     for key, tensor in weights.items():
         new_key = key
         squeeze = False
-        if m := re.fullmatch(r"(encoder|decoder)\.norm_out\.(\w+)", key):
+        if m := re.fullmatch(r"(encoder\.quant_conv|decoder\.post_quant_conv)\.(\w+)", key):
+            new_key = f"{m[1].split('.')[1]}.{m[2]}"  # BFL's FLUX.2 keeps these inside
+        elif m := re.fullmatch(r"(encoder|decoder)\.norm_out\.(\w+)", key):
             new_key = f"{m[1]}.conv_norm_out.{m[2]}"
         elif m := re.fullmatch(r"encoder\.down\.(\d+)\.block\.(\d+)\.(\w+)\.(\w+)", key):
             layer = _RESNET_RENAMES.get(m[3], m[3])

@@ -31,7 +31,8 @@ from .files import (
 )
 from .hub import _HUB_ID, _load_hub
 from .messages import _short
-from .model import VaeEncoder
+from .model import TaeEncoder, VaeEncoder
+from .tae import TinyAutoencoder
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,14 @@ def load_encoder(
     allow_pickle: bool = False,
     resolution: int | None = None,
 ) -> VaeEncoder:
-    """Load a VAE encoder from a hub id, a diffusers folder or a single weights file.
+    """Load a VAE encoder from a hub id, a diffusers folder or a single weights file, or a
+    tiny autoencoder (TAESD, TAEF2, ...) from its encoder file (its decoder beside it, if any).
 
-    ``source`` may start with a family prefix (``"sdxl:/path/vae.safetensors"``).
-    ``config`` is a family name (one of :data:`FAMILIES`) or a diffusers AutoencoderKL
-    config (a ``.json`` file or a folder with ``config.json``). ``resolution`` overrides the
-    working resolution (the shorter side the model family was trained at).
+    ``source`` may start with a family prefix (``"sdxl:/path/vae.safetensors"``,
+    ``"taef2:/path/encoder.safetensors"``). ``config`` is a family name (one of
+    :data:`FAMILIES` or a tiny-autoencoder family) or a diffusers AutoencoderKL config (a
+    ``.json`` file or a folder with ``config.json``). ``resolution`` overrides the working
+    resolution (the shorter side the model family was trained at).
     """
     if isinstance(source, Path):
         source = str(source)
@@ -85,7 +88,7 @@ def load_encoder(
                 source,
                 train_resolution,
             )
-        encoder = VaeEncoder(vae, source=source, family=family, train_resolution=train_resolution)
+        encoder = _wrap(vae, source, family, train_resolution)
         try:
             encoder.to(target)
         except (RuntimeError, torch.OutOfMemoryError) as error:
@@ -114,8 +117,14 @@ def load_encoders(sources: Sequence[str] | str, **same_kwargs: Any) -> list[VaeE
     return [load_encoder(source, **same_kwargs) for source in sources]
 
 
+def _wrap(vae: Any, source: str, family: str, train_resolution: int) -> VaeEncoder:
+    kind = TaeEncoder if isinstance(vae, TinyAutoencoder) else VaeEncoder
+    return kind(vae, source=source, family=family, train_resolution=train_resolution)
+
+
 def describe_encoder(enc: VaeEncoder) -> dict:
-    """Plain, JSON-able facts about an encoder, for reports."""
+    """Plain, JSON-able facts about an encoder, for reports: among them its family, latent
+    channels, downscale and whether a decoder is loaded (to show what the model sees)."""
     encoder_parameters = sum(p.numel() for p in enc.vae.encoder.parameters())
     quant_conv = getattr(enc.vae, "quant_conv", None)
     if quant_conv is not None:
@@ -124,6 +133,8 @@ def describe_encoder(enc: VaeEncoder) -> dict:
         "source": enc.source,
         "family": enc.family,
         "latent_channels": int(enc.latent_channels),
+        "downscale": int(getattr(enc, "downscale", 8)),
+        "decoder": bool(getattr(enc, "has_decoder", True)),
         "train_resolution": int(enc.train_resolution),
         "parameters": int(sum(p.numel() for p in enc.vae.parameters())),
         "encoder_parameters": int(encoder_parameters),

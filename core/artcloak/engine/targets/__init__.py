@@ -43,6 +43,13 @@ def check_target(target: Target, mode: Mode) -> None:
     for image in target.images:
         if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3):
             raise TargetError("In-memory target images must be arrays shaped (height, width, 3).")
+        if image.dtype.kind != "f" or not (
+            np.isfinite(image).all() and 0 <= image.min() <= image.max() <= 1
+        ):
+            raise TargetError(
+                "In-memory target images must hold floats in [0, 1] (got "
+                f"{image.dtype} from {image.min()} to {image.max()}); divide 8-bit samples by 255."
+            )
     if target.images:
         return
     if mode is Mode.SHADE:

@@ -1,0 +1,60 @@
+"""What the decoder shows: originals, artcloak's default at 8/255 and 16/255, and TAEF2's
+reconstruction of each, in one picture for the report."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from artcloak.settings import Intensity
+from PIL import Image, ImageDraw
+
+from .stages import artcloak, settings_at
+from .world import World3, stack
+
+COLUMNS = (
+    "original",
+    "TAEF2 sees",
+    "cloaked 8/255",
+    "TAEF2 sees",
+    "cloaked 16/255",
+    "TAEF2 sees",
+    "target",
+)
+ROWS = 4  # artworks shown: two from the gallery, two paintings where there are
+LABEL_HEIGHT = 14
+
+
+def montage(world: World3, folder: Path) -> dict:
+    """Write ``world3-montage.png`` into ``folder``; returns its name and the cases shown."""
+    shown = _pick(world)
+    small = replace(world, cases=shown)
+    default = artcloak(small, settings_at(small)).images
+    high = artcloak(small, settings_at(small, intensity=Intensity.HIGH)).images
+    sources, targets = stack(shown, "source"), stack(shown, "target")
+    columns = [sources, small.seen(sources), default, small.seen(default), high, small.seen(high),
+               targets]  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "world3-montage.png"
+    _grid(columns, world.size).save(folder / name)
+    return {"file": name, "cases": [case.name for case in shown]}
+
+
+def _pick(world: World3) -> list:
+    gallery = [case for case in world.cases if not case.painting][: ROWS // 2]
+    paintings = [case for case in world.cases if case.painting][: ROWS - len(gallery)]
+    return gallery + paintings
+
+
+def _grid(columns: list[torch.Tensor], size: int) -> Image.Image:
+    rows = len(columns[0])
+    sheet = Image.new("RGB", (size * len(columns), LABEL_HEIGHT + size * rows), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, (title, images) in enumerate(zip(COLUMNS, columns, strict=True)):
+        draw.text((c * size + 4, 1), title, fill="black")
+        for r, image in enumerate(images):
+            pixels = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            sheet.paste(Image.fromarray(pixels), (c * size, LABEL_HEIGHT + r * size))
+    return sheet

@@ -1,0 +1,181 @@
+"""World 3's stages, each returning plain figures for the report.
+
+artcloak runs through its own ``Engine`` with TAEF2 loaded by ``load_encoder``; beside it, in
+every table, plain sign-PGD on the same latent objective with as many encoder passes. Every
+figure is measured on the 8-bit images as they would be written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from artcloak.engine.protect import Engine, ImageJob, Protected
+from artcloak.settings import Intensity, ModelSettings, ProtectionSettings, Quality, Target
+from world.metrics import psnr
+from world.pgd import sign_pgd
+from world.survival import transforms
+
+from .world import Probe, World3, to_tensor
+
+log = logging.getLogger("world3")
+PRESET_AT = {4: Intensity.LOW, 8: Intensity.DEFAULT, 16: Intensity.HIGH}
+
+
+@dataclass
+class Run:
+    """Protected images of every case, and what making them cost."""
+
+    images: torch.Tensor  # (N, 3, S, S) in [0, 1], 8-bit values
+    passes: int  # encoder passes per image
+    seconds: float
+    lpips: float | None = None  # the engine's own LPIPS (mean); None for plain PGD
+
+
+def engine_for(world: World3) -> Engine:
+    models = ModelSettings(device="cpu", lpips_random_backbone=True)
+    return Engine(models, batch_size=16, encoders=[world.attacked])
+
+
+def settings_at(world: World3, **overrides) -> ProtectionSettings:
+    """artcloak's settings at the world's working size (TAEF2's own default is 1024 px)."""
+    return replace(ProtectionSettings(resolution=world.size), **overrides)
+
+
+def artcloak(world: World3, settings: ProtectionSettings) -> Run:
+    jobs = [ImageJob(name=case.name, colour=case.source,
+                     target=Target(images=(case.target.astype(np.float32) / 255,)))
+            for case in world.cases]  # fmt: skip
+    started = time.perf_counter()
+    results = engine_for(world).protect(jobs, settings)
+    seconds = time.perf_counter() - started
+    failed = [r for r in results if not isinstance(r, Protected)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} images failed: {failed[0]}")
+    images = to_tensor(np.stack([r.colour for r in results]))
+    passes = round(float(np.mean([r.encoder_passes for r in results])))
+    lpips = float(np.mean([r.measured.lpips for r in results]))
+    return Run(images, passes, seconds / len(jobs), lpips)
+
+
+def plain_pgd(world: World3, probe: Probe, eps: float, steps: int, restarts: int = 1) -> Run:
+    """Sign-PGD on the latent distance (step 0.5 eps decaying to 1%, no perceptual bound),
+    the best of ``restarts`` runs per image: the first from the original, then random starts."""
+    started = time.perf_counter()
+    best, best_distance = None, None
+    for restart in range(restarts):
+        generator = torch.Generator().manual_seed(restart) if restart else None
+        found = sign_pgd(probe.latent_distance, world.sources, eps, steps, start=0.5,
+                         random_start=generator)  # fmt: skip
+        with torch.no_grad():
+            distance = probe.latent_distance(found)
+        if best is None:
+            best, best_distance = found, distance
+        else:
+            better = (distance < best_distance)[:, None, None, None]
+            best, best_distance = torch.where(better, found, best), distance.minimum(best_distance)
+    seconds = (time.perf_counter() - started) / len(world.cases)
+    return Run(best, steps * restarts, seconds)
+
+
+def summary(world: World3, probe: Probe, run: Run) -> dict:
+    closed = probe.closed(run.images)
+    paintings = torch.tensor([case.painting for case in world.cases])
+    return {
+        "closed": float(closed.mean()),
+        "closed_gallery": float(closed[~paintings].mean()) if (~paintings).any() else None,
+        "closed_paintings": float(closed[paintings].mean()) if paintings.any() else None,
+        "success": world.success(run.images),
+        "passes": run.passes,
+        "seconds_per_image": run.seconds,
+        "psnr_db": float(psnr(run.images, world.sources).mean()),
+        "lpips": run.lpips,
+    }
+
+
+def ceiling(world: World3, scale) -> dict:
+    """Per budget, the white-box latent attack (many steps, restarts at 8/255): how far any
+    pixel attack on this objective gets, and the judge's verdict on it."""
+    probe = world.probe()
+    rows = []
+    for eps_255 in scale.budgets:
+        headline = eps_255 == 8
+        steps = scale.ceiling_steps if headline else scale.other_ceiling_steps
+        restarts = scale.restarts if headline else 1
+        run = plain_pgd(world, probe, eps_255 / 255, steps, restarts)
+        rows.append({"eps_255": eps_255, "steps": steps, "restarts": restarts,
+                     **summary(world, probe, run)})  # fmt: skip
+        log.info("ceiling %s", rows[-1])
+    return {"rows": rows}
+
+
+def presets(world: World3, scale, ceiling_figures: dict) -> dict:
+    """artcloak's quality presets at 8/255 and its intensity presets, each beside plain PGD at
+    the same passes, with the share of the ceiling each reaches."""
+    probe = world.probe()
+    ceilings = {row["eps_255"]: row["closed"] for row in ceiling_figures["rows"]}
+    chosen = [(Intensity.DEFAULT, quality) for quality in scale.qualities]
+    chosen += [(i, Quality.DEFAULT) for i in scale.intensities if i is not Intensity.DEFAULT]
+    rows, kept = [], {}
+    for intensity, quality in chosen:
+        settings = settings_at(world, intensity=intensity, quality=quality)
+        eps = settings.budget().eps
+        ours = artcloak(world, settings)
+        theirs = plain_pgd(world, probe, eps, ours.passes)
+        row = {"intensity": intensity.value, "quality": quality.value,
+               "eps_255": settings.budget().eps_255, "artcloak": summary(world, probe, ours),
+               "plain_pgd": summary(world, probe, theirs)}  # fmt: skip
+        ceiling_closed = ceilings.get(round(settings.budget().eps_255))
+        for name in ("artcloak", "plain_pgd"):
+            share = row[name]["closed"] / ceiling_closed if ceiling_closed else None
+            row[name]["share_of_ceiling"] = share
+        rows.append(row)
+        kept[(intensity, quality)] = (ours, theirs)
+        log.info("presets %s", row)
+    default = kept[(Intensity.DEFAULT, Quality.DEFAULT)]
+    return {"rows": rows, "transfer": transfer(world, *default)}
+
+
+def transfer(world: World3, ours: Run, theirs: Run) -> dict:
+    """The default preset's images (and plain PGD's) in latent spaces never attacked, beside
+    uniform sign noise of the same size (the control)."""
+    generator = torch.Generator().manual_seed(0)
+    eps = float((ours.images - world.sources).abs().amax())
+    noise = torch.randint(0, 2, world.sources.shape, generator=generator) * 2 - 1
+    noisy = ((world.sources + eps * noise).clamp(0, 1) * 255).round() / 255
+    out = {}
+    for name, encode in {"TAEF2 (attacked)": world.attacked, **world.judges}.items():
+        probe = world.probe(encode)
+        out[name] = {label: float(probe.closed(images).mean())
+                     for label, images in (("artcloak", ours.images), ("plain_pgd", theirs.images),
+                                           ("noise", noisy))}  # fmt: skip
+    return out
+
+
+def survival(world: World3, scale) -> dict:
+    """Share of the latent distance still closed after what scrapers do, for the default
+    preset, the default with --robust, and plain PGD at the default's passes."""
+    probe = world.probe()
+    ours = artcloak(world, settings_at(world))
+    runs = {
+        "artcloak": ours,
+        "artcloak --robust": artcloak(world, settings_at(world, robust=True)),
+        "plain_pgd": plain_pgd(world, probe, 8 / 255, ours.passes),
+    }
+    table = {}
+    for name, transform in transforms(world.size // 2).items():
+        if name.startswith("resize to"):
+            continue  # the working size is the encoder's: a resize changes what it measures
+        table[name] = {label: float(probe.closed(_through(transform, run.images)).mean())
+                       for label, run in runs.items()}  # fmt: skip
+        log.info("survival %s %s", name, table[name])
+    passes = {label: run.passes for label, run in runs.items()}
+    return {"closed": table, "passes": passes}
+
+
+def _through(transform, images: torch.Tensor) -> torch.Tensor:
+    samples = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    return torch.from_numpy(np.stack([transform(s) for s in samples])).permute(0, 3, 1, 2)

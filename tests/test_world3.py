@@ -1,0 +1,79 @@
+"""World 3 of the efficacy bench: real pretrained encoders (TAEF2, TAESana) from ../shared.
+
+The quick bench goes end to end where the weights and paintings are present (this project's
+machines and CI); elsewhere it is skipped, saying what is missing. The refusal of missing
+assets runs everywhere."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from world3.assets import MissingAssets, locate  # noqa: E402
+
+
+def _assets_or_skip():
+    try:
+        return locate()
+    except MissingAssets as error:
+        pytest.skip(f"world 3's real weights and paintings are absent: {error}")
+
+
+def test_quick_world3_bench_runs_end_to_end(tmp_path):
+    """The whole world-3 path at quick scale on the real TAEF2: goals stated, plain PGD beside
+    artcloak, the attack moves the real latent, transfer and survival measured, a montage."""
+    assets = _assets_or_skip()
+    out = tmp_path / "quick.md"
+    shutil.copytree(
+        ROOT / "bench", tmp_path / "bench", ignore=shutil.ignore_patterns("cache", "out")
+    )
+    done = subprocess.run(
+        [sys.executable, "bench/efficacy.py", "--quick", "--out", str(out),
+         "--weights", str(assets.weights), "--paintings", str(assets.paintings)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = out.read_text()
+    assert "## Goals (issue 28)" in report and "share of the ceiling: " in report
+    for section in ("The ceiling per budget", "plain PGD", "Transfer", "Survival", "decoder shows"):
+        assert section in report, section
+    figures = json.loads(out.with_suffix(".json").read_text())
+    ceiling = next(r for r in figures["ceiling"]["rows"] if r["eps_255"] == 8)
+    assert 0.05 < ceiling["closed"] < 1.0  # a real encoder moves
+    for row in figures["presets"]["rows"]:
+        for method in ("artcloak", "plain_pgd"):
+            assert -1.0 <= row[method]["closed"] <= 1.0 and row[method]["passes"] > 0
+        assert row["artcloak"]["passes"] == row["plain_pgd"]["passes"]
+    transfer = figures["presets"]["transfer"]
+    assert set(transfer) == {"TAEF2 (attacked)", "TAESana", "world 2 VAE"}
+    assert set(figures["survival"]["closed"]["JPEG q75"]) == {
+        "artcloak", "artcloak --robust", "plain_pgd"}  # fmt: skip
+    assert (out.parent / "plots" / figures["montage"]["file"]).stat().st_size > 0
+
+
+def test_missing_weights_are_named_in_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench/efficacy.py"), "--quick", "--out",
+         str(tmp_path / "q.md"), "--weights", str(tmp_path / "nowhere")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "world 3 needs" in done.stderr and "taef2/encoder.safetensors" in done.stderr
+    assert "madebyollin/taesd" in done.stderr
+
+
+def test_an_altered_painting_is_refused(tmp_path):
+    assets = _assets_or_skip()
+    paintings = tmp_path / "paintings"
+    shutil.copytree(assets.paintings, paintings)
+    (paintings / "mondrian.jpg").write_bytes(b"not the painting")
+    with pytest.raises(MissingAssets, match="mondrian.jpg does not match its SHA-256"):
+        locate(assets.weights, paintings)
