@@ -33,6 +33,7 @@ from artcloak.settings import (
     MAX_EPS,
     MAX_SEED,
     MAX_STEPS,
+    QUALITY_EFFORT,
     Intensity,
     Mode,
     ModelSettings,
@@ -410,8 +411,9 @@ def _budget_inputs() -> list:
             "quality",
             options=[item.value for item in Quality],
             default=Quality.DEFAULT.value,
-            tooltip="Render quality: optimisation steps (faster 25, default 50, slower 200). "
-            "The node logs the expected time before the first step.",
+            tooltip="Render quality: optimisation steps ("
+            + ", ".join(f"{q.value} {QUALITY_EFFORT[q].steps}" for q in Quality)
+            + "). The node logs the expected time before the first step.",
         ),
         io.Int.Input(
             "seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,

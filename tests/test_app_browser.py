@@ -115,7 +115,7 @@ def test_protect_download_check_and_screenshot(page, tmp_path):
 
     art = rgba_art(tmp_path / "art.png")
     upload(page, [art])
-    page.get_by_label("faster (25 steps)").check()
+    page.get_by_label("faster (14 steps)").check()
     page.click("#protect")
     page.wait_for_selector(".artcloak-status[data-state=done]")
     assert "1 protected." in page.inner_text("#status")
@@ -160,7 +160,7 @@ def test_corrupt_file_gets_a_clear_message(page, tmp_path):
 def test_cancel_a_slow_job(page, tmp_path):
     images = [rgba_art(tmp_path / f"slow{i}.png") for i in range(4)]
     upload(page, images)
-    page.get_by_label("slower (200 steps)").check()
+    page.get_by_label("slower (99 steps)").check()
     page.click("#protect")
     page.wait_for_selector(".artcloak-status tr[data-state=running] >> text=steps")
     page.click("#cancel")

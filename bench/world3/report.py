@@ -76,14 +76,16 @@ def world_section(world: dict) -> str:
 
 
 def ceiling_section(ceiling: dict) -> str:
-    rows = [[f"{r['eps_255']}/255", f"{r['steps']} x {r['restarts']}", _pct(r["closed"]),
+    rows = [[f"{r['eps_255']}/255", f"{r['steps']}" + (f" + {r['restart_steps']}" if r["restart_steps"] else ""), _pct(r["closed"]),
              _pct(r["closed_gallery"]), _pct(r["closed_paintings"]), _pct(r["success"])]
             for r in ceiling["rows"]]  # fmt: skip
     return "\n\n".join([
         "## The ceiling per budget (white-box sign-PGD on TAEF2's latent distance)",
         "Latent distance closed toward the target (share of the starting distance), and the "
-        "share of gallery artworks the judge reads as the target style in TAEF2's reconstruction.",
-        _table(["budget", "steps x runs", "closed", "gallery", "paintings", "judge success"], rows),
+        "share of gallery artworks the judge reads as the target style in TAEF2's reconstruction. "
+        "At 8/255, each image keeps the better of a run from the original and a restart from a "
+        "uniform random point of the budget box.",
+        _table(["budget", "steps (+ restart)", "closed", "gallery", "paintings", "judge success"], rows),
     ])  # fmt: skip
 
 
@@ -123,9 +125,13 @@ def survival_section(survival: dict) -> str:
     rows = [[name, *(_pct(closed[label]) for label in labels)]
             for name, closed in survival["closed"].items()]  # fmt: skip
     header = ["after", *(f"{label} ({survival['passes'][label]} passes)" for label in labels)]
+    spaces = [[space, *(_pct(closed[label]) for label in labels)]
+              for space, closed in survival["transfer"].items()]  # fmt: skip
     return "\n\n".join([
         "## Survival: latent distance still closed after what scrapers do (8/255)",
         _table(header, rows),
+        "The same images in latent spaces never attacked (no transform):",
+        _table(["latent space", *labels], spaces),
     ])  # fmt: skip
 
 

@@ -27,9 +27,9 @@ class Scale:
     per_style: int  # gallery artworks per source style
     paintings: int  # paintings, each toward the next
     budgets: tuple[int, ...]  # L-inf budgets (/255) of the ceiling
-    ceiling_steps: int  # the white-box latent attack at 8/255 ...
-    restarts: int  # ... with this many runs (the first from the original)
-    other_ceiling_steps: int  # ... and at the other budgets (one run)
+    ceiling_steps: int  # the white-box latent attack at 8/255 from the original ...
+    restart_steps: int  # ... and again from a random start, each image keeping the better
+    other_ceiling_steps: int  # ... and at the other budgets (from the original)
     qualities: tuple[Quality, ...]  # artcloak's quality presets at 8/255
     intensities: tuple[Intensity, ...]  # ... and its intensity presets at default quality
     judge_compositions: int  # world 2's judge: training compositions (x6 styles) ...
@@ -38,12 +38,12 @@ class Scale:
 
 
 FULL = Scale(
-    name="full", size=256, per_style=1, paintings=6, budgets=(4, 8, 16, 32), ceiling_steps=200,
-    restarts=2, other_ceiling_steps=100, qualities=tuple(Quality), intensities=tuple(Intensity),
+    name="full", size=256, per_style=1, paintings=3, budgets=(4, 8, 16, 32), ceiling_steps=200,
+    restart_steps=100, other_ceiling_steps=80, qualities=tuple(Quality), intensities=tuple(Intensity),
     judge_compositions=150, classifier_steps=300, judge_check_compositions=10,
 )  # fmt: skip
 QUICK = Scale(
-    name="quick", size=128, per_style=1, paintings=2, budgets=(8,), ceiling_steps=20, restarts=1,
+    name="quick", size=128, per_style=1, paintings=2, budgets=(8,), ceiling_steps=20, restart_steps=10,
     other_ceiling_steps=10, qualities=(Quality.DEFAULT,), intensities=(Intensity.DEFAULT,),
     judge_compositions=40, classifier_steps=60, judge_check_compositions=2,
 )  # fmt: skip

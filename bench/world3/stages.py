@@ -61,24 +61,21 @@ def artcloak(world: World3, settings: ProtectionSettings) -> Run:
     return Run(images, passes, seconds / len(jobs), lpips)
 
 
-def plain_pgd(world: World3, probe: Probe, eps: float, steps: int, restarts: int = 1) -> Run:
-    """Sign-PGD on the latent distance (step 0.5 eps decaying to 1%, no perceptual bound),
-    the best of ``restarts`` runs per image: the first from the original, then random starts."""
+def plain_pgd(world: World3, probe: Probe, eps: float, steps: int, restart_steps: int = 0) -> Run:
+    """Sign-PGD on the latent distance (step 0.5 eps decaying to 1%, no perceptual bound) from
+    the original; with ``restart_steps``, also a run of that many steps from a random start,
+    keeping each image's better result."""
     started = time.perf_counter()
-    best, best_distance = None, None
-    for restart in range(restarts):
-        generator = torch.Generator().manual_seed(restart) if restart else None
-        found = sign_pgd(probe.latent_distance, world.sources, eps, steps, start=0.5,
+    best = sign_pgd(probe.latent_distance, world.sources, eps, steps, start=0.5)
+    if restart_steps:
+        generator = torch.Generator().manual_seed(1)
+        again = sign_pgd(probe.latent_distance, world.sources, eps, restart_steps, start=0.5,
                          random_start=generator)  # fmt: skip
         with torch.no_grad():
-            distance = probe.latent_distance(found)
-        if best is None:
-            best, best_distance = found, distance
-        else:
-            better = (distance < best_distance)[:, None, None, None]
-            best, best_distance = torch.where(better, found, best), distance.minimum(best_distance)
+            better = probe.latent_distance(again) < probe.latent_distance(best)
+        best = torch.where(better[:, None, None, None], again, best)
     seconds = (time.perf_counter() - started) / len(world.cases)
-    return Run(best, steps * restarts, seconds)
+    return Run(best, steps + restart_steps, seconds)
 
 
 def summary(world: World3, probe: Probe, run: Run) -> dict:
@@ -97,16 +94,16 @@ def summary(world: World3, probe: Probe, run: Run) -> dict:
 
 
 def ceiling(world: World3, scale) -> dict:
-    """Per budget, the white-box latent attack (many steps, restarts at 8/255): how far any
-    pixel attack on this objective gets, and the judge's verdict on it."""
+    """Per budget, the white-box latent attack (many steps; at 8/255 also a restart from a
+    random start): how far any pixel attack on this objective gets, and the judge's verdict."""
     probe = world.probe()
     rows = []
     for eps_255 in scale.budgets:
         headline = eps_255 == 8
         steps = scale.ceiling_steps if headline else scale.other_ceiling_steps
-        restarts = scale.restarts if headline else 1
-        run = plain_pgd(world, probe, eps_255 / 255, steps, restarts)
-        rows.append({"eps_255": eps_255, "steps": steps, "restarts": restarts,
+        restart_steps = scale.restart_steps if headline else 0
+        run = plain_pgd(world, probe, eps_255 / 255, steps, restart_steps)
+        rows.append({"eps_255": eps_255, "steps": steps, "restart_steps": restart_steps,
                      **summary(world, probe, run)})  # fmt: skip
         log.info("ceiling %s", rows[-1])
     return {"rows": rows}
@@ -173,7 +170,10 @@ def survival(world: World3, scale) -> dict:
                        for label, run in runs.items()}  # fmt: skip
         log.info("survival %s %s", name, table[name])
     passes = {label: run.passes for label, run in runs.items()}
-    return {"closed": table, "passes": passes}
+    transferred = {space: {label: float(world.probe(encode).closed(run.images).mean())
+                           for label, run in runs.items()}
+                   for space, encode in world.judges.items()}  # fmt: skip
+    return {"closed": table, "passes": passes, "transfer": transferred}
 
 
 def _through(transform, images: torch.Tensor) -> torch.Tensor:
