@@ -140,3 +140,19 @@ def test_a_bad_image_is_reported_before_any_model_loads(tmp_path):
     assert "no-such-vae" not in events[-1]["message"]
     assert not [e for e in events if e.get("stage") == "load"]
     assert time.perf_counter() - started < 30  # a whole Python start; the check itself is below
+
+
+def test_worker_protects_with_a_tiny_autoencoder(rgb_png, tmp_path):
+    """The plugins' path with a TAEF2-shaped encoder file (random weights, decoder beside it)."""
+    from artcloak.testing.tae import save_tae
+
+    encoder, _, _ = save_tae(tmp_path / "taef2", "taef2")
+    output = rgb_png.with_name("out.png")
+    request = request_for(rgb_png, output, {"diffusers_folder": encoder}, steps=2)
+    code, events, err = run_worker(request)
+    assert code == 0, err
+    result = events[-1]
+    assert result["event"] == "result" and Image.open(output).size == Image.open(rgb_png).size
+    report = json.loads(Path(result["report"]).read_text())
+    (used,) = report["models"]["encoders"]
+    assert used["family"] == "taef2" and used["decoder"] is True

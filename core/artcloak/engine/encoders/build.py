@@ -18,7 +18,7 @@ from artcloak.errors import ModelLoadError
 
 from .configs import FAMILIES, _family_from_keys, _family_of_config, shipped_config
 from .layout import _fix_legacy_diffusers, _is_original_layout, _original_to_diffusers
-from .messages import _short
+from .messages import _short, weights_mismatch
 from .tae import TAE_FAMILIES
 
 logger = logging.getLogger(__name__)
@@ -72,17 +72,11 @@ def _build_from_weights(
 
     expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
     weights = _with_batch_norm_defaults(weights, expected, label)
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = sorted(
-        k for k in set(expected) & set(weights) if tuple(weights[k].shape) != expected[k]
-    )
-    if missing or unexpected or wrong:
-        example = (missing or unexpected or wrong)[0]
+    mismatch = weights_mismatch(expected, weights)
+    if mismatch:
         what = f"the {family} VAE config" if family in FAMILIES else "the given VAE config"
         raise ModelLoadError(
-            f"The VAE weights in {label} do not fit {what} ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected, {len(wrong)} of the wrong shape, e.g. {example}); "
+            f"The VAE weights in {label} do not fit {what} {mismatch}; "
             "give the config that matches this model with --encoder-config (a family name "
             "or its config.json)."
         )

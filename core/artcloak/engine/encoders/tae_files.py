@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from artcloak.errors import ModelLoadError
 
+from .messages import weights_mismatch
 from .tae import TAE_FAMILIES, TinyAutoencoder, build_decoder, build_encoder
 
 logger = logging.getLogger(__name__)
@@ -140,16 +141,10 @@ def build_tae(
 
 def _fitted(module: nn.Module, weights: Mapping[str, Tensor], label: str, what: str) -> nn.Module:
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = sorted(
-        k for k in set(expected) & set(weights) if tuple(weights[k].shape) != expected[k]
-    )
-    if missing or unexpected or wrong:
-        example = (missing or unexpected or wrong)[0]
+    mismatch = weights_mismatch(expected, weights)
+    if mismatch:
         raise ModelLoadError(
-            f"The weights in {label} do not fit the {what} ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected, {len(wrong)} of the wrong shape, e.g. {example}); "
+            f"The weights in {label} do not fit the {what} {mismatch}; "
             "name the right family as a prefix (for example taesd:PATH) or use the matching file."
         )
     state = {}
