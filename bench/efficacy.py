@@ -178,6 +178,8 @@ def main_world3(args: argparse.Namespace) -> None:
     unknown = set(args.only or ()) - set(world3.STAGES)
     if unknown:
         sys.exit(f"efficacy: world 3 has no stage {', '.join(sorted(unknown))}")
+    if args.retrain or args.mimicry_generators is not None:
+        sys.exit("efficacy: --retrain and --mimicry-generators are world 2's; add --world 2")
     try:
         assets = locate(args.weights, args.paintings)
     except MissingAssets as error:
