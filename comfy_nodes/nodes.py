@@ -335,7 +335,7 @@ def _protect(
         empty = {i for i, job in enumerate(jobs) if job.free is not None and not job.free.any()}
         warnings += _unchanged_warnings([r.measured for r in results], empty)
         report = _report(mode, settings, results, engine, per_image, len(targets), warnings,
-                         {"estimated_seconds": round(estimate, 1), "seconds": round(seconds, 1)})  # fmt: skip
+                         {"estimated_seconds": round(estimate, 3), "seconds": round(seconds, 3)})  # fmt: skip
     _warn(mode.value, warnings)
     summary = _summary(mode.value, settings, [r.measured for r in results], warnings)
     log.info(summary)

@@ -35,7 +35,9 @@ class VaeEncoder(torch.nn.Module):
         self.latent_channels = int(config.latent_channels)
         self.scaling_factor = float(getattr(config, "scaling_factor", None) or 1.0)
         self.shift_factor = float(getattr(config, "shift_factor", None) or 0.0)
-        self.downscale = 2 ** (len(config.block_out_channels) - 1)
+        # One 2x downsampling between consecutive blocks; 8x for configs that do not say (SD's).
+        blocks = getattr(config, "block_out_channels", None)
+        self.downscale = 2 ** (len(blocks) - 1) if blocks else 8
 
     def _setup(self, vae: Any, source: str, family: str, train_resolution: int) -> None:
         self.vae = vae
