@@ -158,7 +158,9 @@ def test_corrupt_file_gets_a_clear_message(page, tmp_path):
 
 
 def test_cancel_a_slow_job(page, tmp_path):
-    images = [rgba_art(tmp_path / f"slow{i}.png") for i in range(4)]
+    # Enough images that the job is still running when the page first shows it (4 at the
+    # slower preset's 99 steps once finished before the status showed them running).
+    images = [rgba_art(tmp_path / f"slow{i}.png") for i in range(16)]
     upload(page, images)
     page.get_by_label("slower (99 steps)").check()
     page.click("#protect")
