@@ -54,6 +54,13 @@ def test_without_patience_every_step_runs(engine, long_settings, monkeypatch):
     assert [e.step for e in events] == list(range(41))
 
 
+def test_a_robust_loop_runs_every_step(engine, long_settings):
+    """A loss seen through random transforms looks flat to the plateau rule: not used."""
+    result, events = run(engine, replace(long_settings, steps=40, robust=True))
+    assert result.encoder_passes == 41
+    assert {e.total for e in events} == {40}
+
+
 def test_an_early_stop_ends_with_a_short_cool_down(engine, long_settings):
     _, events = run(engine, long_settings)
     totals = [e.total for e in events]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from world.report import reruns_lines
+
 NOT_YET = (
     "Not measured in world 3 yet: the mimicry proxy on TAEF2 latents, an ensemble (TAEF2 + world "
     "2's VAE), `--adaptive` against the flat box, a 512 px spot check; nor, anywhere here, a "
@@ -141,6 +143,7 @@ def write_report(figures: dict, path: Path) -> None:
         f"Command: `{figures['command']}`  \nScale: {figures['scale']}; seeds fixed in the code; "
         f"run time {figures['seconds'] / 60:.1f} min on {figures['machine']}. Weights and paintings "
         "checked by SHA-256 (`bench/world3/assets.py`).",
+        "\n".join(reruns_lines(figures.get("reruns", []))),
         goals_section(figures),
         world_section(figures["world"]),
     ]

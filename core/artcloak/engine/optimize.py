@@ -168,11 +168,15 @@ def optimise(
     """Find perturbations that pull each image's latents toward its target within budget.
 
     The loop runs ``effort.steps`` steps, or fewer: once the latent loss stops falling
-    (``effort.patience``) the schedule is cut to a short cool-down of shrinking steps. With
+    (``effort.patience``; never with ``batch.robust``) the schedule is cut to a short cool-down
+    of shrinking steps. With
     ``batch.coarse_targets``, the first ``effort.coarse_share`` of the steps show the encoder
     the view at half the working size (each pass about 4x cheaper), until they are spent or
     the loss stops falling there; the rest refine at the working size."""
     rule = rule or SignStep()
+    # Seen through a new random transform each step, the loss rises and falls with the
+    # transform, so no plateau can be read from it (on TAEF2, --robust stopped after 16 passes).
+    patience = None if batch.robust else effort.patience
     dtype = autocast_dtype(precision, batch.base.device)
     stages = _stages(batch, effort)
     targets, coarse_left = stages[0]
@@ -191,9 +195,7 @@ def optimise(
     winding_down = False
     while step < horizon:
         listener.check_cancel()
-        if coarse_left is not None and (
-            coarse_left == 0 or plateaued(latent_losses, effort.patience)
-        ):
+        if coarse_left is not None and (coarse_left == 0 or plateaued(latent_losses, patience)):
             horizon -= coarse_left  # a coarse stage cut short gives its steps back
             (targets, coarse_left), latent_losses = stages[1], []
             start = _start_distances(encoders, batch, targets, dtype)
@@ -216,7 +218,7 @@ def optimise(
             )
         losses.append(float(loss.detach().mean()))
         step += 1
-        if coarse_left is None and not winding_down and plateaued(latent_losses, effort.patience):
+        if coarse_left is None and not winding_down and plateaued(latent_losses, patience):
             horizon, winding_down = min(horizon, step + effort.cool_down), True
         per_step = (time.perf_counter() - began) / step
         listener.emit(
