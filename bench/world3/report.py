@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from world.report import reruns_lines
+from world.report import _goal, _table, reruns_lines
 
 NOT_YET = (
     "Not measured in world 3 yet: the mimicry proxy on TAEF2 latents, an ensemble (TAEF2 + world "
@@ -15,16 +15,6 @@ NOT_YET = (
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _goal(text: str, met: bool) -> str:
-    return f"- {'**met**' if met else '**not met**'}: {text}"
 
 
 def default_row(figures: dict) -> dict | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from artcloak.engine.encoders import load_encoder
 from torch.nn import functional as F
 from world.checkpoints import load_vae
 from world.data import HELD_OUT_SEED
+from world.efficacy import to_tensor
 from world.gallery import STYLES, render
 from world.metrics import psnr
 from world.models import StyleClassifier
@@ -70,11 +72,6 @@ def painting_cases(assets: Assets, count: int, size: int) -> list[Case]:
     ]
 
 
-def to_tensor(samples: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(samples.astype(np.float32) / 255).permute(0, 3, 1, 2).contiguous()
-
-
 def stack(cases: list[Case], field: str) -> torch.Tensor:
     return to_tensor(np.stack([getattr(case, field) for case in cases]))
 
@@ -107,11 +104,11 @@ class World3:
     size: int
     figures: dict
 
-    @property
+    @cached_property
     def sources(self) -> torch.Tensor:
         return stack(self.cases, "source")
 
-    @property
+    @cached_property
     def targets(self) -> torch.Tensor:
         return stack(self.cases, "target")
 
