@@ -60,6 +60,11 @@ RANDOM_LPIPS_ENV = "ARTCLOAK_TEST_RANDOM_LPIPS"
 # takes would only be refused when the node runs.
 SEED_MAX = MAX_SEED
 SEED_TOOLTIP = f"The same seed gives the same result on the same machine (0 to {MAX_SEED})."
+# What the editor does to a seed after each run: keep it ("fixed"), so running a graph again
+# protects the same way (with True the editor picks randomize: a new protection each run).
+# Newer ComfyUIs name the same string io.ControlAfterGenerate.fixed; an editor too old to
+# read a mode from the node still shows the control, set to its own default.
+SEED_CONTROL = getattr(getattr(io, "ControlAfterGenerate", None), "fixed", "fixed")
 REPORT_TOOLTIP = (
     "JSON: the budget and what was measured on each image, warnings, settings, seed and "
     "models. It is shown on this node; connect it to Preview as Text, or save it with artcloak "
@@ -416,7 +421,7 @@ def _budget_inputs() -> list:
             + "). The node logs the expected time before the first step.",
         ),
         io.Int.Input(
-            "seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
+            "seed", default=0, min=0, max=SEED_MAX, control_after_generate=SEED_CONTROL,
             tooltip=SEED_TOOLTIP,
         ),
         io.Mask.Input(

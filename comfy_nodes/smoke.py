@@ -185,6 +185,11 @@ def run(args: argparse.Namespace) -> dict:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(1)
         loaded = sorted(name for name in info if name.startswith("artcloak."))
+        seed_controls = {  # what the editor does to each seed widget after a run
+            name: spec[1].get("control_after_generate")
+            for name in loaded for group in info[name]["input"].values()
+            for key, spec in group.items() if key == "seed"
+        }  # fmt: skip
         if "artcloak.Cloak" not in loaded:
             raise SystemExit(f"ComfyUI did not load the artcloak nodes; see {log_path}")
         history = _run_prompt(url, workflow, server, started, args.timeout, log_path)
@@ -211,6 +216,7 @@ def run(args: argparse.Namespace) -> dict:
         "status": status.get("status_str"),
         "seconds": round(time.perf_counter() - started, 1),
         "nodes": loaded,
+        "seed_controls": seed_controls,
         "interrupt": interrupt,
         "saved": [str(path) for path in saved],
         "png_chunks": sorted({chunk for path in saved for chunk in png_chunks(path)}),

@@ -23,7 +23,7 @@ from artcloak.errors import SettingsError
 from artcloak.settings import Mode
 from comfy_api.latest import io
 
-from .nodes import CATEGORY, SEED_MAX, SEED_TOOLTIP, checked_settings
+from .nodes import CATEGORY, SEED_CONTROL, SEED_MAX, SEED_TOOLTIP, checked_settings
 
 CUSTOM = "custom prompt"
 DEFAULT_STYLE = "van-gogh"  # thick impasto brush strokes, far from most artworks' own style
@@ -69,7 +69,8 @@ def _graph_inputs() -> list:
 
 def _sampler_inputs(negative: str) -> list:
     return [
-        io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
+        io.Int.Input("seed", default=0, min=0, max=SEED_MAX,
+                     control_after_generate=SEED_CONTROL,
                      tooltip="The sampler's seed. " + SEED_TOOLTIP),
         io.Int.Input("steps", default=20, min=1, max=200,
                      tooltip="Sampling steps, as in KSampler."),

@@ -4,8 +4,9 @@ ComfyUI runs nodes under ``torch.inference_mode()``, and its VAE weights may be 
 tensors, which autograd refuses. The copy is made with inference mode switched off, so its
 weights are ordinary tensors; the graph's VAE object is only read, never changed.
 
-Only the encoder (and ``quant_conv``, which encoding uses) is kept: the protection needs
-nothing else, and the decoder is most of a VAE (SD 1.x: 49.5 M of its 83.7 M parameters).
+Only the encoder (and ``quant_conv``, which encoding uses) is built and copied: the protection
+needs nothing else, and the decoder is most of a VAE (SD 1.x: 49.5 M of its 83.7 M parameters,
+about 200 MB in fp32), so its weights are never read, not even for a moment.
 Anything that must decode (Verify's model view) decodes with the graph's own VAE. One copy is
 kept per VAE, whatever the working resolution: the resolution is a setting of the run, not of
 the encoder. Nothing here imports ComfyUI: the VAE is duck-typed (``first_stage_model``).
@@ -65,6 +66,7 @@ def private_encoder(
                 source=f"ComfyUI VAE ({type(model).__name__})",
                 config=config or (None if family == "auto" else family),
                 device=device,
+                encoder_only=True,
             )
         except ArtcloakError as error:
             if config:
@@ -76,7 +78,7 @@ def private_encoder(
                 "artcloak works with the KL VAEs of Stable Diffusion 1.x/2.x, SDXL, SD3 and Flux; "
                 f"this VAE cannot be used: {error}"
             ) from None
-        _keep_encoder_only(encoder)
+        encoder.decode = _no_decoder  # an instance attribute: says to use the graph's VAE
     _cache.insert(0, (weakref.ref(model), key, encoder))
     del _cache[_CACHE_SIZE:]
     return encoder
@@ -92,16 +94,6 @@ def _check_config_path(config: str) -> None:
             f"The vae_config file {path} does not exist; check the path (a diffusers VAE "
             "config.json), or leave vae_config empty for a VAE of a known model family."
         )
-
-
-def _keep_encoder_only(encoder: VaeEncoder) -> None:
-    """Drop the decoder half of the copy (``decoder``, ``post_quant_conv``): the protection
-    only encodes. Decoding with this copy then says to use the graph's VAE."""
-    vae = encoder.vae
-    for name in ("decoder", "post_quant_conv"):
-        if getattr(vae, name, None) is not None:
-            setattr(vae, name, None)
-    encoder.decode = _no_decoder  # an instance attribute: the class's decode needs the decoder
 
 
 def _no_decoder(*_args, **_kwargs):

@@ -23,7 +23,7 @@ from artcloak.app.jobs import CANCELLED, DONE, FAILED, QUEUED, JobRunner
 from artcloak.app.limits import Limits, check_upload
 from artcloak.app.view import figures_markdown, status_html
 from artcloak.engine.transforms import working_size
-from artcloak.errors import ArtcloakError, InputImageError, SettingsError
+from artcloak.errors import ArtcloakError, InputImageError, OutputError, SettingsError
 from artcloak.settings import Mode
 from conftest import painting
 from PIL import Image
@@ -172,6 +172,27 @@ def test_refused_jobs_say_why(runner, fast_settings, tmp_path):
         runner.submit([], fast_settings)
     with pytest.raises(ArtcloakError, match="up to 100 images"):
         runner.submit([tmp_path / "x.png"] * 101, fast_settings)
+
+
+def test_a_format_that_cannot_store_an_upload_is_refused_at_submission(
+    runner, fast_settings, tmp_path
+):
+    """Transparency cannot go into a JPEG: the page says so at once, naming the upload,
+    and queues nothing."""
+    uploads = tmp_path / "gradio-upload-1234"
+    uploads.mkdir()
+    plain = uploads / "plain.png"
+    Image.fromarray(painting()).save(plain)
+    transparent = rgba_png(uploads / "see-through.png")
+    with pytest.raises(OutputError) as refused:
+        runner.submit([plain, transparent], fast_settings, ".jpg", owner="me")
+    message = str(refused.value)
+    assert message.startswith("see-through.png has transparency") and "PNG or WebP" in message
+    assert str(uploads) not in message
+    assert runner.jobs == {}
+    job = runner.submit([plain, transparent], fast_settings, ".webp", owner="me")
+    assert job.id in runner.jobs
+    runner.cancel(job.id)
 
 
 def test_help_does_not_import_gradio():

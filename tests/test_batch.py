@@ -16,7 +16,7 @@ from artcloak.batch.plan import SUMMARY_NAME, chunks, find_inputs
 from artcloak.cli import main
 from artcloak.engine.images import load_image
 from artcloak.engine.protect import Engine, ImageJob, Protected
-from artcloak.settings import ProtectionSettings
+from artcloak.settings import ModelSettings, ProtectionSettings
 from conftest import painting
 from PIL import Image
 
@@ -172,6 +172,37 @@ def test_command_errors_are_one_line(tmp_path, capsys, cli_model_args):
         assert exit_info.value.code == 1
         err = capsys.readouterr().err
         assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_models_load(
+    tmp_path, capsys, monkeypatch
+):
+    """Transparency cannot go into a JPEG: planned as refused, said once per input, and with
+    nothing else to do no model loads (the missing encoder would be the error)."""
+    from artcloak.engine import protect
+
+    loads = []
+    monkeypatch.setattr(protect, "load_encoders", lambda *a, **k: loads.append(a) or [])
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    alpha = np.full((40, 48), 128, np.uint8)
+    for name in ("one.png", "two.png"):
+        Image.fromarray(np.dstack([painting(48, 40), alpha])).save(src / name)
+    plan = make_plan(src, dest, ProtectionSettings(), ModelSettings(), "jpeg")
+    assert plan.todo == [] and plan.total == 2
+    assert [refused.item.relative for refused in plan.refused] == ["one.png", "two.png"]
+    assert make_plan(src, dest, ProtectionSettings(), ModelSettings(), "webp").refused == []
+    args = ["batch", str(src), str(dest), "--format", "jpeg", "--device", "cpu",
+            "--encoder", str(tmp_path / "no-such-vae.safetensors")]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--json"])
+    assert exit_info.value.code == 1
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    errors = [event for event in events if event["event"] == "error"]
+    assert [event["input"] for event in errors] == ["one.png", "two.png"]
+    assert all("has transparency" in event["message"] for event in errors)
+    assert events[-1]["event"] == "summary" and events[-1]["failed"] == 2
+    assert loads == [] and not any(dest.glob("*.jpg"))
 
 
 def test_command_json_events_and_exit_status(tmp_path, capsys, cli_model_args):

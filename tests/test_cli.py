@@ -322,3 +322,129 @@ def test_a_bad_image_is_reported_before_the_models_load(tmp_path, monkeypatch, c
     assert "empty.png" in err and "no-such-vae" not in err
     assert loads == []
     assert elapsed < 2, f"{elapsed:.1f} s before the image's error"
+
+
+def _transparent_png(path: Path, seed: int = 0) -> Path:
+    alpha = np.full((72, 96), 128, np.uint8)
+    Image.fromarray(np.dstack([painting(seed=seed), alpha]), "RGBA").save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "command, options",
+    [
+        ("cloak", ["--format", "jpeg"]),
+        ("cloak", ["-o", "{tmp}/out.jpg"]),
+        ("shade", ["--concept", "a handbag", "--format", "jpeg"]),
+    ],
+)
+def test_an_output_that_cannot_store_the_image_is_refused_before_the_models_load(
+    command, options, tmp_path, monkeypatch, capsys
+):
+    """Transparency cannot go into a JPEG: one line, at once, nothing loaded or written
+    (the missing encoder would be the error if anything loaded)."""
+    import time
+
+    from artcloak.engine import protect
+
+    loads = []
+    monkeypatch.setattr(protect, "load_encoders", lambda *a, **k: loads.append(a) or [])
+    source = _transparent_png(tmp_path / "rgba.png")
+    before = set(tmp_path.iterdir())
+    options = [option.replace("{tmp}", str(tmp_path)) for option in options]
+    argv = [command, str(source), *options, "--encoder", str(tmp_path / "no-such-vae.safetensors"),
+            "--device", "cpu"]  # fmt: skip
+    started = time.perf_counter()
+    code, _, err = run(argv, capsys)
+    elapsed = time.perf_counter() - started
+    assert code == 1 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "rgba.png has transparency" in lines[0], err
+    assert "PNG or WebP" in lines[0] and "no-such-vae" not in err
+    assert loads == []
+    assert elapsed < 2, f"{elapsed:.1f} s before the refusal"
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_every_unwritable_output_of_a_run_is_refused_before_the_models_load(
+    tmp_path, cli_model_args, monkeypatch, capsys
+):
+    """The refused input comes after a usable one (chunks of one): it is still refused
+    before the run's models load, and the usable one is protected."""
+    from artcloak.engine import files
+
+    events: list[str] = []
+    resolve = files.FileRun.resolve
+
+    def spy(self, *args, **kwargs):
+        events.append("models")
+        return resolve(self, *args, **kwargs)
+
+    monkeypatch.setattr(files.FileRun, "resolve", spy)
+    refuse = files.refuse_output
+    monkeypatch.setattr(files, "refuse_output",
+                        lambda request, output: events.append(request.source.name)
+                        or refuse(request, output))  # fmt: skip
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(painting(seed=1)).save(folder / "a.png")
+    _transparent_png(folder / "b.png")
+    argv = [str(folder), "-o", str(tmp_path / "out"), "--format", "jpeg", "--batch-size", "1"]
+    code, out, err = cloak(argv, cli_model_args, capsys)
+    assert code == 1
+    assert events[:3] == ["a.png", "b.png", "models"], events
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a-cloaked.jpg",
+        "a-cloaked.jpg.json",
+    ]
+    assert "1 protected, 1 failed." in out
+    assert "b.png has transparency" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def no_network(monkeypatch, tmp_path):
+    """Offline, with no LPIPS backbone weights on this machine (a fresh torch hub folder)."""
+    import socket
+
+    import torch
+
+    def unreachable(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unreachable)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                 "all_proxy"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch-hub"))
+
+
+@pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "no-network"])
+def test_a_missing_encoder_offline_names_the_option_and_lpips_weights_at_once(
+    offline, rgb_png, no_network, monkeypatch, capsys
+):
+    if offline:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        from artcloak.engine import encoders
+
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr(encoders.hub, "_hub_offline", lambda: False)
+    argv = ["cloak", str(rgb_png), "--encoder", "someone/not-a-real-vae", "--device", "cpu"]
+    code, _, err = run(argv, capsys)
+    assert code == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, "no stray 'Downloading: ...' line before the error"
+    assert "give a local .safetensors file with --encoder PATH instead" in lines[0]
+    assert "(a VAE or a full checkpoint)" in lines[0]
+    assert "LPIPS needs its ImageNet AlexNet weights too" in lines[0]
+    assert "alexnet-owt-7be5be79.pth" in lines[0]
+
+
+def test_missing_lpips_weights_offline_are_one_line(rgb_png, cli_model_args, no_network, capsys):
+    argv = [arg for arg in cli_model_args if arg != "--lpips-random-backbone"]
+    code, _, err = cloak([str(rgb_png)], argv, capsys)
+    assert code == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Downloading" not in err, err
+    assert "LPIPS needs its ImageNet AlexNet weights," in lines[0]
+    assert "download.pytorch.org cannot be reached" in lines[0]

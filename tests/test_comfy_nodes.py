@@ -458,6 +458,31 @@ def test_private_copy_is_the_encoder_only_and_one_per_vae(comfy):
     assert len(comfy.pack.vae._cache) == 2
 
 
+def test_private_copy_never_reads_the_decoder(comfy):
+    """The copy is built encoder-only: the decoder's weights are never read or copied, not
+    even for a moment (SD 1.x: a ~200 MB fp32 spike). Here they are meta tensors, which hold
+    no data: any copy of them would leave the copy's decoder unset and fail the build."""
+    vae = StandInVAE()
+    graph = vae.first_stage_model
+    decoding = [name for name, _ in graph.named_parameters()
+                if name.startswith(("decoder.", "post_quant_conv."))]  # fmt: skip
+    assert decoding
+    for name in decoding:
+        *path, leaf = name.split(".")
+        module = graph.get_submodule(".".join(path))
+        meta = torch.empty_like(getattr(module, leaf), device="meta")
+        setattr(module, leaf, torch.nn.Parameter(meta, requires_grad=False))
+    with torch.inference_mode():
+        encoder = comfy.pack.vae.private_encoder(vae, config=FAST["vae_config"], device="cpu")
+    assert not any(p.is_meta for p in encoder.parameters())
+    assert encoder.vae.decoder is None and encoder.vae.post_quant_conv is None
+    assert not encoder.has_decoder
+    pixels = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():  # and it encodes as the full diffusers VAE does
+        expected = make_tiny_vae(0).encode(pixels * 2 - 1).latent_dist.mean
+        assert torch.allclose(encoder(pixels), expected, atol=1e-5)
+
+
 def test_a_missing_vae_config_says_the_file_is_missing(comfy, tmp_path):
     missing = tmp_path / "nowhere" / "config.json"
     with pytest.raises(comfy.pack.nodes.ArtcloakError) as caught:
@@ -571,7 +596,8 @@ def test_every_input_and_output_of_every_node_has_a_tooltip(comfy):
 
 def test_one_seed_limit_for_every_node(comfy):
     """Every seed input offers 0 .. the core's MAX_SEED (2**63-1), the range the core
-    checks (ComfyUI's KSampler offers 2**64-1, which the core would refuse)."""
+    checks (ComfyUI's KSampler offers 2**64-1, which the core would refuse), and is "fixed"
+    after a run."""
     from artcloak.settings import MAX_SEED
 
     extension = asyncio.run(comfy.pack.comfy_entrypoint())
@@ -582,6 +608,8 @@ def test_one_seed_limit_for_every_node(comfy):
                                            "artcloak.StyleTarget", "artcloak.ConceptAnchor"}  # fmt: skip
     for node, item in seeds:
         assert (item.extra["min"], item.extra["max"]) == (0, MAX_SEED), node
+        # kept after a run: a protection is reproducible (ComfyUI's default is randomize)
+        assert item.extra["control_after_generate"] == "fixed", node
     _, report = run_node(comfy.pack.nodes.Cloak, image=picture(), vae=StandInVAE(),
                          style_target=picture(seed=5), seed=MAX_SEED, **FAST | {"steps": 1})  # fmt: skip
     assert json.loads(report)["seed"] == MAX_SEED
@@ -1085,6 +1113,10 @@ def test_example_workflow_through_real_comfyui_http_api(tmp_path):
     assert summary["nodes"] == ["artcloak.Cloak", "artcloak.ConceptAnchor",
                                 "artcloak.SaveProtected", "artcloak.Shade",
                                 "artcloak.StyleTarget", "artcloak.Verify"]  # fmt: skip
+    assert summary["seed_controls"] == dict.fromkeys(  # ComfyUI's /object_info says "fixed"
+        ["artcloak.Cloak", "artcloak.ConceptAnchor", "artcloak.Shade", "artcloak.StyleTarget"],
+        "fixed",
+    )
     # Save Protected wrote the image chunks only: no workflow, no text at all
     assert summary["png_chunks"] == ["IDAT", "IEND", "IHDR"], summary["png_chunks"]
     # the Cloak report is shown on its node and in Preview as Text; the estimate was logged

@@ -151,6 +151,27 @@ def test_describe_is_plain_json(tiny):
     assert info["parameters"] == sum(p.numel() for p in enc.parameters())
 
 
+@pytest.mark.parametrize("layout", ["diffusers", "original"])
+def test_encoder_only_from_a_state_dict_builds_no_decoder(tiny, images, reference, layout):
+    """encoder_from_state_dict(encoder_only=True), as the ComfyUI pack copies a graph's VAE:
+    only the encoding half is materialised, and it encodes as the full VAE does."""
+    state = make_tiny_vae(seed=0).state_dict()
+    if layout == "original":
+        state = to_original_layout(state)
+    full = encoders.encoder_from_state_dict(state, config=tiny["config"])
+    lean = encoders.encoder_from_state_dict(state, config=tiny["config"], encoder_only=True)
+    assert full.has_decoder and not lean.has_decoder
+    assert lean.vae.decoder is None and lean.vae.post_quant_conv is None
+    encoding = sum(p.numel() for name, p in full.vae.named_parameters()
+                   if name.startswith(("encoder.", "quant_conv.")))  # fmt: skip
+    assert sum(p.numel() for p in lean.parameters()) == encoding
+    assert describe_encoder(lean)["decoder"] is False
+    with torch.no_grad():
+        assert torch.allclose(lean(images), reference, atol=1e-5)
+    with pytest.raises(ModelLoadError, match="without its decoder"):
+        lean.decode(torch.zeros(1, 4, 8, 8))
+
+
 def test_load_encoders_ensemble(tiny):
     encs = load_encoders([str(tiny["diffusers_folder"]), str(tiny["pipeline_folder"])])
     assert len(encs) == 2
@@ -299,6 +320,19 @@ def test_hub_unreachable_ends_in_model_load_error(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ModelLoadError, match="cannot be reached"):
         load_encoder("artcloak-tests/no-such-vae")
+
+
+def test_offline_advice_names_the_encoder_in_each_host_s_terms(monkeypatch):
+    """The core's words suit every host (app, plugins, ComfyUI); the CLI says its option."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as info:
+        load_encoder("artcloak-tests/no-such-vae")
+    message = str(info.value)
+    assert "give a local .safetensors file as the encoder instead" in message
+    assert "(a VAE or a full checkpoint)" in message and "--encoder" not in message
+    said = info.value.said({"encoders": "with --encoder PATH"})
+    assert said == message.replace("as the encoder", "with --encoder PATH")
+    assert info.value.said({}) == message
 
 
 def test_missing_file(tmp_path):

@@ -14,6 +14,7 @@ import importlib
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -161,6 +162,29 @@ def test_install_command_and_uninstall(tmp_path):
     removed = runner.invoke(install, ["gimp", "--profile-dir", str(tmp_path), "--uninstall"])
     assert removed.exit_code == 0 and not plugin.exists()
     assert (tmp_path / "plug-ins").is_dir()  # only our folder went
+
+
+def test_install_command_imports_no_torch(tmp_path):
+    """`artcloak install` (both hosts, and --uninstall) runs without importing torch: it only
+    copies files and writes settings, so it is quick and works where torch is broken."""
+    script = (
+        "import sys\n"
+        "from artcloak.cli import main\n"
+        "for argv in sys.argv[1:]:\n"
+        "    try:\n"
+        "        main(argv.split('|'))\n"
+        "    except SystemExit as exit:\n"
+        "        assert not exit.code, (argv, exit.code)\n"
+        "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    krita = f"install|krita|--resource-dir|{tmp_path / 'r'}|--kritarc|{tmp_path / 'rc'}"
+    gimp = f"install|gimp|--profile-dir|{tmp_path / 'g'}"
+    commands = [krita, gimp, f"{krita}|--uninstall", f"{gimp}|--uninstall"]
+    done = subprocess.run([sys.executable, "-c", script, *commands], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "r").is_dir() and (tmp_path / "g" / "plug-ins").is_dir()
 
 
 def test_install_refuses_a_folder_it_did_not_make(tmp_path):

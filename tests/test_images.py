@@ -648,6 +648,55 @@ def test_check_output_path(tmp_path: Path) -> None:
         check_output_path(source, tmp_path / "x.gif", overwrite=False)
 
 
+def _transparency_cases(tmp_path: Path) -> list[Path]:
+    """Files with and without transparency, in each way an image can have it."""
+    rgb = Image.fromarray(_rgb8())
+    rgba = Image.fromarray(np.dstack([_rgb8(), _rgb8(seed=3)[..., 0]]))
+    grey = rgb.convert("L")
+    saved = {
+        "rgb.png": rgb, "rgba.png": rgba, "la.png": rgba.convert("LA"), "grey.png": grey,
+        "p.png": rgb.quantize(16), "rgba.webp": rgba, "rgba.tif": rgba, "rgb.jpg": rgb,
+        "opaque.webp": rgb.convert("RGBA"),  # libwebp drops an alpha that is all opaque
+    }  # fmt: skip
+    for name, image in saved.items():
+        image.save(tmp_path / name)
+    rgb.quantize(16).save(tmp_path / "p-keyed.png", transparency=0)
+    rgb.save(tmp_path / "rgb-keyed.png", transparency=(0, 0, 0))
+    grey.save(tmp_path / "grey-keyed.png", transparency=0)
+    cv2.imwrite(str(tmp_path / "rgba16.png"), _samples16(3)[..., ::-1][..., [0, 1, 2, 0]])
+    cv2.imwrite(str(tmp_path / "rgb16.png"), _samples16(3)[..., ::-1])
+    return sorted(tmp_path.iterdir())
+
+
+def test_transparency_from_the_header_matches_the_loaded_image(tmp_path: Path) -> None:
+    cases = _transparency_cases(tmp_path)
+    found = {path.name: images.has_transparency(path) for path in cases}
+    assert found == {path.name: load_image(path).alpha is not None for path in cases}
+    transparent = {name for name, yes in found.items() if yes}
+    assert transparent == {"grey-keyed.png", "la.png", "p-keyed.png", "rgb-keyed.png",
+                           "rgba.png", "rgba.tif", "rgba.webp", "rgba16.png"}  # fmt: skip
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    assert images.has_transparency(tmp_path / "broken.png") is False  # the loader says why
+
+
+def test_an_output_that_cannot_store_the_image_is_refused_up_front(tmp_path: Path) -> None:
+    rgba, rgb = tmp_path / "rgba.png", tmp_path / "rgb.png"
+    Image.fromarray(np.dstack([_rgb8(), _rgb8()[..., 0]])).save(rgba)
+    Image.fromarray(_rgb8()).save(rgb)
+    for fmt in ("jpeg", "JPG", "JPEG"):
+        with pytest.raises(OutputError, match="rgba.png has transparency.*PNG or WebP"):
+            images.check_output_fits(rgba, fmt)
+    for fmt in ("png", "webp", "tiff", "bmp"):
+        images.check_output_fits(rgba, fmt)
+    images.check_output_fits(rgb, "jpeg")
+    with pytest.raises(OutputError, match="transparency"):
+        check_output_path(rgba, tmp_path / "out.jpg", overwrite=False)
+    with pytest.raises(OutputError, match="transparency"):
+        check_output_path(rgba, tmp_path / "out.png", overwrite=False, format="jpeg")
+    check_output_path(rgba, tmp_path / "out.jpg", overwrite=False, format="png")
+    check_output_path(rgb, tmp_path / "out.jpg", overwrite=False)
+
+
 def test_write_refuses_source_unknown_extension_and_bad_samples(tmp_path: Path) -> None:
     source = tmp_path / "art.png"
     Image.fromarray(_rgb8()).save(source)

@@ -154,6 +154,31 @@ def test_uninstall_removes_only_what_install_added(tmp_path):
     assert any("Nothing to remove" in line for line in again.done)
 
 
+def test_removing_the_last_key_removes_its_section(tmp_path):
+    remove = lambda text: installer.set_ini_value(text, "python", "k", None)  # noqa: E731
+    assert remove("[python]\nk=v\n") == ""
+    assert remove("[a]\nb=c\n\n[python]\nk=v\n") == "[a]\nb=c\n"
+    assert remove("[python]\nk=v\n\n[a]\nb=c\n") == "[a]\nb=c\n"
+    assert remove("[a]\nb=c\n\n[python]\nk=v\n\n[z]\nx=y\n") == "[a]\nb=c\n\n[z]\nx=y\n"
+    assert remove("[python]\n# mine\nk=v\n") == "[python]\n# mine\n"  # not empty: kept
+    assert remove("[python]\n\n[a]\nb=c\n") == "[python]\n\n[a]\nb=c\n"  # no key: untouched
+
+
+def test_uninstall_leaves_no_empty_section_or_kritarc_the_install_made(tmp_path):
+    locations = installer.krita_locations(
+        resource_dir=tmp_path / "krita", kritarc=tmp_path / "kritarc"
+    )
+    installer.install_krita(locations)
+    assert locations.kritarc.read_text() == "[python]\nenable_artcloak_export=true\n"
+    report = installer.uninstall_krita(locations)
+    assert not locations.kritarc.exists()
+    assert any("held nothing else" in line for line in report.done)
+    locations.kritarc.write_text("[General]\nfoo=1\n")
+    installer.install_krita(locations)
+    installer.uninstall_krita(locations)
+    assert locations.kritarc.read_text() == "[General]\nfoo=1\n"
+
+
 def test_install_refuses_a_folder_it_did_not_make(tmp_path):
     locations = installer.krita_locations(
         resource_dir=tmp_path / "krita", kritarc=tmp_path / "kritarc"

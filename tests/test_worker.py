@@ -142,6 +142,23 @@ def test_a_bad_image_is_reported_before_any_model_loads(tmp_path):
     assert time.perf_counter() - started < 30  # a whole Python start; the check itself is below
 
 
+def test_an_output_that_cannot_store_the_image_is_refused_before_any_model_loads(tmp_path):
+    """Transparency cannot go into a JPEG: the refusal comes first (a missing encoder would
+    be the error if any model loaded), with no load event and nothing written."""
+    import numpy as np
+
+    source = tmp_path / "see-through.png"
+    Image.fromarray(np.full((40, 48, 4), 128, np.uint8), "RGBA").save(source)
+    settings = {"encoders": [str(tmp_path / "no-such-vae.safetensors")], "device": "cpu"}
+    request = protocol.WorkerRequest(str(source), str(tmp_path / "out.jpg"), settings=settings)
+    code, events, err = run_worker(request)
+    assert code == 1, err
+    assert [event["event"] for event in events] == ["error"], events
+    assert "see-through.png has transparency" in events[0]["message"]
+    assert "no-such-vae" not in events[0]["message"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["see-through.png"]
+
+
 def test_worker_protects_with_a_tiny_autoencoder(rgb_png, tmp_path):
     """The plugins' path with a TAEF2-shaped encoder file (random weights, decoder beside it)."""
     from artcloak.testing.tae import save_tae

@@ -7,9 +7,35 @@ Hosts catch ``ArtcloakError`` and show ``str(error)``; anything else is a bug.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Named:
+    """Words in a message that name a setting (``setting``: its flat name, see settings.py)
+    in terms any host can show; a host with its own name for it (the CLI's option) may say
+    that instead."""
+
+    setting: str
+    words: str
+
 
 class ArtcloakError(Exception):
-    """Base class: the message is shown to the user as it is."""
+    """Base class: the message is shown to the user as it is (or ``said`` in a host's terms)."""
+
+    def __init__(self, *args: object, named: tuple[Named, ...] = ()) -> None:
+        super().__init__(*args)
+        self.named = named
+
+    def said(self, names: Mapping[str, str]) -> str:
+        """The message with each named setting in a host's own terms (``names``: flat name ->
+        the host's words, e.g. ``{"encoders": "with --encoder PATH"}``)."""
+        text = str(self)
+        for named in self.named:
+            if named.setting in names:
+                text = text.replace(named.words, names[named.setting])
+        return text
 
 
 class InputImageError(ArtcloakError):

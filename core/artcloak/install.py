@@ -189,8 +189,8 @@ def request_defaults(encoders: tuple[str, ...], device: str | None) -> dict:
 
 
 def set_ini_value(text: str, section: str, key: str, value: str | None) -> str:
-    """``text`` with ``key=value`` set in ``[section]`` (removed when value is None);
-    every other line is kept as it was."""
+    """``text`` with ``key=value`` set in ``[section]`` (removed when value is None, and the
+    section with it when nothing else is left in it); every other line is kept as it was."""
     lines = text.splitlines()
     header = f"[{section}]"
     start = next((i for i, line in enumerate(lines) if line.strip() == header), None)
@@ -213,7 +213,11 @@ def set_ini_value(text: str, section: str, key: str, value: str | None) -> str:
         while position > start + 1 and not lines[position - 1].strip():
             position -= 1
         lines.insert(position, f"{key}={value}")
-    return "\n".join(lines) + "\n"
+    elif found and not any(line.strip() for line in lines[start + 1 : end]):
+        del lines[start:end]  # the section held only this key: remove it too
+        while lines and not lines[-1].strip():
+            del lines[-1]
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def _edit_settings(path: Path, section: str, key: str, value: str | None) -> bool:
@@ -281,6 +285,9 @@ def uninstall_krita(locations: KritaLocations) -> InstallReport:
         locations.kritarc, "python", f"enable_{KRITA_PLUGIN}", None
     ):
         report.done.append(f"Removed enable_{KRITA_PLUGIN} from {locations.kritarc}")
+        if not locations.kritarc.read_text(encoding="utf-8").strip():
+            locations.kritarc.unlink()  # nothing else was in it: the install made it
+            report.done.append(f"Removed {locations.kritarc}, which held nothing else")
     if not report.done:
         report.done.append(f"Nothing to remove: the plugin is not in {locations.pykrita}.")
     return report

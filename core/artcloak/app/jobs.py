@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..engine.files import SUFFIXES, FileRun, read_file
+from ..engine.images import check_output_fits
 from ..engine.protect import Engine
 from ..engine.targets import check_target
 from ..errors import ArtcloakError, Cancelled
@@ -78,7 +79,8 @@ class JobRunner:
         extension: str = ".png",
         owner: str = "",
     ) -> Job:
-        """Queue a job; SettingsError/TargetError (with the page's message) when it cannot run."""
+        """Queue a job; SettingsError/TargetError/OutputError (with the page's message) when it
+        cannot run."""
         if self._closed:
             raise ArtcloakError("The app is stopping; no new jobs are taken.")
         if not uploads:
@@ -87,8 +89,9 @@ class JobRunner:
             raise ArtcloakError(f"This page takes up to {self.limits.max_files} images at a time.")
         settings.check()
         check_target(settings.target, settings.mode)
-        job_id = uuid.uuid4().hex[:12]
         images = [ImageState(name=_display_name(Path(p)), upload=Path(p)) for p in uploads]
+        _check_outputs_fit(images, extension)
+        job_id = uuid.uuid4().hex[:12]
         job = Job(job_id, owner, settings, extension, images,
                   work=self.root / "work" / job_id, results=self.root / "results" / job_id)  # fmt: skip
         with self._wake:
@@ -259,6 +262,16 @@ def _zip(results: list[ResultFigures], path: Path) -> Path:
             if report.exists():
                 archive.write(report, report.name)
     return path
+
+
+def _check_outputs_fit(images: Sequence[ImageState], extension: str) -> None:
+    """Refuse the job, before it waits for anything, when an upload cannot be written in the
+    chosen format (transparency in a JPEG); the message names the upload."""
+    for image in images:
+        try:
+            check_output_fits(image.upload, extension.lstrip("."))
+        except ArtcloakError as error:
+            raise type(error)(_message(error, image)) from None
 
 
 def _display_name(upload: Path) -> str:

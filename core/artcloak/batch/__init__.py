@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..report import write_json
 from ..settings import ModelSettings, ProtectionSettings
-from .outcome import ItemOutcome, Summary
+from .outcome import ItemOutcome, Summary, failed
 from .plan import SUMMARY_NAME, Plan, chunks, make_plan
 
 __all__ = ["ItemOutcome", "Plan", "Summary", "make_plan", "run_batch"]
@@ -51,14 +51,18 @@ def run_batch(
     dest.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(plan.todo)
     summary = Summary(total=plan.total, skipped=len(plan.skipped))
+    # Outputs that cannot be written were refused before any model loads.
+    summary.outcomes.extend(failed(refused.item, refused.reason) for refused in plan.refused)
     observers: list[Callable[[ItemOutcome], None]] = []
 
     def ready(runner: object) -> None:
-        """Models are loaded: the clock and the progress bar start now."""
+        """Models are loaded: the clock and the progress bar start now (and show the refused)."""
         if on_ready:
             on_ready(runner)
         if progress:
             observers.append(progress(plan))
+            for outcome in summary.outcomes:
+                observers[-1](outcome)
 
     def record(outcome: ItemOutcome) -> None:
         summary.outcomes.append(outcome)

@@ -12,10 +12,11 @@ import glob
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.images.formats import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, LOSSLESS_EXTENSIONS
+from ..engine.images.write import check_output_fits, format_for_path
 from ..errors import ArtcloakError
 from ..report import report_path, settings_section
 from ..settings import ModelSettings, ProtectionSettings
@@ -36,15 +37,24 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """An input whose output cannot be written, and why: said before any model loads."""
+
+    item: Item
+    reason: str
+
+
+@dataclass(frozen=True)
 class Plan:
     root: Path
     todo: list[Item]
     skipped: list[Item]
     run_key: dict  # what must match in an existing report for its output to be kept
+    refused: list[Refused] = field(default_factory=list)  # outputs that cannot be written
 
     @property
     def total(self) -> int:
-        return len(self.todo) + len(self.skipped)
+        return len(self.todo) + len(self.skipped) + len(self.refused)
 
 
 def find_inputs(src: Path) -> tuple[Path, list[Path]]:
@@ -196,10 +206,24 @@ def make_plan(
     root, sources = find_inputs(src)
     check_folders(root, sources, dest, recursive=src.is_dir() or "**" in str(src))
     key = run_key(settings, models, fmt)
-    todo, skipped = [], []
+    todo, skipped, refused = [], [], []
     for item in output_paths(root, sources, dest, fmt):
-        (skipped if not redo and is_done(item, key) else todo).append(item)
-    return Plan(root=root, todo=todo, skipped=skipped, run_key=key)
+        if not redo and is_done(item, key):
+            skipped.append(item)
+        elif (reason := _refusal(item)) is not None:
+            refused.append(Refused(item, reason))
+        else:
+            todo.append(item)
+    return Plan(root=root, todo=todo, skipped=skipped, run_key=key, refused=refused)
+
+
+def _refusal(item: Item) -> str | None:
+    """Why the item's output cannot be written (from the input's header), or None."""
+    try:
+        check_output_fits(item.source, format_for_path(item.output))
+    except ArtcloakError as error:
+        return str(error)
+    return None
 
 
 def chunks(items: Sequence[Item], size: int, resolution: int) -> list[list[Item]]:

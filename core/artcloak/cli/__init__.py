@@ -23,6 +23,7 @@ from ..settings import (
     OutputSettings,
 )
 from .options import (
+    SETTING_OPTIONS,
     configure_logging,
     diffusion_options,
     model_options,
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         error.show()
         sys.exit(error.exit_code)
     except ArtcloakError as error:
-        click.echo(f"artcloak: error: {error}", err=True)
+        click.echo(f"artcloak: error: {error.said(SETTING_OPTIONS)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("artcloak: cancelled; nothing partial was written.", err=True)

@@ -48,6 +48,10 @@ def _options(options: list[Callable]) -> Callable:
     return decorate
 
 
+# How the CLI names a setting where a core message names it in words any host can show
+# (errors.Named): flat setting name -> the words the command line says instead.
+SETTING_OPTIONS = {"encoders": "with --encoder PATH"}
+
 model_options = _options(
     [
         click.option("--encoder", "encoders", multiple=True, metavar="SOURCE",

@@ -21,6 +21,7 @@ import torch
 
 from ..errors import ModelLoadError
 from ..settings import Budget, LpipsNet
+from .encoders.hub import reachable
 from .transforms import resize
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ BACKBONE_FILES = {
     LpipsNet.ALEX: "alexnet-owt-7be5be79.pth",
     LpipsNet.VGG: "vgg16-397923af.pth",
 }
+BACKBONE_NAMES = {LpipsNet.ALEX: "AlexNet", LpipsNet.VGG: "VGG16"}
 BACKBONE_URL = "https://download.pytorch.org/models/{}"
 SCALE_BACK_ITERATIONS = 10
 MAX_LPIPS_PIXELS = 2048 * 2048
@@ -42,6 +44,9 @@ def load_lpips(net: LpipsNet, device: torch.device, random_backbone: bool = Fals
     import lpips  # heavy import, only when a metric is needed
 
     backbone = _backbone_path(net)
+    unavailable = backbone_unavailable(net, random_backbone)
+    if unavailable:  # said without torchvision's stray "Downloading: ..." line
+        raise ModelLoadError(unavailable)
     try:
         # lpips prints to stdout while it sets up; stdout belongs to --json output.
         with (
@@ -55,11 +60,28 @@ def load_lpips(net: LpipsNet, device: torch.device, random_backbone: bool = Fals
             model = lpips.LPIPS(net=net.value, pnet_rand=random_backbone, verbose=False)
     except Exception as error:  # torchvision's download fails in many ways offline
         raise ModelLoadError(
-            f"LPIPS needs the ImageNet {net.value} weights and could not get them ({error}). "
-            f"Download {BACKBONE_URL.format(backbone.name)} and put it at {backbone}."
+            f"LPIPS needs its ImageNet {BACKBONE_NAMES[net]} weights and could not get them "
+            f"({error}). Download {BACKBONE_URL.format(backbone.name)} and put it at {backbone}."
         ) from None
     model.eval().requires_grad_(False)
     return model.to(device)
+
+
+def backbone_unavailable(
+    net: LpipsNet, random_backbone: bool = False, *, too: bool = False
+) -> str | None:
+    """What to do when LPIPS's backbone weights are not on this machine and cannot be
+    downloaded now (None otherwise, or when a random backbone needs none); ``too``: the
+    sentence follows another model's error, so that both are said at once."""
+    backbone = _backbone_path(net)
+    if random_backbone or backbone.is_file() or reachable(BACKBONE_URL):
+        return None
+    return (
+        f"LPIPS needs its ImageNet {BACKBONE_NAMES[net]} weights{' too' if too else ''}, and "
+        "they are not on this machine and download.pytorch.org cannot be reached: on a "
+        f"connected machine download {BACKBONE_URL.format(backbone.name)} and put it at "
+        f"{backbone} here."
+    )
 
 
 def _backbone_path(net: LpipsNet) -> Path:

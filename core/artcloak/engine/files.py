@@ -66,18 +66,34 @@ def protect_files(
 ) -> list[FileOutcome]:
     """Protect each file; outcomes in request order. Cancelled propagates.
 
-    Each chunk's files are read and checked before anything is loaded for them, so a run whose
-    inputs are all unusable says so without loading a model."""
+    Every output is checked first (path, and whether its format can store the image, from the
+    file's header), so an output that cannot be written is refused before any model loads;
+    each chunk's files are then read before anything is loaded for them, so a run whose inputs
+    are all unusable says so without loading a model."""
     output = output or OutputSettings()
-    run = FileRun(engine, settings, [request.source for request in requests])
-    outcomes: list[FileOutcome] = []
+    outcomes = {index: refused for index, request in enumerate(requests)
+                if (refused := refuse_output(request, output)) is not None}  # fmt: skip
+    todo = [index for index in range(len(requests)) if index not in outcomes]
+    run = FileRun(engine, settings, [requests[index].source for index in todo])
     size = engine.batch_size
-    for start in range(0, len(requests), size):
-        chunk = requests[start : start + size]
-        listener.emit(ProgressEvent("file", start + 1, len(requests), message=str(chunk[0].source)))
-        outcomes.extend(run.protect([read_file(request, output) for request in chunk], output,
-                                    listener))  # fmt: skip
-    return outcomes
+    for start in range(0, len(todo), size):
+        chunk = [requests[index] for index in todo[start : start + size]]
+        listener.emit(ProgressEvent("file", todo[start] + 1, len(requests),
+                                    message=str(chunk[0].source)))  # fmt: skip
+        done = run.protect([read_file(request, output) for request in chunk], output, listener)
+        outcomes.update(zip(todo[start : start + size], done, strict=True))
+    return [outcomes[index] for index in range(len(requests))]
+
+
+def refuse_output(request: FileRequest, output: OutputSettings) -> FileOutcome | None:
+    """A failed outcome for an output that cannot be written (checked without reading pixels),
+    else None."""
+    try:
+        check_output_path(request.source, request.output, overwrite=output.overwrite,
+                          format=output.format)  # fmt: skip
+    except ArtcloakError as error:
+        return FileOutcome(request, ok=False, message=str(error))
+    return None
 
 
 @dataclass
@@ -90,10 +106,11 @@ class ReadFile:
 
 
 def read_file(request: FileRequest, output: OutputSettings) -> ReadFile | FileOutcome:
-    """Check the output path and read the image (and its keep mask); a failed outcome for a
-    file that cannot be used."""
+    """Check the output path (and that its format can store the image) and read the image (and
+    its keep mask); a failed outcome for a file that cannot be used."""
     try:
-        check_output_path(request.source, request.output, overwrite=output.overwrite)
+        check_output_path(request.source, request.output, overwrite=output.overwrite,
+                          format=output.format)  # fmt: skip
         image = load_image(request.source)
         mask = request.keep_mask
         free = None if mask is None else ~load_keep_mask(mask, image.size)

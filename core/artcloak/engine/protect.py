@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ArtcloakError, Cancelled
+from ..errors import ArtcloakError, Cancelled, ModelLoadError
 from ..progress import SILENT, Listener
 from ..settings import ModelSettings, ProtectionSettings, Target
 from . import budget as budget_module
@@ -102,12 +102,15 @@ class Engine:
     @property
     def encoders(self) -> list:
         if self._encoders is None:
-            self._encoders = load_encoders(
-                self.models.encoders,
-                device=self.device,
-                config=self.models.encoder_config,
-                allow_pickle=self.models.allow_pickle,
-            )
+            try:
+                self._encoders = load_encoders(
+                    self.models.encoders,
+                    device=self.device,
+                    config=self.models.encoder_config,
+                    allow_pickle=self.models.allow_pickle,
+                )
+            except ModelLoadError as error:
+                raise self._with_lpips(error) from None
         if not self._lean:
             for encoder in self._encoders:  # frozen: keep less for the backward pass
                 make_lean(encoder.vae.encoder)
@@ -121,6 +124,16 @@ class Engine:
                 self.models.lpips_net, self.device, self.models.lpips_random_backbone
             )
         return self._lpips
+
+    def _with_lpips(self, error: ModelLoadError) -> ModelLoadError:
+        """The encoder's error, saying too when LPIPS's weights cannot be had: both at once,
+        rather than the second after the first is solved."""
+        lpips = budget_module.backbone_unavailable(
+            self.models.lpips_net, self.models.lpips_random_backbone, too=True
+        )
+        if lpips is None or self._lpips is not None:
+            return error
+        return ModelLoadError(f"{error} {lpips}", named=error.named)
 
     def load_models(self) -> None:
         """Load encoders and LPIPS now (they load lazily otherwise)."""

@@ -23,6 +23,9 @@ from .tae import TAE_FAMILIES
 
 logger = logging.getLogger(__name__)
 
+DECODER_PARTS = ("decoder", "post_quant_conv")  # what only decoding uses (diffusers names)
+DECODER_PREFIXES = tuple(f"{name}." for name in DECODER_PARTS)
+
 
 def _build_from_weights(
     weights: dict[str, Tensor],
@@ -31,7 +34,12 @@ def _build_from_weights(
     config: dict | None,
     *,
     keys: Mapping | Sequence[str],
+    encoder_only: bool = False,
 ) -> tuple[Any, str]:
+    """The VAE (diffusers, fp32, eval mode) and its family. ``encoder_only``: the decoder half
+    (``decoder``, ``post_quant_conv``) exists only on the meta device, dropped before any
+    weight is copied, so a VAE made from weights a host already holds costs the encoder's
+    memory only; it then cannot decode."""
     if family_hint in TAE_FAMILIES:
         raise ModelLoadError(
             f"{label} is a full VAE, not a tiny autoencoder ({family_hint}); leave out the "
@@ -69,6 +77,11 @@ def _build_from_weights(
             f"The model config for {label} does not describe a valid {vae_class.__name__} "
             f"({_short(error)}); give the VAE's own config.json with --encoder-config."
         ) from error
+    if encoder_only:  # still on the meta device: dropping the decoder here costs nothing
+        for name in DECODER_PARTS:
+            if getattr(vae, name, None) is not None:
+                setattr(vae, name, None)
+        weights = {k: v for k, v in weights.items() if not k.startswith(DECODER_PREFIXES)}
 
     expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
     weights = _with_batch_norm_defaults(weights, expected, label)

@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from artcloak.errors import ModelLoadError
+from artcloak.errors import ModelLoadError, Named
 
 from .build import _build_from_weights
 from .configs import _family_of_config, _is_vae_config, _read_json
@@ -35,12 +35,24 @@ def _hub_offline() -> bool:
         return False
 
 
+# How the advice names the encoder setting; the CLI says its option instead (errors.Named).
+AS_THE_ENCODER = Named("encoders", "as the encoder")
+_LOCAL_FILE = (
+    f"a local .safetensors file {AS_THE_ENCODER.words} instead (a VAE or a full checkpoint)"
+)
+
+
 def _download_advice(repo_id: str) -> str:
     return (
         f"on a connected machine run `hf download {repo_id}` (older versions: "
         f"`huggingface-cli download {repo_id}`) and copy its Hugging Face cache folder to "
-        f"{_cache_folder()} here, or give the path of a local .safetensors VAE file instead"
+        f"{_cache_folder()} here, or give {_LOCAL_FILE}"
     )
+
+
+def _not_loaded(message: str) -> ModelLoadError:
+    """A ModelLoadError whose advice names the encoder setting."""
+    return ModelLoadError(message, named=(AS_THE_ENCODER,))
 
 
 def _cache_folder() -> str:
@@ -59,15 +71,15 @@ def _load_hub(
     try:
         import huggingface_hub  # noqa: F401
     except ImportError as error:  # pragma: no cover - diffusers depends on it
-        raise ModelLoadError(
+        raise _not_loaded(
             f"Loading '{repo_id}' from the hub needs the huggingface_hub package; install it "
-            "or give the path of a local .safetensors VAE file."
+            f"or give {_LOCAL_FILE}."
         ) from error
 
     cached = _hub_files(repo_id, allow_pickle, local_only=True)
     if cached is None:
         if _hub_offline():
-            raise ModelLoadError(
+            raise _not_loaded(
                 f"The model '{repo_id}' is not in the local Hugging Face cache and downloads are "
                 f"off (HF_HUB_OFFLINE is set); {_download_advice(repo_id)}."
             )
@@ -75,7 +87,7 @@ def _load_hub(
         logger.info("Downloading %s from the Hugging Face hub.", repo_id)
         cached = _hub_files(repo_id, allow_pickle, local_only=False)
         if cached is None:  # pragma: no cover - _hub_files raises instead
-            raise ModelLoadError(
+            raise _not_loaded(
                 f"The model '{repo_id}' could not be downloaded; {_download_advice(repo_id)}."
             )
     config_path, weights_path = cached
@@ -174,7 +186,7 @@ def _hub_error(repo_id: str, error: Exception) -> ModelLoadError:
             f"The model '{repo_id}' was not found on the Hugging Face hub (or it is private); "
             "check the id, or log in with `hf auth login` if it is private."
         )
-    return ModelLoadError(
+    return _not_loaded(
         f"The model '{repo_id}' is not in the local Hugging Face cache and could not be "
         f"downloaded ({_short(error)}); {_download_advice(repo_id)}."
     )
@@ -182,20 +194,31 @@ def _hub_error(repo_id: str, error: Exception) -> ModelLoadError:
 
 def _check_hub_reachable(repo_id: str) -> None:
     """Fail fast when the hub's host name does not even resolve (no network, no proxy)."""
-    proxies = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
-    if any(os.environ.get(name) for name in proxies):
-        return
     try:
         from huggingface_hub import constants
 
         endpoint = constants.ENDPOINT
     except Exception:  # pragma: no cover
         endpoint = "https://huggingface.co"
-    host = re.sub(r"^[a-z]+://", "", endpoint).split("/")[0].split(":")[0]
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError as error:
-        raise ModelLoadError(
+    host = _host_of(endpoint)
+    if not reachable(endpoint):
+        raise _not_loaded(
             f"The model '{repo_id}' is not in the local Hugging Face cache and the hub "
             f"({host}) cannot be reached from here; {_download_advice(repo_id)}."
-        ) from error
+        )
+
+
+def reachable(url: str) -> bool:
+    """False when the URL's host name does not even resolve (no network); True behind a proxy."""
+    proxies = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+    if any(os.environ.get(name) for name in proxies):
+        return True
+    try:
+        socket.getaddrinfo(_host_of(url), 443)
+    except OSError:
+        return False
+    return True
+
+
+def _host_of(url: str) -> str:
+    return re.sub(r"^[a-z]+://", "", url).split("/")[0].split(":")[0]

@@ -150,17 +150,20 @@ def encoder_from_state_dict(
     config: str | Path | None = None,
     device: torch.device | str = "cpu",
     resolution: int | None = None,
+    encoder_only: bool = False,
 ) -> VaeEncoder:
     """Build an encoder from VAE weights already in memory (e.g. a VAE a host loaded).
 
     The weights may be in either key layout, with or without a ``first_stage_model.``
     prefix; the tensors are copied, so the caller's model is left untouched.
+    ``encoder_only``: build and copy only the encoding half (the decoder's weights are never
+    read); the encoder then has no decoder (``has_decoder`` is False).
     """
     family_hint, config_dict = _resolve_config_argument(config, None)
     with contextlib.redirect_stdout(sys.stderr):
         weights = _select_vae_weights(dict(state_dict), source)
         vae, family = _build_from_weights(
-            weights, source, family_hint, config_dict, keys=state_dict
+            weights, source, family_hint, config_dict, keys=state_dict, encoder_only=encoder_only
         )
     if resolution is None:
         resolution = TRAIN_RESOLUTION.get(family, CUSTOM_RESOLUTION)

@@ -17,8 +17,8 @@ from .formats import (
     XMP_KEY,
 )
 from .loaded import LoadedImage
-from .read import MAX_PIXELS, load_image
-from .write import check_output_path, format_for_path, write_image
+from .read import MAX_PIXELS, has_transparency, load_image
+from .write import check_output_fits, check_output_path, format_for_path, write_image
 
 __all__ = [
     "FORMAT_EXTENSIONS",
@@ -30,8 +30,10 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "XMP_KEY",
     "LoadedImage",
+    "check_output_fits",
     "check_output_path",
     "format_for_path",
+    "has_transparency",
     "load_image",
     "write_image",
 ]

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 MAX_PIXELS: int = 120_000_000
 
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
 
 def load_image(path: str | Path) -> LoadedImage:
     """Read an image file upright, with its metadata; InputImageError when it cannot be used."""
@@ -90,6 +92,23 @@ def load_image(path: str | Path) -> LoadedImage:
         notices=pixels.notices + icc_notices + exif_notices,
         dpi=dpi,
     )
+
+
+def has_transparency(path: str | Path) -> bool:
+    """Whether the image at ``path`` loads with an alpha channel, from its header alone;
+    False when it cannot be read (loading it says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return _transparent(im)
+    except Exception:  # noqa: BLE001 - any unreadable file is the loader's to refuse
+        return False
+
+
+def _transparent(im: Image.Image) -> bool:
+    """An alpha channel, or a transparent colour that loading turns into one."""
+    return im.mode in _ALPHA_MODES or (im.mode in ("P", "L", "RGB") and "transparency" in im.info)
 
 
 def _check_file(path: Path) -> None:
@@ -324,13 +343,13 @@ def _refuse_or_convert(im: Image.Image, path: Path, notices: list[str]) -> Image
         notices.append("The 1-bit black-and-white image was converted to 8-bit greyscale.")
         return im.convert("L")
     if mode in ("P", "PA"):
-        transparent = mode == "PA" or "transparency" in im.info
+        transparent = _transparent(im)
         notices.append(
             "The palette (indexed-colour) image was converted to "
             + ("RGB with an alpha channel." if transparent else "RGB.")
         )
         return im.convert("RGBA" if transparent else "RGB")
-    if mode in ("L", "RGB") and "transparency" in im.info:
+    if mode in ("L", "RGB") and _transparent(im):
         notices.append("The image's transparent colour was turned into an alpha channel.")
         return im.convert(mode + "A")
     if mode in ("RGBa", "La"):

@@ -26,6 +26,7 @@ from .formats import (
 from .loaded import LoadedImage, _Output
 from .metadata import _icc_space
 from .png16 import _write_png16
+from .read import has_transparency
 from .tiff import _encode_tiff
 
 # --------------------------------------------------------------------------- paths
@@ -42,15 +43,20 @@ def format_for_path(path: Path) -> str:
     return fmt
 
 
-def check_output_path(source: Path | None, output: Path, *, overwrite: bool) -> None:
-    """Refuse an output that is the source, exists (unless overwrite), or cannot be made."""
+def check_output_path(
+    source: Path | None, output: Path, *, overwrite: bool, format: str | None = None
+) -> None:
+    """Refuse an output that is the source, exists (unless overwrite), cannot be made, or
+    cannot store the source (``format``: the output's, else its extension's)."""
     output = Path(output)
     if source is not None and _same_file(Path(source), output):
         raise OutputError(
             f"{output} is the original image itself; artcloak never overwrites originals, "
             "so choose another output name."
         )
-    format_for_path(output)
+    fmt = _normalise_format(format, output)
+    if source is not None:
+        check_output_fits(Path(source), fmt)
     folder = output.parent
     if not folder.is_dir():
         raise OutputError(
@@ -62,6 +68,19 @@ def check_output_path(source: Path | None, output: Path, *, overwrite: bool) -> 
         raise OutputError(
             f"{output} already exists; choose another name, or replace it with --overwrite."
         )
+
+
+def check_output_fits(source: Path, format: str) -> None:
+    """Refuse, from the source's header alone (so before any work), an output ``format``
+    ("jpeg", "JPG", "PNG", ...) that cannot store the image: transparency in a JPEG. A source
+    that cannot be read passes here (loading it says why); ``write_image`` checks again."""
+    fmt = format.upper()
+    if _FORMAT_ALIASES.get(fmt, fmt) == "JPEG" and has_transparency(source):
+        raise OutputError(_no_transparency(source))
+
+
+def _no_transparency(image: Path | str) -> str:
+    return f"{image} has transparency, which JPEG cannot store; write it as PNG or WebP instead."
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -101,10 +120,7 @@ def write_image(
             "so choose another output name."
         )
     if fmt == "JPEG" and like.alpha is not None:
-        raise OutputError(
-            f"Cannot write {path}: JPEG cannot store transparency and this image has an "
-            "alpha channel; save it as PNG or WebP instead."
-        )
+        raise OutputError(_no_transparency(like.path or "The image"))
     notices: list[str] = []
     output = _prepare(like, colour, fmt, int(quality), notices)
     atomic_write(path, lambda f: _ENCODERS[fmt](f, output))

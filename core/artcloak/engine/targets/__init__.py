@@ -2,7 +2,8 @@
 
 cloak: a built-in texture, a catalogue style (generated with diffusers, see ``resolve``),
 ``auto`` or a style image; shade: concept anchor images, given or generated from a concept.
-Targets are returned at the working size, cropped to cover it (no stretching).
+Targets are returned at the working size, cropped to cover it (no stretching). Importing
+this package does not import torch (``artcloak install`` lists the styles without it).
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ...errors import ArtcloakError, TargetError
 from ...results import TargetDescription
 from ...settings import Mode, Target
-from ..transforms import resize
 from .catalogue import AUTO_CHOICES, CATALOGUE, catalogue_style
 from .textures import DEFAULT_TEXTURE, TEXTURES, render_texture
 
@@ -122,6 +121,10 @@ def _load_target(path: Path) -> np.ndarray:
 
 def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Scale to cover (width, height), then centre-crop."""
+    import torch
+
+    from ..transforms import resize
+
     source_h, source_w = image.shape[:2]
     scale = max(width / source_w, height / source_h)
     scaled_h, scaled_w = max(height, round(source_h * scale)), max(width, round(source_w * scale))
