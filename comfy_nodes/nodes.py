@@ -30,6 +30,7 @@ from artcloak.engine.verify import verify_images
 from artcloak.errors import ArtcloakError, Cancelled, InputImageError
 from artcloak.progress import Listener, ProgressEvent
 from artcloak.settings import (
+    INTENSITY_BUDGETS,
     MAX_EPS,
     MAX_SEED,
     MAX_STEPS,
@@ -409,8 +410,12 @@ def _budget_inputs() -> list:
             "intensity",
             options=[item.value for item in Intensity],
             default=Intensity.DEFAULT.value,
-            tooltip="The visible-change budget: low LPIPS 0.03, L-inf 4/255; default 0.05, "
-            "8/255; high 0.10, 16/255.",
+            tooltip="The visible-change budget: "
+            + "; ".join(
+                f"{i.value} LPIPS {b.lpips:g}, L-inf {b.eps_255:g}/255"
+                for i, b in INTENSITY_BUDGETS.items()
+            )
+            + ".",
         ),
         io.Combo.Input(
             "quality",

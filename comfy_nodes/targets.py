@@ -14,19 +14,23 @@ import comfy.model_management as model_management
 import comfy.samplers
 import torch
 from artcloak.engine.targets.catalogue import (
+    CATALOGUE,
     NEGATIVE_PROMPT,
     anchor_prompt,
     catalogue_names,
     catalogue_style,
 )
 from artcloak.errors import SettingsError
-from artcloak.settings import Mode
+from artcloak.settings import DEFAULT_STYLE as CORE_DEFAULT_STYLE
+from artcloak.settings import Diffusion, Mode
 from comfy_api.latest import io
 
 from .nodes import CATEGORY, SEED_CONTROL, SEED_MAX, SEED_TOOLTIP, checked_settings
 
 CUSTOM = "custom prompt"
-DEFAULT_STYLE = "van-gogh"  # thick impasto brush strokes, far from most artworks' own style
+# The catalogue style whose stand-in texture is the core's default style (settings.DEFAULT_STYLE)
+DEFAULT_STYLE = next(s.name for s in CATALOGUE if s.texture == CORE_DEFAULT_STYLE)
+DEFAULT_STRENGTH = Diffusion().strength  # the core's img2img strength
 DEFAULT_NEGATIVE = "blurry, low quality"  # for concept anchors (photos)
 
 
@@ -115,7 +119,7 @@ class StyleTarget(io.ComfyNode):
                     tooltip="The style prompt for 'custom prompt'; otherwise added to the style.",
                 ),
                 io.Float.Input(
-                    "strength", default=0.45, min=0.05, max=1.0, step=0.05,
+                    "strength", default=DEFAULT_STRENGTH, min=0.05, max=1.0, step=0.05,
                     tooltip="img2img denoise: about 0.4-0.5 keeps the content, changes the style.",
                 ),
                 *_sampler_inputs(NEGATIVE_PROMPT),

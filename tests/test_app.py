@@ -237,3 +237,14 @@ def test_outputs_of_same_named_uploads_do_not_collide(fast_settings):
     taken: set[str] = set()
     names = [_output_name(name, job, taken) for name in ("art.png", "Art.PNG", "../art.png")]
     assert names == ["art-cloaked.png", "Art-cloaked-2.png", "art-cloaked-3.png"]
+
+
+def test_default_style_is_the_cores():
+    """The app starts on the style the CLI uses without --style (issue 30)."""
+    from artcloak.app.form import default_style
+    from artcloak.engine.targets import DEFAULT_TEXTURE
+    from artcloak.settings import DEFAULT_STYLE
+
+    assert default_style() == DEFAULT_STYLE == DEFAULT_TEXTURE
+    assert FormValues.from_dict({}).style == DEFAULT_STYLE
+    assert DEFAULT_STYLE in style_choices()

@@ -1134,3 +1134,26 @@ def test_example_workflow_through_real_comfyui_http_api(tmp_path):
     difference = np.abs(protected - original.astype(np.int64))
     assert protected.shape == original.shape and 0 < difference.max() <= 8  # default 8/255
     assert summary["verify"]["images"][0]["measured"]["linf_255"] == difference.max()
+
+
+def test_node_defaults_and_preset_tooltips_are_the_cores(comfy):
+    """One value per knob (issue 30): the Style target's default style is the catalogue style
+    drawn by the core's default texture, its strength the core's img2img strength, and the
+    intensity / quality tooltips quote the core's presets."""
+    from artcloak.settings import (
+        DEFAULT_STYLE,
+        INTENSITY_BUDGETS,
+        QUALITY_EFFORT,
+        Diffusion,
+    )  # fmt: skip
+
+    inputs = {item.id: item for item in comfy.pack.targets.StyleTarget.define_schema().inputs}
+    assert catalogue_style(inputs["style"].default).texture == DEFAULT_STYLE
+    assert inputs["strength"].default == Diffusion().strength
+    cloak = {item.id: item for item in comfy.pack.nodes.Cloak.define_schema().inputs}
+    for intensity, budget in INTENSITY_BUDGETS.items():
+        assert f"{intensity.value} LPIPS {budget.lpips:g}, L-inf {budget.eps_255:g}/255" in (
+            cloak["intensity"].tooltip
+        )
+    for quality, effort in QUALITY_EFFORT.items():
+        assert f"{quality.value} {effort.steps}" in cloak["quality"].tooltip

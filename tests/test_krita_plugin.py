@@ -257,18 +257,16 @@ def test_settings_round_trip_and_survive_garbage(plugin):
 def test_suggested_output_and_format(plugin, tmp_path):
     form = plugin.form
     document = str(tmp_path / "dragon.kra")
-    assert form.suggest_output(form.FormValues(), document) == str(
-        tmp_path / "dragon-protected.png"
-    )
+    assert form.suggest_output(form.FormValues(), document) == str(tmp_path / "dragon-cloaked.png")
     assert (
         form.suggest_output(form.FormValues(format="jpeg"), "", home="/h")
-        == "/h/untitled-protected.jpg"
+        == "/h/untitled-cloaked.jpg"
     )
     remembered = form.FormValues(output=str(tmp_path / "sub"))
     (tmp_path / "sub").mkdir()
-    assert form.suggest_output(remembered, document) == str(
-        tmp_path / "sub" / "dragon-protected.png"
-    )
+    assert form.suggest_output(remembered, document) == str(tmp_path / "sub" / "dragon-cloaked.png")
+    shade = form.FormValues(mode="shade")
+    assert form.suggest_output(shade, document) == str(tmp_path / "dragon-shaded.png")
     assert form.with_format("/a/b.png", "webp") == "/a/b.webp"
     assert form.with_format("/a/b.JPEG", "jpeg") == "/a/b.JPEG"
     assert form.with_format("/a/b.v2", "png") == "/a/b.v2.png"

@@ -144,7 +144,7 @@ def test_action_sits_after_export_in_the_file_menu(session):
 
 def test_export_shows_progress_and_writes_the_protected_file(session):
     run = session["runs"]["result"]
-    assert run["suggested_output"] == str(session["root"] / "art-protected.png")
+    assert run["suggested_output"] == str(session["root"] / "art-cloaked.png")
     assert run["dialog_values"]["style"] == "marble" and run["format_warning"] == ""
     replace, done = run["messages"]
     assert "already exists. Replace it?" in replace["text"]  # answered Yes

@@ -132,3 +132,23 @@ def test_output_problems_protect_the_original(tmp_path):
     assert any("replace" in p for p in protocol.output_problems(str(original), str(original)))
     assert any(".png" in p for p in protocol.output_problems(str(tmp_path / "out.gif")))
     assert any("folder" in p for p in protocol.output_problems("/no/such/dir/out.png"))
+
+
+def test_plugin_defaults_are_the_cores():
+    """The plugins cannot import settings; protocol's copies of its default style and output
+    suffixes (what Krita and GIMP show and suggest) must be the core's."""
+    from artcloak.settings import DEFAULT_STYLE, OUTPUT_SUFFIXES
+
+    assert protocol.DEFAULT_STYLE == DEFAULT_STYLE
+    assert {mode.value: s for mode, s in OUTPUT_SUFFIXES.items()} == protocol.OUTPUT_SUFFIXES
+
+
+def test_dormant_names_are_gone():
+    """Issue 30: code no caller used was removed, not left to drift."""
+    from artcloak import errors
+    from artcloak.batch.ray_runner import RayRunner
+    from artcloak.engine.targets import pipelines
+
+    assert not hasattr(errors, "BudgetError")
+    assert not hasattr(pipelines, "forget_loaded")
+    assert not hasattr(RayRunner, "pids")

@@ -58,10 +58,6 @@ class TargetError(ArtcloakError):
     """A protection target (style image, texture, anchor) is unusable."""
 
 
-class BudgetError(ArtcloakError):
-    """The perceptual budget cannot be met for an image."""
-
-
 class Cancelled(ArtcloakError):
     """The user cancelled the work."""
 

@@ -134,6 +134,10 @@ def decode(line: str) -> dict:
 CONFIG_FILE = "worker.json"  # written by `artcloak install krita|gimp` next to the plugin
 OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 TARGET_KINDS = ("auto", "style", "image")  # cloak: built-in default, a style by name, an image
+# The core's settings.DEFAULT_STYLE and OUTPUT_SUFFIXES, for the plugins, which cannot import
+# settings (tests/test_protocol.py compares them).
+DEFAULT_STYLE = "weave"  # what target kind "auto" gives: the style the worker uses for none
+OUTPUT_SUFFIXES = {"cloak": "cloaked", "shade": "shaded"}  # art.png -> art-cloaked.png
 
 
 def target_problems(

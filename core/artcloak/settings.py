@@ -121,6 +121,9 @@ MAX_ANCHORS = 64
 
 DEFAULT_ENCODER = "stabilityai/sd-vae-ft-mse"  # the SD 1.x VAE on the Hugging Face hub
 DEFAULT_DIFFUSION = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # SD 1.5 on the hub
+DEFAULT_STYLE = "weave"  # cloak without a style: this built-in texture, in every host
+# ``art.png`` -> ``art-cloaked.png``: the output name every host suggests, per mode
+OUTPUT_SUFFIXES = {Mode.CLOAK: "cloaked", Mode.SHADE: "shaded"}
 
 
 def _check_number(

@@ -169,7 +169,9 @@ class ArtcloakExport(Gimp.PlugIn):
             "Cloak _target",
             "auto, style (by name) or image",
             _choice(
-                ("auto", "Automatic"), ("style", "A style by name"), ("image", "A style image")
+                ("auto", f"Default ({client.protocol.DEFAULT_STYLE})"),
+                ("style", "A style by name"),
+                ("image", "A style image"),
             ),
             "auto",
             RW,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from . import protocol
 from .form import FORMATS, FormValues, format_warning, problems, with_format
 from .qt import (
     NO,
@@ -54,7 +55,7 @@ class ExportDialog(QDialog):
         self.modes.addButton(self.shade)
 
         self.target = QComboBox()
-        self.target.addItem("Automatic (built-in default)", ("auto", ""))
+        self.target.addItem(f"Default ({protocol.DEFAULT_STYLE})", ("auto", ""))
         for style in styles:
             self.target.addItem(f"Style: {style}", ("style", style))
         self.target.addItem("A style image…", ("image", ""))

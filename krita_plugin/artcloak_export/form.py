@@ -94,10 +94,11 @@ class FormValues:
 
 
 def suggest_output(values: FormValues, document_path: str, home: str | None = None) -> str:
-    """``<folder>/<document name>-protected.<ext>``; the folder is the remembered one, else
-    the document's, else the home folder."""
+    """``<folder>/<document name>-cloaked.<ext>`` (``-shaded`` for shade, as the CLI names
+    them); the folder is the remembered one, else the document's, else the home folder."""
     stem = os.path.splitext(os.path.basename(document_path))[0] if document_path else ""
-    name = (stem or "untitled") + "-protected" + FORMATS[values.format]
+    suffix = protocol.OUTPUT_SUFFIXES.get(values.mode, protocol.OUTPUT_SUFFIXES["cloak"])
+    name = f"{stem or 'untitled'}-{suffix}{FORMATS[values.format]}"
     folder = values.output if values.output and os.path.isdir(values.output) else ""
     folder = folder or os.path.dirname(document_path) or (home or os.path.expanduser("~"))
     return os.path.join(folder, name)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import SettingsError
 from ..settings import (
+    DEFAULT_STYLE,
     INTENSITY_BUDGETS,
     QUALITY_EFFORT,
     Intensity,
@@ -42,10 +43,8 @@ def style_choices() -> list[str]:
 
 
 def default_style() -> str:
-    from ..engine.targets import DEFAULT_TEXTURE
-
-    choices = style_choices()
-    return "auto" if "auto" in choices else DEFAULT_TEXTURE
+    """The core's default style (what the CLI uses without --style), as in every host."""
+    return DEFAULT_STYLE
 
 
 def intensity_label(intensity: Intensity) -> str:

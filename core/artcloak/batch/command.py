@@ -17,7 +17,7 @@ from ..cli.options import (
     request_settings,
     shade_target_options,
 )
-from ..settings import Mode
+from ..settings import DEFAULT_STYLE, Mode
 
 # Options of cloak/shade that do not apply to a batch: DEST is the output folder, a keep mask
 # is for one image, and reports are how a run knows what is done.
@@ -53,7 +53,7 @@ def _borrow(decorator: Callable, drop: set[str]) -> Callable:
     "--style",
     metavar="auto|NAME|IMAGE",
     help="cloak: auto, auto-per-image, a catalogue style or texture (see `artcloak styles`), "
-    "or a style image. Default: weave.",
+    f"or a style image. Default: {DEFAULT_STYLE}.",
 )
 @shade_target_options
 @click.option(

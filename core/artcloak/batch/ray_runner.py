@@ -184,9 +184,6 @@ class RayRunner:
     def resolution(self) -> int:
         return self.infos[0]["resolution"]
 
-    def pids(self) -> list[int]:
-        return [info["pid"] for info in self.ray.get([a.info.remote() for a in self.actors])]
-
     def run(
         self, chunks: Sequence[Sequence[Item]], on_outcome: Callable[[ItemOutcome], None]
     ) -> None:

@@ -18,6 +18,7 @@ from ..engine.images.formats import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
 from ..errors import ArtcloakError
 from ..install import install
 from ..settings import (
+    DEFAULT_STYLE,
     FileRequest,
     Mode,
     OutputSettings,
@@ -65,7 +66,7 @@ def cli() -> None:
     metavar="auto|NAME|IMAGE",
     help="Target style: auto (the catalogue style farthest from these images, one for "
     "all), auto-per-image, a catalogue style or texture (see `artcloak styles`), or a "
-    "style image. Default: weave.",
+    f"style image. Default: {DEFAULT_STYLE}.",
 )
 @diffusion_options
 @protection_options

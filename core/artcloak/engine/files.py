@@ -18,7 +18,7 @@ from ..errors import ArtcloakError, InputImageError
 from ..progress import SILENT, Listener, ProgressEvent
 from ..report import report_path, settings_section, stamp, write_json
 from ..results import ImageFacts, Report
-from ..settings import FileRequest, Mode, OutputSettings, ProtectionSettings
+from ..settings import OUTPUT_SUFFIXES, FileRequest, Mode, OutputSettings, ProtectionSettings
 from .images import (
     LOSSLESS_EXTENSIONS,
     LOSSY_FORMATS,
@@ -33,7 +33,7 @@ from .targets import describe_target
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = {Mode.CLOAK: "cloaked", Mode.SHADE: "shaded"}
+SUFFIXES = OUTPUT_SUFFIXES
 
 
 @dataclass

@@ -266,8 +266,3 @@ def _guess_family(path: Path) -> str:
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"{path.name} is not a readable .safetensors file: {error}") from None
     return "sd1"
-
-
-def forget_loaded() -> None:
-    """Drop the process's loaded pipelines (tests, and freeing memory)."""
-    _LOADED.clear()

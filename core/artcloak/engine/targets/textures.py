@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ...settings import DEFAULT_STYLE
+
 Grid = tuple[np.ndarray, np.ndarray]  # u, v coordinates in units of the shorter side
 
 
@@ -100,7 +102,7 @@ TEXTURES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "pixels": pixels,
     "halftone": halftone,
 }
-DEFAULT_TEXTURE = "weave"
+DEFAULT_TEXTURE = DEFAULT_STYLE  # the core's default style (settings)
 
 
 def render_texture(name: str, width: int, height: int) -> np.ndarray:
