@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import torch
 from artcloak.engine.optimize import lpips_due, plateaued
 from artcloak.engine.protect import Engine, ImageJob, Protected
 from artcloak.progress import Listener
@@ -106,3 +107,18 @@ def test_no_coarse_stage_where_half_the_size_is_too_small(engine, fast_settings,
     monkeypatch.setattr(ProtectionSettings, "effort", lambda self: effort)
     result, events = run(engine, fast_settings)  # working size 64: no coarse stage
     assert [e.step for e in events] == list(range(5))
+
+
+def test_sign_step_keeps_momentum_and_starts_fresh_each_run():
+    """With momentum a small reversed gradient does not reverse the step (plain sign steps
+    follow it at once), and step 0 forgets the previous run's gradients."""
+    from artcloak.engine.optimize import SignStep
+
+    zero = torch.zeros(1, 1, 1, 2)
+    down, turned = torch.tensor([[[[1.0, 1.0]]]]), torch.tensor([[[[-0.1, 1.9]]]])
+    momentum, plain = SignStep(decay=0.5, start=0.5), SignStep(decay=0.0, start=0.5)
+    for rule in (momentum, plain):
+        assert (rule(zero, down, 0, 10, 1.0) < 0).all()
+    assert (momentum(zero, turned, 1, 10, 1.0) < 0).all()  # pixel 0 still along the first
+    assert plain(zero, turned, 1, 10, 1.0)[..., 0] > 0
+    assert momentum(zero, turned, 0, 10, 1.0)[..., 0] > 0  # a new run

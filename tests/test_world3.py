@@ -43,8 +43,19 @@ def test_quick_world3_bench_runs_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = out.read_text()
     assert "## Goals (issue 28)" in report and "share of the ceiling: " in report
-    for section in ("The ceiling per budget", "plain PGD", "Transfer", "Survival", "decoder shows"):
+    for section in (
+        "The ceiling per budget",
+        "plain PGD",
+        "Transfer",
+        "Survival",
+        "decoder shows",
+        "--adaptive",
+        "An ensemble",
+        "Spot check at 256 px",
+        "Mimicry in TAEF2",
+    ):
         assert section in report, section
+    assert "mimicry: the artist's style in" in report
     figures = json.loads(out.with_suffix(".json").read_text())
     ceiling = next(r for r in figures["ceiling"]["rows"] if r["eps_255"] == 8)
     assert 0.05 < ceiling["closed"] < 1.0  # a real encoder moves
@@ -57,6 +68,33 @@ def test_quick_world3_bench_runs_end_to_end(tmp_path):
     assert set(figures["survival"]["closed"]["JPEG q75"]) == {
         "artcloak", "artcloak --robust", "plain_pgd"}  # fmt: skip
     assert (out.parent / "plots" / figures["montage"]["file"]).stat().st_size > 0
+    _check_variants(figures)
+
+
+def _check_variants(figures: dict) -> None:
+    """The ensemble moves world 2's latent more than TAEF2 alone does (it is attacked), plain
+    PGD beside it at the same passes; the spot check covers both sizes; mimicry judged every
+    sample of every set."""
+    rows = figures["ensemble"]["rows"]
+    alone, both = rows["artcloak, TAEF2 alone"], rows["artcloak, TAEF2 + world 2 VAE"]
+    assert both["closed"]["world 2 VAE"] > alone["closed"]["world 2 VAE"]
+    assert both["passes"] == rows["plain PGD, TAEF2 + world 2 VAE"]["passes"] == 2 * alone["passes"]
+    assert set(figures["spot check"]["sizes"]) == {"128", "256"}
+    assert figures["adaptive"]["adaptive"]["psnr_db"] > 0
+    mimicry = figures["mimicry"]
+    assert set(mimicry["sets"]) == {"clean", "artcloak", "plain PGD"}
+    for shares in mimicry["sets"].values():
+        assert abs(sum(shares["histogram"].values()) - 1) < 1e-4
+    assert mimicry["closed"]["clean"] == 0 and mimicry["closed"]["artcloak"] > 0.05
+
+
+def test_the_flat_box_is_interpolated_at_the_adaptive_psnr():
+    from world3.variants import at_psnr
+
+    flat = [(37.0, 0.2), (32.0, 0.3), (27.0, 0.4)]
+    assert at_psnr(flat, 34.5) == pytest.approx(0.25)
+    assert at_psnr(flat, 32.0) == pytest.approx(0.3)
+    assert at_psnr(flat, 38.0) is None and at_psnr(flat[:1], 37.0) is None
 
 
 def test_missing_weights_are_named_in_one_line(tmp_path):

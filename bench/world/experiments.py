@@ -271,7 +271,7 @@ def mimicry(world: World, scale: Scale, protected_style: int = 0, target_style: 
         out["pretrain_seconds"] += seconds
         judged_per_seed.append(judged)
     for name in runs:
-        out[name] = _mimicry_shares(
+        out[name] = mimicry_shares(
             [j[name] for j in judged_per_seed], protected_style, target_style
         )
         log.info("mimicry %s: %s", name, out[name])
@@ -320,7 +320,7 @@ def _mimic(
     return pretrain_seconds, judged
 
 
-def _mimicry_shares(judged: list[torch.Tensor], artist: int, target: int) -> dict:
+def mimicry_shares(judged: list[torch.Tensor], artist: int, target: int) -> dict:
     """Shares of samples per style, over all generators, and the artist's share per generator."""
     every = torch.cat(judged)
     return {

@@ -45,12 +45,12 @@ class LatentFlow(nn.Module):
         return self.out(F.silu(h))
 
 
-def seeded_flow(labels: int, width: int, seed: int) -> LatentFlow:
+def seeded_flow(labels: int, width: int, seed: int, channels: int = 4) -> LatentFlow:
     """A LatentFlow whose initial weights come from ``seed``, not from whatever stages drew
     from torch's global generator before (so a stage rerun alone starts where a full run does)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return LatentFlow(labels=labels, width=width)
+        return LatentFlow(labels=labels, channels=channels, width=width)
 
 
 @dataclass(frozen=True)

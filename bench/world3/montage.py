@@ -3,7 +3,6 @@ reconstruction of each, in one picture for the report."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +29,11 @@ LABEL_HEIGHT = 14
 def montage(world: World3, folder: Path) -> dict:
     """Write ``world3-montage.png`` into ``folder``; returns its name and the cases shown."""
     shown = _pick(world)
-    small = replace(world, cases=shown)
-    default = artcloak(small, settings_at(small)).images
-    high = artcloak(small, settings_at(small, intensity=Intensity.HIGH)).images
+    rows = [world.cases.index(case) for case in shown]
+    default = artcloak(world, settings_at(world)).images[rows]  # the presets stage's runs
+    high = artcloak(world, settings_at(world, intensity=Intensity.HIGH)).images[rows]
     sources, targets = stack(shown, "source"), stack(shown, "target")
-    columns = [sources, small.seen(sources), default, small.seen(default), high, small.seen(high),
+    columns = [sources, world.seen(sources), default, world.seen(default), high, world.seen(high),
                targets]  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     name = "world3-montage.png"

@@ -6,10 +6,19 @@ from pathlib import Path
 
 from world.report import _goal, _table, reruns_lines
 
+from .report_more import (
+    adaptive_section,
+    ensemble_section,
+    mimicry_goal,
+    mimicry_section,
+    run_time_goal,
+    spot_section,
+)
+from .run import STAGES
+
 NOT_YET = (
-    "Not measured in world 3 yet: the mimicry proxy on TAEF2 latents, an ensemble (TAEF2 + world "
-    "2's VAE), `--adaptive` against the flat box, a 512 px spot check; nor, anywhere here, a "
-    "full-size SD or FLUX VAE or a real fine-tune of a diffusion model."
+    "Not measured here: a full-size SD or FLUX VAE, or a real fine-tune of a diffusion model "
+    "(the mimicry figures come from a small latent generator at 128 px)."
 )
 
 
@@ -47,8 +56,10 @@ def goals_section(figures: dict) -> str:
         lines.append(_goal(f"with --robust, closure after JPEG q75 >= half of clean: {_pct(jpeg)} after, "
                            f"{_pct(clean)} clean (without --robust {_pct(table['JPEG q75']['artcloak'])} "
                            f"of {_pct(table['none']['artcloak'])})", clean > 0 and jpeg >= 0.5 * clean))  # fmt: skip
-    lines.append("- **not measured**: mimicry (artist's style in <= 30% of samples after fine-tuning "
-                 "on cloaked images, >= 80% on clean): the stage is not built for TAEF2's latents yet")  # fmt: skip
+    if "mimicry" in figures:
+        lines.append(mimicry_goal(figures["mimicry"]))
+    if figures.get("scale") == "full" and all(stage in figures for stage in STAGES):
+        lines.append(run_time_goal(figures["seconds"]))
     return "\n".join(lines)
 
 
@@ -143,6 +154,14 @@ def write_report(figures: dict, path: Path) -> None:
         sections.append(presets_section(figures["presets"]))
     if "survival" in figures:
         sections.append(survival_section(figures["survival"]))
+    if "adaptive" in figures:
+        sections.append(adaptive_section(figures["adaptive"], default_row(figures)))
+    if "ensemble" in figures:
+        sections.append(ensemble_section(figures["ensemble"]))
+    if "spot check" in figures:
+        sections.append(spot_section(figures["spot check"]))
+    if "mimicry" in figures:
+        sections.append(mimicry_section(figures["mimicry"]))
     if "montage" in figures:
         m = figures["montage"]
         sections.append(f"## What the decoder shows\n\n![montage](plots/{m['file']})\n\nRows: "

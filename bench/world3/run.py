@@ -10,8 +10,9 @@ from pathlib import Path
 
 from artcloak.settings import Intensity, Quality
 
-from . import stages
+from . import stages, variants
 from .assets import Assets
+from .mimicry import MimicryScale, mimicry
 from .montage import montage
 from .world import load_world
 
@@ -35,17 +36,25 @@ class Scale:
     judge_compositions: int  # world 2's judge: training compositions (x6 styles) ...
     classifier_steps: int  # ... and steps
     judge_check_compositions: int  # held-out compositions for the judge's accuracy
+    mimicry: MimicryScale
+    spot_size: int  # the spot check's working size
 
 
 FULL = Scale(
     name="full", size=256, per_style=1, paintings=3, budgets=(4, 8, 16, 32), ceiling_steps=200,
     restart_steps=100, other_ceiling_steps=80, qualities=tuple(Quality), intensities=tuple(Intensity),
     judge_compositions=150, classifier_steps=300, judge_check_compositions=10,
+    mimicry=MimicryScale(images=20, compositions=150, flow_steps=1000, finetune_steps=400,
+                         generators=2, samples=100),
+    spot_size=512,
 )  # fmt: skip
 QUICK = Scale(
     name="quick", size=128, per_style=1, paintings=2, budgets=(8,), ceiling_steps=20, restart_steps=10,
     other_ceiling_steps=10, qualities=(Quality.DEFAULT,), intensities=(Intensity.DEFAULT,),
     judge_compositions=40, classifier_steps=60, judge_check_compositions=2,
+    mimicry=MimicryScale(images=3, compositions=10, flow_steps=40, finetune_steps=20, generators=1,
+                         samples=12),
+    spot_size=256,
 )  # fmt: skip
 
 
@@ -61,11 +70,30 @@ def _survival(world, scale, figures, plots):
     return stages.survival(world, scale)
 
 
+def _adaptive(world, scale, figures, plots):
+    return variants.adaptive(world, figures.get("presets"))
+
+
+def _ensemble(world, scale, figures, plots):
+    return variants.ensemble(world)
+
+
+def _spot_check(world, scale, figures, plots):
+    return variants.spot_check(world, scale.paintings, scale.spot_size)
+
+
+def _mimicry(world, scale, figures, plots):
+    return mimicry(world, scale.mimicry)
+
+
 def _montage(world, scale, figures, plots):
     return montage(world, plots)
 
 
-STAGES = {"ceiling": _ceiling, "presets": _presets, "survival": _survival, "montage": _montage}
+STAGES = {
+    "ceiling": _ceiling, "presets": _presets, "survival": _survival, "adaptive": _adaptive,
+    "ensemble": _ensemble, "spot check": _spot_check, "mimicry": _mimicry, "montage": _montage,
+}  # fmt: skip
 
 
 def run(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -46,11 +46,20 @@ def settings_at(world: World3, **overrides) -> ProtectionSettings:
 
 
 def artcloak(world: World3, settings: ProtectionSettings) -> Run:
+    """artcloak's run of every case with ``settings``; each stage asking for the same run (the
+    default preset's, say) gets the one made first."""
+    key = ("artcloak", *((f.name, getattr(settings, f.name)) for f in fields(settings)
+                                     if f.name != "target"))  # fmt: skip
+    return world.memo(key, lambda: protect_cases(world, settings))
+
+
+def protect_cases(world: World3, settings: ProtectionSettings, engine: Engine | None = None) -> Run:
+    """Every case protected by ``engine`` (artcloak's, attacking TAEF2, by default)."""
     jobs = [ImageJob(name=case.name, colour=case.source,
                      target=Target(images=(case.target.astype(np.float32) / 255,)))
             for case in world.cases]  # fmt: skip
     started = time.perf_counter()
-    results = engine_for(world).protect(jobs, settings)
+    results = (engine or engine_for(world)).protect(jobs, settings)
     seconds = time.perf_counter() - started
     failed = [r for r in results if not isinstance(r, Protected)]
     if failed:
@@ -64,7 +73,12 @@ def artcloak(world: World3, settings: ProtectionSettings) -> Run:
 def plain_pgd(world: World3, probe: Probe, eps: float, steps: int, restart_steps: int = 0) -> Run:
     """Sign-PGD on the latent distance (step 0.5 eps decaying to 1%, no perceptual bound) from
     the original; with ``restart_steps``, also a run of that many steps from a random start,
-    keeping each image's better result."""
+    keeping each image's better result. ``probe`` must be in the attacked space (TAEF2's)."""
+    key = ("plain PGD", eps, steps, restart_steps)
+    return world.memo(key, lambda: _sign_pgd(world, probe, eps, steps, restart_steps))
+
+
+def _sign_pgd(world: World3, probe: Probe, eps: float, steps: int, restart_steps: int) -> Run:
     started = time.perf_counter()
     best = sign_pgd(probe.latent_distance, world.sources, eps, steps, start=0.5)
     if restart_steps:

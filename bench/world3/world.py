@@ -12,7 +12,7 @@ attacked) and world 2's from-scratch VAE.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -103,6 +103,17 @@ class World3:
     cases: list[Case]
     size: int
     figures: dict
+    assets: Assets
+    world2_vae: torch.nn.Module  # the ensemble's second encoder (its judge is ``judges``')
+    runs: dict = field(default_factory=dict)  # protected images by how they were made
+
+    def memo(self, key: tuple, make: Callable[[], object]):
+        """The run ``key`` names for these cases at this size, made by ``make`` the first time
+        it is asked for (worlds made from this one by ``replace`` share the memo)."""
+        key = (self.size, tuple(case.name for case in self.cases), *key)
+        if key not in self.runs:
+            self.runs[key] = make()
+        return self.runs[key]
 
     @cached_property
     def sources(self) -> torch.Tensor:
@@ -144,7 +155,7 @@ def load_world(assets: Assets, scale) -> World3:
     cases = gallery_cases(scale.per_style, scale.size)
     cases += painting_cases(assets, scale.paintings, scale.size)
     world = World3(attacked, {"TAESana": sana, "world 2 VAE": vae2.latent_mean}, judge, cases,
-                   scale.size, {})  # fmt: skip
+                   scale.size, {}, assets, vae2)  # fmt: skip
     world.figures = quality(world, scale)
     return world
 

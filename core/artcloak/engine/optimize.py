@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -38,17 +38,28 @@ class StepRule(Protocol):
     ) -> torch.Tensor: ...
 
 
-@dataclass(frozen=True)
+@dataclass
 class SignStep:
-    """Sign-gradient descent, step size decaying linearly from start*eps to end*eps."""
+    """Sign steps along a running sum of each image's gradients, each divided by its mean
+    absolute value (MI-FGSM's momentum; ``decay`` 0 is plain sign-gradient descent), the step
+    size decaying linearly from start*eps to end*eps. One rule per run: it keeps the sum."""
 
-    start: float = 0.25  # measured: 0.25 reaches PGD's 500-step distance in fewer steps than 0.5
+    # Measured on TAEF2 (`python bench/step_rules.py`: world 3's 9 artworks at 256 px, 8/255),
+    # share of the ceiling's latent distance in 15 / 30 passes: plain sign steps from 0.25 eps
+    # (the rule before) 85.1% / 93.5%, momentum 0.5 from 0.5 eps 91.1% / 97.7%.
+    decay: float = 0.5
+    start: float = 0.5
     end: float = 0.01
+    velocity: torch.Tensor | None = field(default=None, repr=False)
 
     def __call__(self, delta, grad, step, total, eps):
+        scale = grad.abs().flatten(1).mean(1).clamp_min(1e-20)
+        normalised = grad / scale.view(-1, *([1] * (grad.dim() - 1)))
+        fresh = step == 0 or self.velocity is None or self.velocity.shape != grad.shape
+        self.velocity = normalised if fresh else self.decay * self.velocity + normalised
         fraction = step / max(1, total - 1)
         size = eps * (self.start + (self.end - self.start) * fraction)
-        return delta - size * grad.sign()
+        return delta - size * self.velocity.sign()
 
 
 @dataclass
