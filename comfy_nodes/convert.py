@@ -77,16 +77,34 @@ def free_masks(mask: torch.Tensor | None, count: int, height: int, width: int) -
     return [free[0 if free.shape[0] == 1 else index].copy() for index in range(count)]
 
 
-def to_jobs(image: torch.Tensor, mask: torch.Tensor | None = None) -> list[ImageJob]:
-    """An IMAGE batch (and optional MASK) -> one 8-bit ImageJob per image."""
+def to_jobs(
+    image: torch.Tensor, mask: torch.Tensor | None = None, original: torch.Tensor | None = None
+) -> list[ImageJob]:
+    """An IMAGE batch (and optional MASK) -> one 8-bit ImageJob per image. ``original``: the
+    images before any protection (the same batch), when ``image`` is already protected."""
     samples, grey = to_samples(image)
     height, width = samples[0].shape[:2]
     frees = free_masks(mask, len(samples), height, width)
+    originals: list = [None] * len(samples)
+    if original is not None:
+        originals = to_samples(original, "original")[0]
+        if len(originals) != len(samples) or originals[0].shape != samples[0].shape:
+            raise InputImageError(
+                f"The original batch ({len(originals)} x {originals[0].shape[1]}x"
+                f"{originals[0].shape[0]}) does not match the image batch ({len(samples)} x "
+                f"{width}x{height}): connect the images as they were before the first artcloak "
+                "node of the chain, in the same order."
+            )
     return [
         ImageJob(
-            name=f"image {index + 1}", colour=colour, max_value=MAX_VALUE, free=free, grey=grey
-        )
-        for index, (colour, free) in enumerate(zip(samples, frees, strict=True))
+            name=f"image {index + 1}",
+            colour=colour,
+            max_value=MAX_VALUE,
+            free=free,
+            grey=grey,
+            original=before,
+        )  # fmt: skip
+        for index, (colour, free, before) in enumerate(zip(samples, frees, originals, strict=True))
     ]
 
 

@@ -72,6 +72,23 @@ REPORT_TOOLTIP = (
     "Save Protected (save_report). Keep it to yourself: never post it with the image."
 )
 
+ORIGINAL_TOOLTIP = (
+    "Optional, for a chain of artcloak nodes: the image(s) before the first node of the chain "
+    "(the same batch). Connected, this node starts from the change the earlier nodes made and "
+    "measures and guarantees the budget against the original, so the whole chain is as visible "
+    "as one node. Left unconnected, the budget is measured against this node's own input: after "
+    "other artcloak nodes, N nodes can change the original by up to N times the bound."
+)
+PREVIOUS_REPORT_TOOLTIP = (
+    "Optional, for a chain: the report of the artcloak Cloak or Shade before this one. This "
+    "node's report then lists every encoder the chain has passed (its 'chain')."
+)
+AGAINST_ORIGINAL = "the original input (the whole chain keeps one budget)"
+AGAINST_INPUT = (
+    "this node's own input (original not connected: after other artcloak nodes, the total "
+    "change from the first image can reach the bound times the number of nodes)"
+)
+
 WARM_UP_SECONDS = 10.0  # on the CPU, a first timed pass longer than this is not timed again
 
 log = logging.getLogger("artcloak.comfy")
@@ -312,9 +329,12 @@ def _protect(
     mask: torch.Tensor | None,
     family: str,
     config: str,
+    original: torch.Tensor | None = None,
+    previous_report: str = "",
 ) -> io.NodeOutput:
-    jobs = convert.to_jobs(image, mask)
-    warnings = _pack_warnings() + _mask_warnings(jobs)
+    earlier = _earlier_chain(previous_report)
+    jobs = convert.to_jobs(image, mask, original)
+    warnings = _pack_warnings() + _mask_warnings(jobs) + _chain_warnings(earlier, original)
     with _autograd():
         engine = _engine(vae, family, config)
         if per_image:  # each image has its own target (e.g. its own img2img style render)
@@ -340,10 +360,14 @@ def _protect(
             )
         empty = {i for i, job in enumerate(jobs) if job.free is not None and not job.free.any()}
         warnings += _unchanged_warnings([r.measured for r in results], empty)
+        chain = _chain(earlier, mode, engine, original is not None)
         report = _report(mode, settings, results, engine, per_image, len(targets), warnings,
-                         {"estimated_seconds": round(estimate, 3), "seconds": round(seconds, 3)})  # fmt: skip
+                         {"estimated_seconds": round(estimate, 3), "seconds": round(seconds, 3)},
+                         chain, original is not None)  # fmt: skip
     _warn(mode.value, warnings)
-    summary = _summary(mode.value, settings, [r.measured for r in results], warnings)
+    summary = _summary(
+        mode.value, settings, [r.measured for r in results], warnings, original is not None
+    )
     log.info(summary)
     _show(summary)
     protected = convert.to_image(
@@ -352,25 +376,77 @@ def _protect(
     return io.NodeOutput(protected, report, ui={"text": (report,)})  # shown on the node
 
 
-def _summary(mode: str, settings: ProtectionSettings, measured: list, warnings: list) -> str:
+def _summary(
+    mode: str, settings: ProtectionSettings, measured: list, warnings: list, chained: bool = False
+) -> str:
     """The report in two lines, for the log and the node."""
     budget = settings.budget()
     held = all(figures.within(budget) for figures in measured)
     largest = max(figures.linf for figures in measured) * 255
     worst = max(figures.lpips for figures in measured)
+    against = "the original" if chained else "this node's input"
     head = (f"artcloak {mode}: {len(measured)} image(s), "
-            f"{'within' if held else 'NOT within'} the budget ({budget.describe()}): "
-            f"largest change L-inf {largest:g}/255, LPIPS {worst:.4f}.")  # fmt: skip
+            f"{'within' if held else 'NOT within'} the budget ({budget.describe()}) against "
+            f"{against}: largest change L-inf {largest:g}/255, LPIPS {worst:.4f}.")  # fmt: skip
     return "\n".join([head, *(f"Warning: {warning}" for warning in warnings)])
 
 
-def _report(mode, settings, results, engine, per_image, target_count, warnings, timing) -> str:
+# --------------------------------------------------------------------------- chains
+
+
+def _earlier_chain(previous_report: str | None) -> list[dict]:
+    """The chain recorded in the report of the node before this one ([] when none is
+    connected): one entry per artcloak node, with the encoders it optimised against."""
+    if not previous_report or not previous_report.strip():
+        return []
+    try:
+        report = json.loads(previous_report)
+    except ValueError:
+        report = None
+    if not isinstance(report, dict) or "artcloak" not in report or "models" not in report:
+        raise ArtcloakError(
+            "previous_report is not the report of an artcloak Cloak or Shade node: connect "
+            "that node's report output, or leave previous_report unconnected."
+        )
+    chain = report.get("chain")
+    if isinstance(chain, list):
+        return [dict(entry) for entry in chain]
+    encoders = report["models"].get("encoders", [])
+    return [{"node": report["artcloak"], "encoders": encoders, "budget_against": "unknown"}]
+
+
+def _chain(earlier: list[dict], mode: Mode, engine: Engine, chained: bool) -> list[dict]:
+    """The chain so far, this node last."""
+    own = {
+        "node": mode.value,
+        "encoders": engine.describe()["encoders"],
+        "budget_against": "original" if chained else "input",
+    }
+    return [*earlier, own]
+
+
+def _chain_warnings(earlier: list[dict], original: torch.Tensor | None) -> list[str]:
+    if not earlier or original is not None:
+        return []
+    nodes = len(earlier) + 1
+    return [
+        f"this node follows {len(earlier)} artcloak node(s) but 'original' is not connected: "
+        "its budget is measured against its own input, so the chain's total change from the "
+        f"first image can reach {nodes} times the bound. Connect the first image to "
+        "'original' to keep one budget along the chain."
+    ]
+
+
+def _report(mode, settings, results, engine, per_image, target_count, warnings, timing,
+            chain=None, chained=False) -> str:  # fmt: skip
     budget = settings.budget()
+    chain = chain or _chain([], mode, engine, chained)
     return json.dumps(
         {
             "artcloak": mode.value,
             "warnings": warnings,
             "budget": budget.describe(),
+            "budget_measured_against": AGAINST_ORIGINAL if chained else AGAINST_INPUT,
             "within_budget": all(r.measured.within(budget) for r in results),
             "steps": settings.effort().steps,
             "seed": settings.seed,
@@ -396,6 +472,8 @@ def _report(mode, settings, results, engine, per_image, target_count, warnings, 
                 for index, r in enumerate(results)
             ],
             "models": engine.describe(),
+            "chain": chain,
+            "chain_encoders": sum(len(entry.get("encoders", [])) for entry in chain),
         },
         indent=2,
     )
@@ -448,6 +526,10 @@ def _budget_inputs() -> list:
             tooltip="Optimisation steps; 0 uses the quality preset.",
         ),
         *_model_inputs(),
+        io.Image.Input("original", optional=True, tooltip=ORIGINAL_TOOLTIP),
+        io.String.Input(
+            "previous_report", optional=True, force_input=True, tooltip=PREVIOUS_REPORT_TOOLTIP
+        ),
     ]  # fmt: skip
 
 
@@ -520,15 +602,15 @@ class Cloak(io.ComfyNode):
     def execute(
         cls, image, vae, style_target, intensity="default", quality="default", seed=0,
         mask=None, eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0, vae_config="",
+        original=None, previous_report="",
     ) -> io.NodeOutput:  # fmt: skip
         targets = convert.to_arrays(style_target, "style target")
         count = image.shape[0] if image.ndim == 4 else 1
         values = _values(Mode.CLOAK, intensity, quality, seed, eps, lpips, steps, resolution)
         settings = checked_settings(values, targets)
         per_image = count > 1 and len(targets) == count
-        return _protect(
-            Mode.CLOAK, image, vae, targets, per_image, settings, mask, model_family, vae_config
-        )
+        return _protect(Mode.CLOAK, image, vae, targets, per_image, settings, mask, model_family,
+                        vae_config, original, previous_report)  # fmt: skip
 
 
 class Shade(io.ComfyNode):
@@ -559,13 +641,13 @@ class Shade(io.ComfyNode):
     def execute(
         cls, image, vae, anchors, intensity="default", quality="default", seed=0,
         mask=None, eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0, vae_config="",
+        original=None, previous_report="",
     ) -> io.NodeOutput:  # fmt: skip
         targets = convert.to_arrays(anchors, "anchor images")
         values = _values(Mode.SHADE, intensity, quality, seed, eps, lpips, steps, resolution)
         settings = checked_settings(values, targets)
-        return _protect(
-            Mode.SHADE, image, vae, targets, False, settings, mask, model_family, vae_config
-        )
+        return _protect(Mode.SHADE, image, vae, targets, False, settings, mask, model_family,
+                        vae_config, original, previous_report)  # fmt: skip
 
 
 class Verify(io.ComfyNode):

@@ -9,7 +9,7 @@ import pytest
 from artcloak.engine.budget import quantise
 from artcloak.engine.protect import Engine, ImageJob, Protected
 from artcloak.engine.transforms import RoundTrip, resize, working_size
-from artcloak.errors import Cancelled, SettingsError, TargetError
+from artcloak.errors import Cancelled, InputImageError, SettingsError, TargetError
 from artcloak.progress import Listener
 from artcloak.settings import (
     Budget,
@@ -248,3 +248,40 @@ def test_in_memory_target_images_in_8_bit_units_are_refused_before_any_model_loa
     with pytest.raises(TargetError, match=r"floats in \[0, 1\]"):
         check_target(Target(images=(eight_bit.astype(np.float32),)), Mode.CLOAK)
     check_target(Target(images=(eight_bit.astype(np.float32) / 255,)), Mode.CLOAK)
+
+
+def test_a_chain_with_the_original_keeps_one_budget(tiny_models, tmp_path, fast_settings):
+    """A second engine (another encoder) protecting an already protected image with the
+    original given: it starts from the first perturbation, the budget holds against the
+    original, and both encoders' latents have moved toward the target. Without the original,
+    the budget is measured against the incoming image and the chain can exceed it."""
+    first_engine = Engine(ModelSettings(encoders=(str(tiny_models["diffusers_folder"]),),
+                                        device="cpu", lpips_random_backbone=True))  # fmt: skip
+    other = save_tiny_models(tmp_path / "other", seed=1)["diffusers_folder"]
+    second_engine = Engine(
+        ModelSettings(encoders=(str(other),), device="cpu", lpips_random_backbone=True)
+    )
+    settings = replace(fast_settings, steps=10, eps_255=8)
+    original = job().colour
+    first = protect_one(first_engine, job(), settings)
+    chained = protect_one(
+        second_engine,
+        ImageJob(name="chained", colour=first.colour, original=original),
+        replace(settings, seed=1),
+    )
+    budget = settings.budget()
+    change = np.abs(chained.colour.astype(int) - original.astype(int)).max()
+    assert change <= round(budget.eps * 255)
+    assert chained.measured.within(budget) and chained.measured.linf * 255 == pytest.approx(change)
+    assert chained.latent[0]["distance_closed"] > 0  # measured from the original
+    kept = first_engine.latent_figures(original, chained.colour, 255, settings)
+    assert kept[0]["distance_closed"] > 0  # the first encoder's closure survives the chain
+
+    unchained = protect_one(
+        second_engine, ImageJob(name="unchained", colour=first.colour), replace(settings, seed=1)
+    )
+    assert np.abs(unchained.colour.astype(int) - original.astype(int)).max() > budget.eps * 255
+
+    with pytest.raises(InputImageError, match="original"):
+        second_engine.protect([ImageJob(name="x", colour=first.colour, original=original[:8])],
+                              settings)  # fmt: skip

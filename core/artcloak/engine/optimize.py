@@ -76,6 +76,9 @@ class Batch:
     shares: torch.Tensor | None = None  # (B, 1, h, w): share of eps per pixel; None = all
     robust: bool = False  # show the encoder each step through a random scraper transform
     coarse_targets: list[torch.Tensor] | None = None  # per encoder, at half the working size
+    # Per image, a (3, h, w) perturbation to start from (an already protected image minus its
+    # original, at the working size), or None for the random start; None: random for all.
+    starts: list[torch.Tensor | None] | None = None
 
     def bound(self, eps: float) -> torch.Tensor | float:
         """The L-inf bound per pixel (a tensor) or for all pixels (a number)."""
@@ -165,6 +168,18 @@ def random_start(batch: Batch, eps: float) -> torch.Tensor:
     return project(torch.stack(starts).to(batch.base.device), batch, eps)
 
 
+def start_delta(batch: Batch, eps: float) -> torch.Tensor:
+    """The first perturbation: each image's given start (``batch.starts``) projected onto the
+    budget, or its random start."""
+    delta = random_start(batch, eps)
+    if batch.starts is None:
+        return delta
+    given = [
+        d if start is None else start.to(d) for d, start in zip(delta, batch.starts, strict=True)
+    ]
+    return project(torch.stack(given), batch, eps)
+
+
 def optimise(
     batch: Batch,
     encoders,
@@ -194,7 +209,7 @@ def optimise(
     timed = time.perf_counter()
     start = _start_distances(encoders, batch, targets, dtype)
     per_step = (time.perf_counter() - timed) * PASS_OVER_FORWARD
-    delta = random_start(batch, budget.eps)
+    delta = start_delta(batch, budget.eps)
     horizon = effort.steps
     listener.emit(ProgressEvent("optimise", 0, horizon, images=names,
                                 seconds_left=per_step * horizon))  # fmt: skip

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ArtcloakError, Cancelled, ModelLoadError
+from ..errors import ArtcloakError, Cancelled, InputImageError, ModelLoadError
 from ..progress import SILENT, Listener
 from ..settings import ModelSettings, ProtectionSettings, Target
 from . import budget as budget_module
@@ -51,10 +51,20 @@ class ImageJob:
     free: np.ndarray | None = None  # bool H x W, True where change is allowed; None = everywhere
     grey: bool = False  # the three channels are equal and must stay so
     target: Target | None = None  # this image's own target, instead of the settings' one
+    # The image before any protection, when ``colour`` is already protected (a chain of
+    # protections): the run starts from colour - original, and the budget is measured and
+    # guaranteed against the original, so the chain as a whole keeps one budget. None: the
+    # budget is measured against ``colour`` itself.
+    original: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
         return self.colour.shape[1], self.colour.shape[0]
+
+    @property
+    def before(self) -> np.ndarray:
+        """The samples the budget is measured against: the original, or the image itself."""
+        return self.colour if self.original is None else self.original
 
     def settings(self, shared: ProtectionSettings) -> ProtectionSettings:
         """The settings this image is protected with: the shared ones, with its own target."""
@@ -255,10 +265,13 @@ class Engine:
     def _build_batch(
         self, jobs: list[ImageJob], settings: ProtectionSettings, work_hw: tuple[int, int]
     ) -> Batch:
-        bases, frees, rows, cols = [], [], [], []
+        bases, starts, frees, rows, cols = [], [], [], [], []
         for job in jobs:
             full_hw = job.colour.shape[:2]
-            bases.append(resize(self._tensor(job.colour, job.max_value), work_hw)[0])
+            base = resize(self._tensor(job.before, job.max_value), work_hw)[0]
+            bases.append(base)
+            incoming = resize(self._tensor(job.colour, job.max_value), work_hw)[0]
+            starts.append(None if job.original is None else incoming - base)
             free = torch.ones(full_hw) if job.free is None else torch.from_numpy(job.free)
             frees.append(shrink_keep_mask(free, work_hw))
             trip = RoundTrip.between(full_hw, work_hw)
@@ -279,6 +292,7 @@ class Engine:
             seeds=[settings.seed] * len(jobs),
             shares=budget_shares(base) if settings.adaptive else None,
             robust=settings.robust,
+            starts=None if all(start is None for start in starts) else starts,
         )
 
     def _batch_targets(
@@ -324,12 +338,12 @@ class Engine:
             full = full * torch.from_numpy(job.free).to(full.device)
         perturbation = full.permute(1, 2, 0).cpu().numpy()
         guaranteed = budget_module.guarantee(
-            self.lpips, job.colour, perturbation, settings.budget(), job.max_value
+            self.lpips, job.before, perturbation, settings.budget(), job.max_value
         )
         colour = guaranteed.samples
         if job.grey:
             colour = np.repeat(colour[..., :1], 3, axis=2)
-        latent = self.latent_figures(job.colour, colour, job.max_value, job.settings(settings))
+        latent = self.latent_figures(job.before, colour, job.max_value, job.settings(settings))
         return Protected(
             name=job.name,
             colour=colour,
@@ -386,6 +400,16 @@ class Engine:
 
 def check_jobs(jobs: Sequence[ImageJob], settings: ProtectionSettings) -> None:
     """Check the settings every job will actually use (its own target or the shared one)."""
+    for job in jobs:
+        original = job.original
+        if original is not None and (
+            original.shape != job.colour.shape or original.dtype != job.colour.dtype
+        ):
+            raise InputImageError(
+                f"{job.name}: the original ({original.shape[1]}x{original.shape[0]}, "
+                f"{original.dtype}) does not match the image ({job.colour.shape[1]}x"
+                f"{job.colour.shape[0]}, {job.colour.dtype}): give each image its own original."
+            )
     used = {id(job.target): job.settings(settings) for job in jobs} if jobs else {0: settings}
     for own in used.values():
         own.check()
