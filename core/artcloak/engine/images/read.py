@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 import struct
+import sys
+import tempfile
+import threading
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -137,7 +141,7 @@ def _reading(path: Path) -> Iterator[None]:
     truncated_before = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _c_stderr_to_log(path):
             warnings.simplefilter("always")
             # MAX_PIXELS, checked on the header size, is the limit; Pillow's lower default
             # warning threshold would refuse images that artcloak accepts.
@@ -166,6 +170,46 @@ def _reading(path: Path) -> Iterator[None]:
         ) from e
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = truncated_before
+
+
+_c_stderr_lock = threading.Lock()
+_c_stderr_users = 0
+_c_stderr_saved: tuple[int, Any] | None = None  # the real fd 2, and the capture file
+
+
+@contextlib.contextmanager
+def _c_stderr_to_log(path: Path) -> Iterator[None]:
+    """While decoding, what libtiff, libpng and OpenCV print straight to fd 2 about a damaged
+    file goes to the log instead, so that the person sees artcloak's one line. Shared by
+    threads decoding at once: the first in redirects, the last out restores and logs."""
+    global _c_stderr_users, _c_stderr_saved
+    with _c_stderr_lock:
+        if _c_stderr_users == 0:
+            capture = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the last one out
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+                os.dup2(capture.fileno(), 2)
+            except (OSError, ValueError, AttributeError):  # no usable fd 2 (e.g. a GUI host)
+                capture.close()
+                saved = None
+            _c_stderr_saved = None if saved is None else (saved, capture)
+        _c_stderr_users += 1
+    try:
+        yield
+    finally:
+        with _c_stderr_lock:
+            _c_stderr_users -= 1
+            if _c_stderr_users == 0 and _c_stderr_saved is not None:
+                saved, capture = _c_stderr_saved
+                _c_stderr_saved = None
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                said = capture.read().decode("utf-8", "replace").strip()
+                capture.close()
+                if said:
+                    logger.info("%s: decoder messages: %s", path, said)
 
 
 def _open(path: Path) -> Image.Image:
@@ -226,8 +270,10 @@ def _other_format_name(head: bytes) -> str | None:
 
 
 def _tiff_kind(path: Path) -> str | None:
-    """Name a TIFF layout that Pillow refused (e.g. floating point)."""
-    with contextlib.suppress(Exception), path.open("rb") as f:
+    """Name a TIFF layout that Pillow refused (e.g. floating point); None when the header
+    itself is damaged (Pillow's warnings about it are errors here, not noise on stderr)."""
+    with contextlib.suppress(Exception), warnings.catch_warnings(), path.open("rb") as f:
+        warnings.simplefilter("error")
         ifd = TiffImagePlugin.ImageFileDirectory_v2(f.read(8))
         f.seek(ifd.next)
         ifd.load(f)
@@ -244,7 +290,12 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
 
 
 def _check_frames(im: Image.Image, path: Path, fmt: str) -> None:
-    frames = int(getattr(im, "n_frames", 1))
+    try:
+        frames = int(getattr(im, "n_frames", 1))
+    except (TypeError, KeyError) as e:  # Pillow, on a TIFF whose next-page pointer is garbage
+        raise InputImageError(
+            f"{path} is damaged (its list of pages cannot be read); export or download it again."
+        ) from e
     if frames <= 1 or fmt == "JPEG":  # an MPO's extra images are previews/depth maps
         return
     if fmt == "TIFF":
