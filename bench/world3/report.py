@@ -107,6 +107,8 @@ def presets_section(presets: dict) -> str:
     return "\n\n".join([
         "## artcloak's presets beside plain PGD at the same passes",
         _table(header, rows),
+        "A share above 100%: artcloak found more than the ceiling, which is the best plain "
+        "sign-PGD found with many steps (80 at 4/255 and 16/255), not a bound.\n\n"
         "*LPIPS with a randomly initialised AlexNet backbone (`lpips_random_backbone`): the real "
         "backbone's weights cannot be had on this machine, so the LPIPS bound binds differently "
         "from a user's run; the L-inf bound is the same.",
