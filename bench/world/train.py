@@ -26,7 +26,9 @@ from .data import Dataset
 from .models import StyleClassifier, WorldVae
 
 log = logging.getLogger("world")
-CACHE = Path("bench/cache/world")
+CACHE = (
+    Path(__file__).resolve().parent.parent / "cache" / "world"
+)  # bench/cache/world, from any cwd
 
 
 @dataclass(frozen=True)
