@@ -142,13 +142,13 @@ def test_generators_start_from_their_seed_whatever_ran_before():
 
 
 def test_mimicry_figures_pool_every_generator_and_list_each():
-    from world.experiments import _mimicry_shares
+    from world.experiments import mimicry_shares
     from world.report import mimicry_section
 
     artist, target = 0, 2
     first = torch.tensor([artist, artist, artist, target])  # 75% the artist's style
     second = torch.tensor([artist, target, target, 1])  # 25%
-    shares = _mimicry_shares([first, second], artist, target)
+    shares = mimicry_shares([first, second], artist, target)
     assert shares["artist_style_share"] == pytest.approx(0.5)
     assert shares["target_style_share"] == pytest.approx(3 / 8)
     assert shares["artist_style_share_per_generator"] == [0.75, 0.25]

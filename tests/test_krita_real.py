@@ -235,7 +235,8 @@ def krita_session(krita, tmp_path_factory, tiny_models):
                     "encoders": [str(tiny_models["diffusers_folder"])],
                 },
                 "cancel": True,
-                "form": {"output": str(out / "cancelled.jpg"), "format": "jpeg"},
+                # WebP: lossy (the form warns) and, unlike JPEG, able to hold the art's alpha
+                "form": {"output": str(out / "cancelled.webp"), "format": "webp"},
             },
         ],
     }
@@ -328,7 +329,7 @@ def assert_document_untouched(run):
 def test_rgba8_export_writes_a_protected_png(krita_session):
     run = krita_session["runs"]["rgba8"]
     assert run["dialog"] is True
-    assert run["suggested_output"] == str(krita_session["root"] / "art8-protected.png")
+    assert run["suggested_output"] == str(krita_session["root"] / "art8-cloaked.png")
     assert run["format_warning"] == ""
     assert run["outcome"]["kind"] == "result", run["outcome"]
     assert any(label.startswith("Protecting: step") for label in run["progress"])
@@ -356,7 +357,7 @@ def test_rgba16_export_keeps_16_bits(krita_session):
     assert run["before"]["depth"] == "U16" and run["before"]["model"] == "RGBA"
     assert run["before"]["layers"] == 2  # the picture, and a hidden black layer on top
     # the output folder chosen last time is remembered; an unsaved document is "untitled"
-    assert run["suggested_output"] == str(krita_session["out"] / "untitled-protected.png")
+    assert run["suggested_output"] == str(krita_session["out"] / "untitled-cloaked.png")
     assert run["outcome"]["kind"] == "result", run["outcome"]
     original = krita_session["images"]["rgba16"]
     protected = read_rgba(krita_session["out"] / "art16-protected.png")
@@ -384,7 +385,7 @@ def test_float_document_is_refused_in_one_message(krita_session):
 
 def test_cancel_leaves_nothing(krita_session):
     run = krita_session["runs"]["cancel"]
-    assert "weakens the protection" in run["format_warning"]  # JPEG was chosen
+    assert "weakens the protection" in run["format_warning"]  # WebP was chosen
     assert run["cancelled"] is True
     assert run["outcome"]["kind"] == "cancelled", run["outcome"]
     (message,) = run["messages"]
