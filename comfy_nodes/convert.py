@@ -88,12 +88,11 @@ def to_jobs(
     originals: list = [None] * len(samples)
     if original is not None:
         originals = to_samples(original, "original")[0]
-        if len(originals) != len(samples) or originals[0].shape != samples[0].shape:
+        if not same_batch(originals, samples):
             raise InputImageError(
-                f"The original batch ({len(originals)} x {originals[0].shape[1]}x"
-                f"{originals[0].shape[0]}) does not match the image batch ({len(samples)} x "
-                f"{width}x{height}): connect the images as they were before the first artcloak "
-                "node of the chain, in the same order."
+                f"The original batch ({batch_size(originals)}) does not match the image batch "
+                f"({batch_size(samples)}): connect the images as they were before the first "
+                "artcloak node of the chain, in the same order."
             )
     return [
         ImageJob(
@@ -112,3 +111,13 @@ def to_image(samples: list[np.ndarray], device: torch.device | str = "cpu") -> t
     """uint8 H x W x 3 arrays -> a ComfyUI IMAGE (float32 in [0, 1])."""
     stacked = np.stack([np.asarray(item, dtype=np.float32) for item in samples]) / MAX_VALUE
     return torch.from_numpy(stacked).to(device)
+
+
+def same_batch(first: list[np.ndarray], second: list[np.ndarray]) -> bool:
+    """Whether two batches of samples have as many images, of the same size and channels."""
+    return len(first) == len(second) and first[0].shape == second[0].shape
+
+
+def batch_size(samples: list[np.ndarray]) -> str:
+    """'N x WxH', as a message names a batch."""
+    return f"{len(samples)} x {samples[0].shape[1]}x{samples[0].shape[0]}"

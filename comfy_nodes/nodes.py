@@ -720,12 +720,11 @@ class Verify(io.ComfyNode):
     ) -> io.NodeOutput:  # fmt: skip
         originals, _ = convert.to_samples(original, "original")
         protecteds, _ = convert.to_samples(protected, "protected image")
-        if len(originals) != len(protecteds) or originals[0].shape != protecteds[0].shape:
+        if not convert.same_batch(originals, protecteds):
             raise ArtcloakError(
-                f"The protected batch ({len(protecteds)} x {protecteds[0].shape[1]}x"
-                f"{protecteds[0].shape[0]}) does not match the originals ({len(originals)} x "
-                f"{originals[0].shape[1]}x{originals[0].shape[0]}): compare images with their "
-                "own protected copies."
+                f"The protected batch ({convert.batch_size(protecteds)}) does not match the "
+                f"originals ({convert.batch_size(originals)}): compare images with their own "
+                "protected copies."
             )
         targets = () if target is None else convert.to_arrays(target)
         values = _values(Mode.CLOAK, intensity, eps=eps, lpips=lpips, resolution=resolution)

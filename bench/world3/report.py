@@ -150,20 +150,13 @@ def write_report(figures: dict, path: Path) -> None:
         goals_section(figures),
         world_section(figures["world"]),
     ]
-    if "ceiling" in figures:
-        sections.append(ceiling_section(figures["ceiling"]))
-    if "presets" in figures:
-        sections.append(presets_section(figures["presets"]))
-    if "survival" in figures:
-        sections.append(survival_section(figures["survival"]))
-    if "adaptive" in figures:
-        sections.append(adaptive_section(figures["adaptive"], default_row(figures)))
-    if "ensemble" in figures:
-        sections.append(ensemble_section(figures["ensemble"]))
-    if "spot check" in figures:
-        sections.append(spot_section(figures["spot check"]))
-    if "mimicry" in figures:
-        sections.append(mimicry_section(figures["mimicry"]))
+    stage_sections = {
+        "ceiling": ceiling_section, "presets": presets_section, "survival": survival_section,
+        "adaptive": lambda adaptive: adaptive_section(adaptive, default_row(figures)),
+        "ensemble": ensemble_section, "spot check": spot_section, "mimicry": mimicry_section,
+    }  # fmt: skip
+    sections += [section(figures[stage]) for stage, section in stage_sections.items()
+                 if stage in figures]  # fmt: skip
     if "montage" in figures:
         m = figures["montage"]
         sections.append(f"## What the decoder shows\n\n![montage](plots/{m['file']})\n\nRows: "
