@@ -49,8 +49,13 @@ def cases(per_style: int, texture: bool = False) -> list[Case]:
     return out
 
 
+def world_encoder(vae: WorldVae) -> VaeEncoder:
+    """The world's VAE as artcloak's encoder."""
+    return VaeEncoder(vae, source="world-vae", family="world", train_resolution=SIZE)
+
+
 def make_engine(vae: WorldVae, batch_size: int = 16) -> Engine:
-    encoder = VaeEncoder(vae, source="world-vae", family="world", train_resolution=SIZE)
+    encoder = world_encoder(vae)
     models = ModelSettings(device="cpu", lpips_random_backbone=True)
     return Engine(models, batch_size=batch_size, encoders=[encoder])
 

@@ -12,10 +12,9 @@ import time
 from dataclasses import replace
 
 import torch
-from artcloak.engine.encoders.model import VaeEncoder
 from artcloak.engine.protect import Engine
 from artcloak.settings import ModelSettings
-from world.gallery import SIZE as WORLD2_SIZE
+from world.efficacy import world_encoder
 from world.metrics import psnr
 from world.pgd import sign_pgd
 
@@ -53,15 +52,10 @@ def ensemble(world: World3) -> dict:
 def _protect_with_both(world: World3) -> Run:
     def make() -> Run:
         engine = Engine(ModelSettings(device="cpu", lpips_random_backbone=True), batch_size=16,
-                        encoders=[world.attacked, world2_encoder(world)])  # fmt: skip
+                        encoders=[world.attacked, world_encoder(world.world2_vae)])  # fmt: skip
         return protect_cases(world, settings_at(world), engine)
 
     return world.memo(("artcloak, ensemble",), make)
-
-
-def world2_encoder(world: World3) -> VaeEncoder:
-    return VaeEncoder(world.world2_vae, source="world-vae", family="world",
-                      train_resolution=WORLD2_SIZE)  # fmt: skip
 
 
 def _pgd_on_both(world: World3, probes: tuple[Probe, ...], steps: int) -> Run:
