@@ -78,7 +78,10 @@ def _check_variants(figures: dict) -> None:
     rows = figures["ensemble"]["rows"]
     alone, both = rows["artcloak, TAEF2 alone"], rows["artcloak, TAEF2 + world 2 VAE"]
     assert both["closed"]["world 2 VAE"] > alone["closed"]["world 2 VAE"]
-    assert both["passes"] == rows["plain PGD, TAEF2 + world 2 VAE"]["passes"] == 2 * alone["passes"]
+    # A pass per encoder; images stop on their own, so the mean is rounded to whole PGD steps.
+    assert abs(both["passes"] - rows["plain PGD, TAEF2 + world 2 VAE"]["passes"]) <= 1
+    assert rows["plain PGD, TAEF2 + world 2 VAE"]["passes"] % 2 == 0
+    assert rows["plain PGD, TAEF2 alone"]["passes"] == alone["passes"] < both["passes"]
     assert set(figures["spot check"]["sizes"]) == {"128", "256"}
     assert figures["adaptive"]["adaptive"]["psnr_db"] > 0
     mimicry = figures["mimicry"]
@@ -115,3 +118,33 @@ def test_an_altered_painting_is_refused(tmp_path):
     (paintings / "mondrian.jpg").write_bytes(b"not the painting")
     with pytest.raises(MissingAssets, match="mondrian.jpg does not match its SHA-256"):
         locate(assets.weights, paintings)
+
+
+def test_pgd_one_image_at_a_time_matches_the_batched_attack():
+    """World 3 attacks image by image (faster on a CPU); each image's steps must be those of
+    world 2's batched sign-PGD on the same objective, with one probe or an ensemble of two."""
+    import torch
+    from world.pgd import sign_pgd
+    from world3.pgd import per_image_pgd
+    from world3.world import Probe
+
+    generator = torch.Generator().manual_seed(0)
+    convs = [torch.nn.Conv2d(3, 4, 4, stride=4) for _ in range(2)]
+    for conv in convs:
+        conv.requires_grad_(False)
+    sources = torch.rand(3, 3, 16, 16, generator=generator)
+    targets = torch.rand(3, 3, 16, 16, generator=generator)
+    probes = tuple(Probe(conv, sources, targets) for conv in convs)
+
+    def batched_loss(x: torch.Tensor) -> torch.Tensor:
+        return sum(p.latent_distance(x) / p.start for p in probes) / len(probes)
+
+    for chosen, loss in ((probes[:1], probes[0].latent_distance), (probes, batched_loss)):
+        alone = per_image_pgd(chosen, sources, 8 / 255, 5)
+        batched = sign_pgd(loss, sources, 8 / 255, 5, start=0.5)
+        assert (alone - batched).abs().max() <= 1 / 255 + 1e-6
+        assert (alone == batched).float().mean() > 0.99
+        assert (
+            alone - sources
+        ).abs().max() <= 8.5 / 255 + 1e-6  # and the 8-bit rounding of float sources
+        assert (probes[0].closed(alone) > 0).all()

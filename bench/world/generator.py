@@ -62,8 +62,9 @@ class FlowRecipe:
     label_dropout: float = 0.1  # share of training pairs whose label becomes the null label
 
 
-def fit(model: LatentFlow, latents: Tensor, labels: Tensor, recipe: FlowRecipe) -> float:
-    """Rectified-flow training on (latent, label) pairs; returns seconds taken."""
+def fit(model: nn.Module, latents: Tensor, labels: Tensor, recipe: FlowRecipe) -> float:
+    """Rectified-flow training of ``model`` (a LatentFlow, or any velocity model with a
+    ``null_label``) on (latent, label) pairs; returns seconds taken."""
     generator = torch.Generator().manual_seed(recipe.seed)
     optimiser = torch.optim.Adam(model.parameters(), recipe.lr)
     started = time.perf_counter()
@@ -88,7 +89,7 @@ def fit(model: LatentFlow, latents: Tensor, labels: Tensor, recipe: FlowRecipe) 
 
 @torch.no_grad()
 def sample(
-    model: LatentFlow,
+    model: nn.Module,
     label: int,
     count: int,
     seed: int,

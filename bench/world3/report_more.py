@@ -83,9 +83,12 @@ def mimicry_section(mimicry: dict) -> str:
     size = mimicry["size"]
     return "\n\n".join([
         f"## Mimicry in TAEF2's latent space ({size} px)",
-        f"A class-conditional latent flow generator (world 2's recipe, on TAEF2's 32-channel "
-        f"latents) pre-trained on {mimicry['pretrain_images']} gallery images in six styles, "
-        f"fine-tuned on one artist's {mimicry['fine_tune_images']} {mimicry['artist_style']} "
+        f"A class-conditional flow-matching U-Net on TAEF2's 32-channel latents "
+        f"(`bench/world3/generator.py`, world 2's training recipe) pre-trained for "
+        f"{mimicry.get('pretrain_steps', '?')} steps on {mimicry['pretrain_images']} gallery images "
+        f"in six styles, then fine-tuned for {mimicry.get('finetune_steps', '?')} steps "
+        f"(learning rate {mimicry.get('finetune_lr', '?')}) on one artist's "
+        f"{mimicry['fine_tune_images']} {mimicry['artist_style']} "
         f"artworks under a new label (clean, or protected toward the same compositions in "
         f"{mimicry['target_style']}; artcloak's default and plain PGD at {mimicry['passes']} "
         f"passes); {mimicry['samples_per_generator']} samples per generator "
@@ -94,8 +97,9 @@ def mimicry_section(mimicry: dict) -> str:
         f"right on TAEF2's reconstructions of held-out art at {size} px).",
         _table(["fine-tuned on", "TAEF2 latent closed", "artist's style", "per generator",
                 f"{mimicry['target_style']} (target)"], rows),  # fmt: skip
-        f"The stage runs at {size} px, the judge's size, so that generators train in seconds "
-        "on a CPU: a proxy for a mimic, not a fine-tuned diffusion model." + _validity(mimicry),
+        f"The stage runs at {size} px, the judge's size, so that a generator trains in about "
+        "a minute on a CPU: a proxy for a mimic, not a fine-tuned diffusion model."
+        + _validity(mimicry),
     ])  # fmt: skip
 
 

@@ -44,7 +44,7 @@ FULL = Scale(
     name="full", size=256, per_style=1, paintings=3, budgets=(4, 8, 16, 32), ceiling_steps=200,
     restart_steps=100, other_ceiling_steps=80, qualities=tuple(Quality), intensities=tuple(Intensity),
     judge_compositions=150, classifier_steps=300, judge_check_compositions=10,
-    mimicry=MimicryScale(images=20, compositions=150, flow_steps=1000, finetune_steps=400,
+    mimicry=MimicryScale(images=20, compositions=150, flow_steps=1000, finetune_steps=600,
                          generators=2, samples=100),
     spot_size=512,
 )  # fmt: skip

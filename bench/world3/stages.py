@@ -16,9 +16,9 @@ import torch
 from artcloak.engine.protect import Engine, ImageJob, Protected
 from artcloak.settings import Intensity, ModelSettings, ProtectionSettings, Quality, Target
 from world.metrics import psnr
-from world.pgd import sign_pgd
 from world.survival import transforms
 
+from .pgd import per_image_pgd
 from .world import Probe, World3, to_tensor
 
 log = logging.getLogger("world3")
@@ -36,8 +36,9 @@ class Run:
 
 
 def engine_for(world: World3) -> Engine:
+    """artcloak's engine on the CPU with its own batch size there (one image at a time)."""
     models = ModelSettings(device="cpu", lpips_random_backbone=True)
-    return Engine(models, batch_size=16, encoders=[world.attacked])
+    return Engine(models, encoders=[world.attacked])
 
 
 def settings_at(world: World3, **overrides) -> ProtectionSettings:
@@ -80,11 +81,10 @@ def plain_pgd(world: World3, probe: Probe, eps: float, steps: int, restart_steps
 
 def _sign_pgd(world: World3, probe: Probe, eps: float, steps: int, restart_steps: int) -> Run:
     started = time.perf_counter()
-    best = sign_pgd(probe.latent_distance, world.sources, eps, steps, start=0.5)
+    best = per_image_pgd((probe,), world.sources, eps, steps)
     if restart_steps:
         generator = torch.Generator().manual_seed(1)
-        again = sign_pgd(probe.latent_distance, world.sources, eps, restart_steps, start=0.5,
-                         random_start=generator)  # fmt: skip
+        again = per_image_pgd((probe,), world.sources, eps, restart_steps, random_start=generator)
         with torch.no_grad():
             better = probe.latent_distance(again) < probe.latent_distance(best)
         best = torch.where(better[:, None, None, None], again, best)

@@ -11,13 +11,12 @@ import logging
 import time
 from dataclasses import replace
 
-import torch
 from artcloak.engine.protect import Engine
 from artcloak.settings import ModelSettings
 from world.efficacy import world_encoder
 from world.metrics import psnr
-from world.pgd import sign_pgd
 
+from .pgd import per_image_pgd
 from .stages import Run, artcloak, plain_pgd, protect_cases, settings_at, summary
 from .world import Probe, World3, gallery_cases, painting_cases
 
@@ -32,7 +31,7 @@ def ensemble(world: World3) -> dict:
     probes = {name: world.probe(encode) for name, encode in spaces.items()}
     alone = artcloak(world, settings_at(world))
     together = _protect_with_both(world)
-    steps = together.passes // 2  # the engine counts a pass per encoder
+    steps = round(together.passes / 2)  # the engine counts a pass per encoder
     both = (probes["TAEF2"], probes["world 2 VAE"])
     runs = {
         "artcloak, TAEF2 alone": alone,
@@ -51,7 +50,7 @@ def ensemble(world: World3) -> dict:
 
 def _protect_with_both(world: World3) -> Run:
     def make() -> Run:
-        engine = Engine(ModelSettings(device="cpu", lpips_random_backbone=True), batch_size=16,
+        engine = Engine(ModelSettings(device="cpu", lpips_random_backbone=True),
                         encoders=[world.attacked, world_encoder(world.world2_vae)])  # fmt: skip
         return protect_cases(world, settings_at(world), engine)
 
@@ -62,11 +61,8 @@ def _pgd_on_both(world: World3, probes: tuple[Probe, ...], steps: int) -> Run:
     """Sign-PGD on the mean of the latent distances, each divided by its start (the engine's
     ensemble objective), from the original; a pass per encoder per step, as the engine counts."""
 
-    def loss(x: torch.Tensor) -> torch.Tensor:
-        return sum(p.latent_distance(x) / p.start for p in probes) / len(probes)
-
     started = time.perf_counter()
-    images = sign_pgd(loss, world.sources, 8 / 255, steps, start=0.5)
+    images = per_image_pgd(probes, world.sources, 8 / 255, steps)
     seconds = (time.perf_counter() - started) / len(world.cases)
     return Run(images, steps * len(probes), seconds)
 

@@ -11,6 +11,7 @@ attacked) and world 2's from-scratch VAE.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -88,6 +89,12 @@ class Probe:
 
     def latent_distance(self, x: torch.Tensor) -> torch.Tensor:
         return (self.encode(x) - self.goal).flatten(1).norm(dim=1)
+
+    def row(self, index: int) -> Probe:
+        """This probe for image ``index`` alone (no encoder pass)."""
+        one = copy.copy(self)
+        one.goal, one.start = self.goal[index : index + 1], self.start[index : index + 1]
+        return one
 
     @torch.no_grad()
     def closed(self, x: torch.Tensor) -> torch.Tensor:
