@@ -148,3 +148,16 @@ def test_pgd_one_image_at_a_time_matches_the_batched_attack():
             alone - sources
         ).abs().max() <= 8.5 / 255 + 1e-6  # and the 8-bit rounding of float sources
         assert (probes[0].closed(alone) > 0).all()
+
+
+def test_pass_cost_bench_prints_a_row_per_size_and_layout():
+    assets = _assets_or_skip()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "pass_cost.py"), "--sizes", "64", "--batch", "2",
+         "--repeats", "1", "--encoder", str(assets.weight("taef2/encoder.safetensors"))],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 64 |")]
+    assert [row.split("|")[2].strip() for row in rows] == ["channels-last", "default"]
+    assert all(float(cell.split()[0]) > 0 for row in rows for cell in row.split("|")[3:5])

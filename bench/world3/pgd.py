@@ -1,8 +1,9 @@
 """Plain sign-PGD in world 3, one image at a time.
 
-On this project's 2-core CPU a TAEF2 forward+backward at 256 px costs about 0.14 s for one image
-alone against 0.22 s per image in a batch of nine (the activations outgrow the caches), so world 3
-attacks each image on its own, as artcloak's engine does on a CPU. Each image's steps depend only
+On this project's 2-core CPU a TAEF2 forward+backward at 256 px costs 0.16 s for one image alone
+against 0.22 s per image in a batch of eight (the activations outgrow the caches;
+bench/reports/pass-cost.md), so world 3 attacks each image on its own, as artcloak's engine does
+on a CPU. Each image's steps depend only
 on its own loss, so the result is the batched attack's up to rounding.
 """
 

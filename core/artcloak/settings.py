@@ -106,8 +106,9 @@ INTENSITY_BUDGETS: dict[Intensity, Budget] = {
 
 # Each preset is a budget of encoder passes (steps + the one that measures the start), set on a
 # real encoder: on TAEF2 (9 artworks at 256 px, 8/255, `python bench/efficacy.py`, report in
-# bench/reports/efficacy.md) the loop does not stop early, and reached 91.0% / 97.5% / 100.8% of
-# the ceiling's latent distance in 15 / 30 / 100 passes (plain PGD 86.2% / 91.8% / 96.2%).
+# bench/reports/efficacy.md) the loop reached 91.0% / 97.5% / 100.7% of the ceiling's latent
+# distance in 15 / 30 / 95 passes (plain PGD 86.2% / 91.8% / 96.1%); only at the slower preset did
+# some images stop early (95 of 100 passes on average).
 QUALITY_EFFORT: dict[Quality, Effort] = {
     Quality.FASTER: Effort(steps=14),
     Quality.DEFAULT: Effort(steps=29),
