@@ -135,12 +135,17 @@ def test_output_problems_protect_the_original(tmp_path):
 
 
 def test_plugin_defaults_are_the_cores():
-    """The plugins cannot import settings; protocol's copies of its default style and output
-    suffixes (what Krita and GIMP show and suggest) must be the core's."""
-    from artcloak.settings import DEFAULT_STYLE, OUTPUT_SUFFIXES
+    """The plugins cannot import settings; protocol's copies of its default style, output
+    suffixes and choices (what Krita and GIMP show, suggest and send) must be the core's."""
+    from artcloak.engine.images.formats import EXTENSIONS
+    from artcloak.settings import DEFAULT_STYLE, OUTPUT_SUFFIXES, Intensity, Mode, Quality
 
     assert protocol.DEFAULT_STYLE == DEFAULT_STYLE
     assert {mode.value: s for mode, s in OUTPUT_SUFFIXES.items()} == protocol.OUTPUT_SUFFIXES
+    for copied, enum in ((protocol.MODES, Mode), (protocol.INTENSITIES, Intensity),
+                         (protocol.QUALITIES, Quality)):  # fmt: skip
+        assert copied == tuple(member.value for member in enum)
+    assert set(protocol.OUTPUT_EXTENSIONS) <= set(EXTENSIONS)  # plugins offer what the core writes
 
 
 def test_dormant_names_are_gone():

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from artcloak.engine.encoders.model import VaeEncoder
 from artcloak.engine.protect import Engine, ImageJob, Protected
-from artcloak.settings import Intensity, ModelSettings, ProtectionSettings, Target
+from artcloak.settings import ModelSettings, ProtectionSettings, Target
 from torch.nn import functional as F
 
 from .data import HELD_OUT_SEED
@@ -164,10 +164,6 @@ def _lpips(cloaked: Cloaked) -> dict:
         return {}
     measured = [r.measured.lpips for r in cloaked.results]
     return {"lpips_mean": float(np.mean(measured)), "lpips_max": float(np.max(measured))}
-
-
-def preset_settings(intensity: Intensity, **overrides) -> ProtectionSettings:
-    return replace(ProtectionSettings(intensity=intensity), **overrides)
 
 
 class Probe:
