@@ -1104,20 +1104,24 @@ def test_registry_metadata_and_example_workflows(comfy):
     assert meta["tool"]["comfy"]["PublisherId"] and meta["tool"]["comfy"]["DisplayName"]
     ours = {"artcloak.Cloak": comfy.pack.nodes.Cloak, "artcloak.Shade": comfy.pack.nodes.Shade,
             "artcloak.Verify": comfy.pack.nodes.Verify,
-            "artcloak.SaveProtected": comfy.pack.save.SaveProtected}  # fmt: skip
-    assert len(list((PACK / "workflows").glob("*.json"))) >= 2
+            "artcloak.SaveProtected": comfy.pack.save.SaveProtected,
+            "artcloak.ConceptAnchor": comfy.pack.targets.ConceptAnchor}  # fmt: skip
+    names = sorted(path.name for path in (PACK / "workflows").glob("*.json"))
+    assert {"cloak_vae_api.json", "shade_concept_api.json"} <= set(names)
     for path in sorted((PACK / "workflows").glob("*.json")):
         workflow = json.loads(path.read_text())
         types_used = {node["class_type"] for node in workflow.values()}
         # the protected image is saved, by the node that writes no workflow metadata
-        assert {"artcloak.Cloak", "artcloak.Verify", "artcloak.SaveProtected"} <= types_used
+        assert {"artcloak.Verify", "artcloak.SaveProtected"} <= types_used
         assert "SaveImage" not in types_used, path.name
         save = next(n for n in workflow.values() if n["class_type"] == "artcloak.SaveProtected")
-        cloak = next(k for k, n in workflow.items() if n["class_type"] == "artcloak.Cloak")
-        assert save["inputs"]["images"] == [cloak, 0] and save["inputs"]["save_report"] is False
+        last = save["inputs"]["images"][0]  # the last protecting node of the graph
+        assert workflow[last]["class_type"] in {"artcloak.Cloak", "artcloak.Shade"}
+        assert save["inputs"]["save_report"] is False
         previewed = [n["inputs"]["source"] for n in workflow.values()
                      if n["class_type"] == "PreviewAny"]  # fmt: skip
-        assert [cloak, 1] in previewed, path.name  # the report is visible
+        assert [last, 1] in previewed, path.name  # the report is visible
+        _check_chain(workflow, last)
         for node in workflow.values():  # every link points at an existing node
             for value in node["inputs"].values():
                 if isinstance(value, list):
@@ -1134,6 +1138,18 @@ def test_registry_metadata_and_example_workflows(comfy):
                 required = {item.id for item in schema.inputs if not item.optional}
                 assert required <= set(node["inputs"]), (path.name, node)
                 assert node["inputs"]["style"] in catalogue_names(), (path.name, node)
+
+
+def _check_chain(workflow: dict, last: str) -> None:
+    """A protecting node fed by another carries the chain: the same original as the first
+    node's image, and the previous node's report."""
+    node = workflow[last]
+    fed_by = node["inputs"]["image"][0]
+    if workflow[fed_by]["class_type"] not in {"artcloak.Cloak", "artcloak.Shade"}:
+        return
+    assert node["inputs"]["previous_report"] == [fed_by, 1]
+    assert node["inputs"]["original"] == workflow[fed_by]["inputs"]["image"]
+    assert node["inputs"]["vae"] != workflow[fed_by]["inputs"]["vae"]  # a second encoder
 
 
 # --------------------------------------------------------------------------- real ComfyUI
