@@ -165,11 +165,33 @@ def test_shade_pulls_toward_the_anchor(rgb_png, tmp_path, cli_model_args, capsys
     assert report["latent"][0]["distance_closed"] > 0
 
 
-def test_jpeg_output_reports_what_reencoding_cost(rgb_png, cli_model_args, capsys):
-    code, _, err = cloak([str(rgb_png), "--format", "jpeg"], cli_model_args, capsys)
+@pytest.mark.parametrize("fmt, suffix", [("jpeg", ".jpg"), ("webp", ".webp")])
+def test_lossy_output_reports_the_file_as_written(rgb_png, cli_model_args, capsys, fmt, suffix):
+    """The report, the terminal line and `artcloak verify` on the written file agree: the
+    budget figures are the file's, the perturbation's own are kept apart."""
+    code, out, err = cloak([str(rgb_png), "--format", fmt], cli_model_args, capsys)
     assert code == 0, err
-    report = report_of(rgb_png.with_name("art-cloaked.jpg"))
-    assert "distance_closed" in report["after_reencoding"][0]
+    written = rgb_png.with_name("art-cloaked" + suffix)
+    report = report_of(written)
+    code, verified, err = run(
+        ["verify", str(rgb_png), str(written), "--style", "weave", *cli_model_args], capsys
+    )
+    assert code == 0, err
+    on_file = json.loads(verified)["measured"]
+    for key in ("linf_255", "psnr_db", "within_budget"):
+        assert report["measured"][key] == on_file[key], key
+    assert report["measured"]["lpips"] == pytest.approx(on_file["lpips"], abs=1e-5)
+    before = report["before_encoding"]["measured"]
+    assert before["linf_255"] <= 8 and before["within_budget"] is True
+    assert "distance_closed" in report["latent"][0] and report["before_encoding"]["latent"]
+    assert f"L-inf {report['measured']['linf_255']:g}/255" in out
+    over = [n for n in report["notices"] if "encoding changed the pixels" in n]
+    assert bool(over) == (not report["measured"]["within_budget"])
+
+
+def test_lossless_output_has_no_before_encoding(rgb_png, cli_model_args, capsys):
+    assert cloak([str(rgb_png)], cli_model_args, capsys)[0] == 0
+    assert "before_encoding" not in report_of(rgb_png.with_name("art-cloaked.png"))
 
 
 def test_verify_measures_budget_and_survival(rgb_png, cli_model_args, capsys):

@@ -74,7 +74,9 @@ class Report:
     encoder_passes: int
     seconds: float
     notices: list[str] = field(default_factory=list)
-    after_reencoding: list[dict] | None = None  # lossy outputs: the latent figures as written
+    # Lossy outputs: ``measured`` and ``latent`` are the file's as written, and these the
+    # perturbation's before encoding ({measured, latent}); see engine/as_written.py.
+    before_encoding: dict | None = None
     sections: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -87,7 +89,7 @@ class Report:
             if item.name in ("artcloak", "created", "sections"):
                 continue
             value = getattr(self, item.name)
-            if item.name == "after_reencoding" and value is None:
+            if item.name == "before_encoding" and value is None:
                 continue
             data[item.name] = _as_json(value)
         return {**data, **self.sections}

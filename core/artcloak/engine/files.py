@@ -19,6 +19,7 @@ from ..progress import SILENT, Listener, ProgressEvent
 from ..report import report_path, settings_section, stamp, write_json
 from ..results import ImageFacts, Report
 from ..settings import OUTPUT_SUFFIXES, FileRequest, Mode, OutputSettings, ProtectionSettings
+from .as_written import measure_as_written
 from .images import (
     LOSSLESS_EXTENSIONS,
     LOSSY_FORMATS,
@@ -220,7 +221,8 @@ def finish(
         report.notices = image.notices + notices
         report.sections = sections or {}
         if report.output_format in LOSSY_FORMATS:
-            report.after_reencoding = reencoding_cost(engine, request.output, image, settings)
+            over = measure_as_written(engine, report, request.output, image, settings)
+            report.notices += [over] if over else []
         if output.write_report:
             write_json(report_path(request.output), report.as_dict())
     except ArtcloakError as error:
@@ -258,9 +260,3 @@ def build_report(
         encoder_passes=result.encoder_passes,
         seconds=round(result.seconds, 3),
     )
-
-
-def reencoding_cost(engine: Engine, written: Path, image: LoadedImage, settings) -> list[dict]:
-    """The latent figures of the file as written (after lossy re-encoding)."""
-    reread = load_image(written)
-    return engine.latent_figures(image.rgb, reread.rgb, 1, settings)

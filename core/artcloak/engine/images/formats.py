@@ -8,6 +8,13 @@ MIN_SIDE = 32
 XMP_KEY = "XML:com.adobe.xmp"
 _FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "TIFF": "TIFF", "BMP": "BMP"}
 _FORMAT_LIST = "PNG, JPEG, WebP, TIFF or BMP"
+
+
+def display_name(fmt: str) -> str:
+    """How people write a format's name (WebP, not WEBP)."""
+    return _FORMAT_NAMES.get(fmt, fmt)
+
+
 # The one table of file extensions: what each reads as, what each format is written as.
 EXTENSIONS = {
     ".png": "PNG",

@@ -1,0 +1,47 @@
+"""A lossy output's figures on the file as written.
+
+The budget is guaranteed on the samples before encoding; JPEG and WebP then change them again.
+So for those formats the report's ``measured`` and ``latent`` are measured on the file read back
+(what a viewer and a scraper get), and the perturbation's own figures move to
+``before_encoding``: every host then shows what holds on the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..results import Report
+from ..settings import ProtectionSettings
+from .budget import measure
+from .images import LoadedImage, load_image
+from .images.formats import display_name
+from .protect import Engine
+
+
+def measure_as_written(
+    engine: Engine, report: Report, written: Path, image: LoadedImage, settings: ProtectionSettings
+) -> str | None:
+    """Put the written file's figures in ``report`` (see the module docstring); a notice when
+    the re-encoding took the file over the budget, else None."""
+    reread = load_image(written)
+    samples = [np.rint(np.clip(rgb, 0, 1) * reread.max_value).astype(np.int64)
+               for rgb in (image.rgb, reread.rgb)]  # fmt: skip
+    figures = measure(engine.lpips, *samples, reread.max_value)
+    budget = settings.budget()
+    report.before_encoding = {"measured": report.measured, "latent": report.latent}
+    report.measured = {
+        **figures.as_dict(),
+        "within_budget": figures.within(budget),
+        "perturbation_kept": report.measured["perturbation_kept"],
+    }
+    report.latent = engine.latent_figures(image.rgb, reread.rgb, 1, settings)
+    if report.measured["within_budget"]:
+        return None
+    encoding = display_name(report.output_format)
+    return (
+        f"{encoding} encoding changed the pixels after the budget was kept: the file as written "
+        f"is at L-inf {report.measured['linf_255']:g}/255 and LPIPS {figures.lpips:.4f} "
+        f"(budget {budget.describe()}); save as PNG to keep the budget on the file."
+    )
