@@ -1,7 +1,10 @@
 """Atomic file writes: a temporary file beside the target, fsynced, then renamed.
 
 A reader never sees a partial file, and a failed or interrupted write leaves nothing
-behind (the temporary file is removed on any exception, SystemExit included).
+behind (the temporary file is removed on any exception, SystemExit included). A process
+killed outright (SIGKILL, power loss) cannot remove its temporary file; its name carries the
+writer's host and process id, so the next write of the same file reclaims it once that
+process is gone.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import secrets
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -18,12 +23,18 @@ from typing import IO
 from .errors import OutputError
 
 log = logging.getLogger(__name__)
+_HOST = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:32] or "host"
+# .NAME.HOST-PID.TOKEN.tmp, and .NAME.TOKEN.tmp as earlier versions named them
+_TEMPORARY = re.compile(
+    r"\.(?P<name>.+?)\.(?:(?P<host>[A-Za-z0-9-]*)-(?P<pid>[0-9]+)\.)?[0-9a-f]{8}\.tmp"
+)
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write to a temporary file beside ``path``, fsync it, then rename it into place."""
     folder = path.parent
     temp = None
+    reclaim_temporaries(folder, path.name)
     try:
         fd, temp = _create_temp(folder, path.name)
         with os.fdopen(fd, "wb") as f:
@@ -45,12 +56,48 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 def _create_temp(folder: Path, name: str) -> tuple[int, str]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        temp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+        temp = os.path.join(folder, f".{name}.{_HOST}-{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
             return os.open(temp, flags, 0o666), temp  # the umask applies, as for any new file
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "could not create a temporary file", str(folder))
+
+
+def temporaries(folder: Path, names: set[str]) -> list[tuple[Path, re.Match]]:
+    """The temporary files in ``folder`` of writes to any of ``names`` (finished or not)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            match = _TEMPORARY.fullmatch(entry.name)
+            if match and match["name"] in names:
+                found.append((Path(entry.path), match))
+    return found
+
+
+def reclaim_temporaries(folder: Path, name: str) -> int:
+    """Remove the temporary files of writes to ``name`` whose writer, a process of this host,
+    is gone (killed mid-write); returns how many. A live writer's file is left alone."""
+    if os.name != "posix":
+        return 0  # os.kill(pid, 0) is not a liveness probe on Windows
+    removed = 0
+    for temp, match in temporaries(folder, {name}):
+        if match["pid"] is None or match["host"] != _HOST or _running(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            temp.unlink()
+            removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process (EPERM): it exists
+    return True
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -10,13 +10,12 @@ a later run can tell which outputs are still valid.
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..atomic import temporaries
 from ..engine.files import FileOutcome, FileRun, ReadFile
 from ..engine.protect import Engine
 from ..errors import ArtcloakError
@@ -113,13 +112,10 @@ def remove_stale_temporaries(items: Sequence[Item]) -> int:
         names = folders.setdefault(item.output.parent, set())
         names.update({item.output.name, report_path(item.output).name})
     for folder, names in folders.items():
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(folder):
-                match = re.fullmatch(r"\.(.+)\.[0-9a-f]{8}\.tmp", entry.name)
-                if match and match.group(1) in names:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
-                        removed += 1
+        for temp, _ in temporaries(folder, names):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+                removed += 1
     return removed
 
 

@@ -1,0 +1,144 @@
+"""Nothing lost under faults: a full disk, a writer or worker killed outright, a batch killed
+and resumed. Each test fails if an original changes, if a partial file is left under an output's
+name, or if a temporary file outlives the next run."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from artcloak.atomic import atomic_write, temporaries
+from artcloak.cli import main
+from conftest import painting
+from PIL import Image
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals and fork: POSIX only")
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def hidden_temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from artcloak.atomic import atomic_write
+
+    def stall(f):
+        f.write(b"half of a picture")
+        f.flush()
+        time.sleep(600)
+
+    atomic_write(Path(sys.argv[1]), stall)
+    """
+)
+
+
+def start_stalled_writer(target: Path) -> subprocess.Popen:
+    """A process in the middle of writing ``target``, its temporary file on disk."""
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)])
+    wait_for(lambda: any(match["pid"] == str(writer.pid)
+                         for _, match in temporaries(target.parent, {target.name})))  # fmt: skip
+    return writer
+
+
+def test_a_killed_writers_temporary_is_reclaimed_a_live_ones_kept(tmp_path):
+    target = tmp_path / "art-cloaked.png"
+    killed = start_stalled_writer(target)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not target.exists() and len(hidden_temporaries(tmp_path)) == 1
+    alive = start_stalled_writer(target)
+    try:
+        atomic_write(target, lambda f: f.write(b"the whole picture"))
+        assert target.read_bytes() == b"the whole picture"
+        left = hidden_temporaries(tmp_path)  # only the live writer's
+        assert len(left) == 1 and f"-{alive.pid}." in left[0]
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_a_full_disk_fails_the_cli_run_in_one_line_leaving_nothing(
+    rgb_png, cli_model_args, capsys, monkeypatch
+):
+    before = digest(rgb_png)
+
+    def full_disk(src: str, dst: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cloak", str(rgb_png), *cli_model_args, "--steps", "2"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    failures = [line for line in err.splitlines() if line.startswith("failed")]
+    assert len(failures) == 1 and "disk is full" in failures[0] and "Traceback" not in err
+    assert sorted(p.name for p in rgb_png.parent.iterdir()) == ["art.png"]
+    assert digest(rgb_png) == before
+
+
+def test_a_worker_killed_mid_protection_leaves_the_original_and_no_output(rgb_png, tiny_models):
+    from test_worker import request_for, start_worker
+
+    before = digest(rgb_png)
+    output = rgb_png.with_name("out.png")
+    worker = start_worker()
+    worker.stdin.write(request_for(rgb_png, output, tiny_models, steps=400).to_json())
+    worker.stdin.close()
+    for line in worker.stdout:  # the first step: models loaded, protection under way
+        if json.loads(line).get("event") == "progress":
+            break
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert sorted(p.name for p in rgb_png.parent.iterdir()) == ["art.png"]
+    assert digest(rgb_png) == before
+
+
+def test_a_batch_killed_then_resumed_finishes_each_input_exactly_once(tmp_path, cli_model_args):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    for index in range(4):
+        Image.fromarray(painting(64, 48, seed=index)).save(src / f"{index}.png")
+    originals = {path.name: digest(path) for path in src.iterdir()}
+    command = [sys.executable, "-m", "artcloak", "batch", str(src), str(dest), *cli_model_args,
+               "--steps", "3", "--json"]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    for line in first.stdout:  # one input done, the next under way
+        if json.loads(line).get("event") == "result":
+            break
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done_before = {p.name for p in dest.glob("*.png")}
+    assert 1 <= len(done_before) < 4
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    summary = [json.loads(line) for line in again.stdout.splitlines()][-1]
+    assert summary["event"] == "summary"
+    assert summary["skipped"] == len(done_before) and summary["done"] == 4 - len(done_before)
+    assert sorted(p.name for p in dest.glob("*.png")) == sorted(originals)
+    assert all((dest / f"{name}.json").is_file() for name in originals)
+    assert hidden_temporaries(dest) == []
+    assert {path.name: digest(path) for path in src.iterdir()} == originals
