@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+from artcloak.cli.options import SETTING_OPTIONS
 from artcloak.engine import encoders
 from artcloak.engine.encoders import (
     FAMILIES,
@@ -253,8 +254,8 @@ def test_pickle_refused_without_permission(tiny):
     with pytest.raises(ModelLoadError, match="allow_pickle") as info:
         load_encoder(str(tiny["pickle"]), config=tiny["config"])
     message = str(info.value)
-    assert "arbitrary code" in message
-    assert message.index("--allow-pickle") < message.index("allow_pickle")  # the CLI's words first
+    assert "arbitrary code" in message and "--" not in message  # words any host can show
+    assert "allow it with --allow-pickle" in info.value.said(SETTING_OPTIONS)  # the CLI's
 
 
 def test_hub_id_offline_fails_fast_with_advice(monkeypatch):
@@ -368,7 +369,8 @@ def test_weights_that_do_not_fit_the_config(tiny):
     with pytest.raises(ModelLoadError, match="do not fit the sd1 VAE config") as info:
         load_encoder(str(tiny["original_file"]))
     assert str(tiny["original_file"]) in str(info.value)
-    assert "--encoder-config" in str(info.value)
+    assert "as the encoder config" in str(info.value)
+    assert "with --encoder-config" in info.value.said(SETTING_OPTIONS)
 
 
 def test_unknown_source_and_bad_settings(tiny):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from artcloak.cli.options import SETTING_OPTIONS
 from artcloak.engine.encoders import TaeEncoder, describe_encoder, load_encoder
 from artcloak.engine.encoders.tae import TAE_FAMILIES
 from artcloak.errors import ModelLoadError
@@ -151,8 +152,9 @@ def test_pickle_refused_without_permission(tmp_path, images):
     enc, _ = tae_modules("taesd")
     path = tmp_path / "taesd_encoder.pth"
     torch.save(enc.state_dict(), str(path))
-    with pytest.raises(ModelLoadError, match="--allow-pickle"):
+    with pytest.raises(ModelLoadError, match="allow_pickle setting") as refused:
         load_encoder(str(path))
+    assert "--allow-pickle" in refused.value.said(SETTING_OPTIONS)
     loaded = load_encoder(str(path), allow_pickle=True)
     assert loaded.family == "taesd" and not loaded.has_decoder
 

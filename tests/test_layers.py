@@ -5,6 +5,7 @@ the request and the leaves never import the engine, and the product never import
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -103,3 +104,34 @@ def test_the_layer_check_sees_an_upward_import(tmp_path, monkeypatch):
     assert imported_parts(module)[0] == {"cli", "settings"}
     with pytest.raises(AssertionError, match="higher layer"):
         test_imports_go_down_the_layers(module)
+
+
+CLI_OPTION = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
+
+
+def _message_strings(path: Path) -> list[str]:
+    """The string pieces of a module that are not docstrings (a message's words)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path",
+    [PACKAGE / "settings.py", *sorted((PACKAGE / "engine").rglob("*.py"))],
+    ids=lambda path: str(path.relative_to(PACKAGE)),
+)
+def test_core_messages_name_no_command_line_option(path):
+    """App, plugin and ComfyUI users see the core's messages too: they name settings in words
+    (errors.Named), which the CLI turns into its options."""
+    named = [text for text in _message_strings(path) if CLI_OPTION.search(text)]
+    assert named == [], f"{path.name} names a CLI option: {named}"

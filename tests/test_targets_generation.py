@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from artcloak.cli.options import SETTING_OPTIONS
 from artcloak.engine.targets import available_styles, check_target, describe_target, target_images
 from artcloak.engine.targets.auto import choose_farthest
 from artcloak.engine.targets.cache import CACHE_ENV, cache_folder, cache_key
@@ -128,8 +129,9 @@ def test_without_diffusion_auto_measures_the_textures(engine, rgb_png, fast_sett
 def test_default_model_not_cached_means_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
-    with pytest.raises(DiffusionUnavailable, match="--diffusion"):
+    with pytest.raises(DiffusionUnavailable, match="as the diffusion model") as unavailable:
         load_diffusion(Diffusion(), CPU)
+    assert "with --diffusion (" in unavailable.value.said(SETTING_OPTIONS)
 
 
 def test_cli_cloak_auto_generates_caches_and_reports(

@@ -21,6 +21,18 @@ class Named:
     words: str
 
 
+# How the core's messages name settings, in words any host can show (the CLI says its options).
+A_CONCEPT = Named("concept", "a concept")
+ANCHOR_IMAGES = Named("anchors", "anchor images")
+A_STYLE = Named("style", "a style")
+ALLOW_REPLACING = Named("overwrite", "allow replacing it")
+SWITCHED_OFF = Named("diffusion_enabled", "switched off")
+AS_THE_DIFFUSION_MODEL = Named("diffusion", "as the diffusion model")
+AS_THE_DIFFUSION_CONFIG = Named("diffusion_config", "as the diffusion config")
+AS_THE_ENCODER_CONFIG = Named("encoder_config", "as the encoder config")
+ALLOW_PICKLES = Named("allow_pickle", "allow pickles (the allow_pickle setting)")
+
+
 class ArtcloakError(Exception):
     """Base class: the message is shown to the user as it is (or ``said`` in a host's terms)."""
 
@@ -31,11 +43,15 @@ class ArtcloakError(Exception):
     def said(self, names: Mapping[str, str]) -> str:
         """The message with each named setting in a host's own terms (``names``: flat name ->
         the host's words, e.g. ``{"encoders": "with --encoder PATH"}``)."""
-        text = str(self)
-        for named in self.named:
-            if named.setting in names:
-                text = text.replace(named.words, names[named.setting])
-        return text
+        return say(str(self), self.named, names)
+
+
+def say(text: str, named: tuple[Named, ...], names: Mapping[str, str]) -> str:
+    """``text`` with each of its ``named`` settings in a host's own terms (see ``said``)."""
+    for setting in named:
+        if setting.setting in names:
+            text = text.replace(setting.words, names[setting.setting])
+    return text
 
 
 class InputImageError(ArtcloakError):

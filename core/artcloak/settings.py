@@ -22,7 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .errors import SettingsError
+from .errors import A_CONCEPT, A_STYLE, ANCHOR_IMAGES, SettingsError
 from .results import TargetDescription
 
 WIRE = "wire"  # field metadata: False keeps a field out of the flat values (in memory only)
@@ -224,9 +224,12 @@ class Target:
         _check_number("anchors_count", self.anchors_count, 1, MAX_ANCHORS)
         self.diffusion.check()
         if mode is Mode.SHADE and not (self.anchors or self.images or self.concept):
-            raise SettingsError("shade needs a concept (--concept) or anchor images (--anchor).")
+            raise SettingsError("shade needs a concept or anchor images.",
+                                named=(A_CONCEPT, ANCHOR_IMAGES))  # fmt: skip
         if mode is Mode.CLOAK and self.anchors:
-            raise SettingsError("Anchor images are for shade; cloak takes a style (--style).")
+            raise SettingsError(
+                "Anchor images are for shade; cloak takes a style.", named=(A_STYLE,)
+            )
 
 
 @dataclass(frozen=True)

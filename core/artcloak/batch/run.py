@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..atomic import temporaries
+from ..cli.options import SETTING_OPTIONS
 from ..engine.files import FileOutcome, FileRun, ReadFile
 from ..engine.protect import Engine
 from ..errors import ArtcloakError
@@ -67,7 +68,7 @@ class ChunkProtector:
         try:
             outcomes = self.run.protect(files, WRITE, report_sections=batch_section)
         except ArtcloakError as error:
-            outcomes = [FileOutcome(file.request, ok=False, message=str(error)) for file in files]
+            outcomes = [FileOutcome.refused(file.request, error) for file in files]
         except Exception as error:  # noqa: BLE001 - one chunk's crash (e.g. out of memory) is its own
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
             outcomes = [FileOutcome(file.request, ok=False, message=reason) for file in files]
@@ -80,7 +81,7 @@ class ChunkProtector:
     def _outcome(self, entry: Loaded, done: FileOutcome) -> ItemOutcome:
         item = entry.item
         if not done.ok:
-            return failed(item, done.message, self.worker)
+            return failed(item, done.said(SETTING_OPTIONS), self.worker)  # the CLI's words
         measured = done.report.measured
         return ItemOutcome(
             item.relative,

@@ -50,7 +50,19 @@ def _options(options: list[Callable]) -> Callable:
 
 # How the CLI names a setting where a core message names it in words any host can show
 # (errors.Named): flat setting name -> the words the command line says instead.
-SETTING_OPTIONS = {"encoders": "with --encoder PATH"}
+# errors.Named's words -> the CLI's options, in messages the CLI prints
+SETTING_OPTIONS = {
+    "encoders": "with --encoder PATH",
+    "concept": "a concept (--concept)",
+    "anchors": "anchor images (--anchor)",
+    "style": "a style (--style)",
+    "overwrite": "replace it with --overwrite",
+    "diffusion_enabled": "switched off (--no-diffusion)",
+    "diffusion": "with --diffusion",
+    "diffusion_config": "with --diffusion-config",
+    "encoder_config": "with --encoder-config",
+    "allow_pickle": "allow it with --allow-pickle",
+}
 
 model_options = _options(
     [

@@ -13,6 +13,7 @@ from ..engine.files import FileOutcome
 from ..progress import Listener, ProgressEvent, as_protocol, duration
 from ..report import report_path
 from ..settings import ProtectionSettings
+from .options import SETTING_OPTIONS
 
 
 def listener_for(as_json: bool, files: int) -> Listener:
@@ -97,8 +98,9 @@ def _event(outcome: FileOutcome) -> dict:
 def _line(outcome: FileOutcome, settings: ProtectionSettings) -> str:
     if not outcome.ok:
         source = outcome.request.source
-        named = str(source) in outcome.message or source.name in outcome.message
-        return f"failed: {outcome.message}" if named else f"failed: {source}: {outcome.message}"
+        message = outcome.said(SETTING_OPTIONS)
+        named = str(source) in message or source.name in message
+        return f"failed: {message}" if named else f"failed: {source}: {message}"
     report = outcome.report
     measured = report.measured
     budget = settings.budget()

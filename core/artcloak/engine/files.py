@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ArtcloakError, InputImageError
+from ..errors import ArtcloakError, InputImageError, Named, say
 from ..progress import SILENT, Listener, ProgressEvent
 from ..report import report_path, settings_section, stamp, write_json
 from ..results import ImageFacts, Report
@@ -44,6 +44,15 @@ class FileOutcome:
     message: str = ""
     report: Report | None = None
     notices: list[str] = field(default_factory=list)
+    named: tuple[Named, ...] = ()  # the settings ``message`` names (errors.Named)
+
+    @classmethod
+    def refused(cls, request: FileRequest, error: ArtcloakError) -> FileOutcome:
+        return cls(request, ok=False, message=str(error), named=error.named)
+
+    def said(self, names: Mapping[str, str]) -> str:
+        """The message in a host's own terms for the settings it names."""
+        return say(self.message, self.named, names)
 
 
 def default_output(
@@ -93,7 +102,7 @@ def refuse_output(request: FileRequest, output: OutputSettings) -> FileOutcome |
         check_output_path(request.source, request.output, overwrite=output.overwrite,
                           format=output.format)  # fmt: skip
     except ArtcloakError as error:
-        return FileOutcome(request, ok=False, message=str(error))
+        return FileOutcome.refused(request, error)
     return None
 
 
@@ -116,7 +125,7 @@ def read_file(request: FileRequest, output: OutputSettings) -> ReadFile | FileOu
         mask = request.keep_mask
         free = None if mask is None else ~load_keep_mask(mask, image.size)
     except ArtcloakError as error:
-        return FileOutcome(request, ok=False, message=str(error))
+        return FileOutcome.refused(request, error)
     return ReadFile(request, image, free)
 
 
@@ -167,7 +176,7 @@ class FileRun:
             try:
                 jobs.append((entry, self._job(entry, settings)))
             except ArtcloakError as error:
-                outcomes[index] = FileOutcome(entry.request, ok=False, message=str(error))
+                outcomes[index] = FileOutcome.refused(entry.request, error)
         results = self.engine.protect([job for _, job in jobs], settings, listener) if jobs else []
         done = iter(zip(jobs, results, strict=True))
         for index in range(len(files)):
@@ -215,7 +224,7 @@ def finish(
             request.output, image, result.colour, format=output.format, quality=output.jpeg_quality
         )
     except ArtcloakError as error:
-        return FileOutcome(request, ok=False, message=str(error))
+        return FileOutcome.refused(request, error)
     try:
         report = build_report(engine, request, image, result, settings)
         report.notices = image.notices + notices
@@ -228,7 +237,7 @@ def finish(
     except ArtcloakError as error:
         with contextlib.suppress(OSError):
             request.output.unlink()
-        return FileOutcome(request, ok=False, message=str(error))
+        return FileOutcome.refused(request, error)
     return FileOutcome(request, ok=True, report=report, notices=report.notices)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from artcloak.errors import ModelLoadError
+from artcloak.errors import AS_THE_ENCODER_CONFIG, ModelLoadError
 
 from .configs import FAMILIES, _family_from_keys, _family_of_config, shipped_config
 from .layout import _fix_legacy_diffusers, _is_original_layout, _original_to_diffusers
@@ -60,7 +60,8 @@ def _build_from_weights(
         if family is None:
             raise ModelLoadError(
                 f"The VAE in {label} has {latent_channels} latent channels, which matches no "
-                f"known model family ({', '.join(FAMILIES)}); give its config.json with --encoder-config."
+                f"known model family ({', '.join(FAMILIES)}); give its config.json as the encoder config.",
+                named=(AS_THE_ENCODER_CONFIG,),
             )
         config = shipped_config(family)
     else:
@@ -75,7 +76,8 @@ def _build_from_weights(
     except Exception as error:
         raise ModelLoadError(
             f"The model config for {label} does not describe a valid {vae_class.__name__} "
-            f"({_short(error)}); give the VAE's own config.json with --encoder-config."
+            f"({_short(error)}); give the VAE's own config.json as the encoder config.",
+            named=(AS_THE_ENCODER_CONFIG,),
         ) from error
     if encoder_only:  # still on the meta device: dropping the decoder here costs nothing
         for name in DECODER_PARTS:
@@ -90,8 +92,9 @@ def _build_from_weights(
         what = f"the {family} VAE config" if family in FAMILIES else "the given VAE config"
         raise ModelLoadError(
             f"The VAE weights in {label} do not fit {what} {mismatch}; "
-            "give the config that matches this model with --encoder-config (a family name "
-            "or its config.json)."
+            "give the config that matches this model as the encoder config (a family name "
+            "or its config.json).",
+            named=(AS_THE_ENCODER_CONFIG,),
         )
 
     state = {}

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from artcloak.errors import ModelLoadError
+from artcloak.errors import ALLOW_PICKLES, ModelLoadError
 
 from .build import _build_from_weights
 from .configs import _family_of_config, _is_vae_config, _read_json
@@ -176,7 +176,8 @@ def _pickle_refused(path: Path) -> ModelLoadError:
     return ModelLoadError(
         f"{path} is a pickle checkpoint ({path.suffix}), which can run arbitrary code when "
         "opened, so it is refused; use a .safetensors file instead, or if you trust its "
-        "source allow it with --allow-pickle (Python: allow_pickle=True)."
+        "source allow pickles (the allow_pickle setting).",
+        named=(ALLOW_PICKLES,),
     )
 
 

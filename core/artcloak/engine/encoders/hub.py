@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from artcloak.errors import ModelLoadError, Named
+from artcloak.errors import ALLOW_PICKLES, ModelLoadError, Named
 
 from .build import _build_from_weights
 from .configs import _family_of_config, _is_vae_config, _read_json
@@ -143,8 +143,9 @@ def _hub_files(repo_id: str, allow_pickle: bool, *, local_only: bool) -> tuple[P
     if pickle_seen:
         raise ModelLoadError(
             f"The model '{repo_id}' has its VAE only as a pickle (.bin), which can run "
-            "arbitrary code when opened; if you trust the source, allow it with --allow-pickle "
-            "(Python: allow_pickle=True), or use a .safetensors VAE."
+            "arbitrary code when opened; if you trust the source, allow pickles (the "
+            "allow_pickle setting), or use a .safetensors VAE.",
+            named=(ALLOW_PICKLES,),
         )
     raise ModelLoadError(
         f"The hub model '{repo_id}' has no AutoencoderKL VAE (config.json with "

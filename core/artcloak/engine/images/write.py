@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from artcloak.atomic import atomic_write
-from artcloak.errors import OutputError, SettingsError
+from artcloak.errors import ALLOW_REPLACING, OutputError, SettingsError
 
 from .formats import (
     _FORMAT_ALIASES,
@@ -66,7 +66,8 @@ def check_output_path(
         raise OutputError(f"{output} is a folder; give a file name for the protected image.")
     if os.path.lexists(output) and not overwrite:
         raise OutputError(
-            f"{output} already exists; choose another name, or replace it with --overwrite."
+            f"{output} already exists; choose another name, or allow replacing it.",
+            named=(ALLOW_REPLACING,),
         )
 
 

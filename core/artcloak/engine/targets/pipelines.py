@@ -18,7 +18,13 @@ from typing import Any
 
 import torch
 
-from ...errors import ModelLoadError, SettingsError
+from ...errors import (
+    AS_THE_DIFFUSION_CONFIG,
+    AS_THE_DIFFUSION_MODEL,
+    SWITCHED_OFF,
+    ModelLoadError,
+    SettingsError,
+)
 from ...settings import DEFAULT_DIFFUSION, Diffusion
 from .pipeline_configs import PIPELINE_FAMILIES, pipeline_config_folder
 
@@ -82,7 +88,7 @@ def load_diffusion(diffusion: Diffusion, device: torch.device) -> DiffusionModel
     model is used only when it is already in the local Hugging Face cache.
     """
     if not diffusion.enabled:
-        raise DiffusionUnavailable("target generation is switched off (--no-diffusion)")
+        raise DiffusionUnavailable("target generation is switched off", named=(SWITCHED_OFF,))
     source, named = diffusion_source(diffusion)
     key = (source, diffusion.config, str(device))
     if key not in _LOADED:
@@ -96,8 +102,9 @@ def load_diffusion(diffusion: Diffusion, device: torch.device) -> DiffusionModel
             log.info("The default diffusion model is not loadable: %s", error)
             raise DiffusionUnavailable(
                 f"none was named, and the default {source} is not in the local Hugging Face "
-                "cache; name one with --diffusion (hub id, diffusers folder or .safetensors "
-                f"checkpoint) or set {DIFFUSION_ENV}"
+                "cache; name one as the diffusion model (hub id, diffusers folder or "
+                f".safetensors checkpoint) or set {DIFFUSION_ENV}",
+                named=(AS_THE_DIFFUSION_MODEL,),
             ) from None
         if type(pipeline).__name__ not in SUPPORTED_PIPELINES:
             raise ModelLoadError(
@@ -179,13 +186,14 @@ def _from_hub(repo_id: str, dtype: torch.dtype | None, local_only: bool) -> Any:
 
     advice = (
         f"on a connected machine run `hf download {repo_id}`, or give a local .safetensors "
-        "checkpoint or diffusers folder with --diffusion"
+        "checkpoint or diffusers folder as the diffusion model"
     )
     for cached_only in (True,) if local_only else (True, False):
         if not cached_only and not _hub_reachable():
             raise ModelLoadError(
                 f"The diffusion model '{repo_id}' is not in the local Hugging Face cache and the "
-                f"hub cannot be reached from here; {advice}."
+                f"hub cannot be reached from here; {advice}.",
+                named=(AS_THE_DIFFUSION_MODEL,),
             )
         try:
             return AutoPipelineForText2Image.from_pretrained(
@@ -196,7 +204,8 @@ def _from_hub(repo_id: str, dtype: torch.dtype | None, local_only: bool) -> Any:
             failure = error
     where = "in the local Hugging Face cache" if local_only else "loadable from the hub"
     raise ModelLoadError(
-        f"The diffusion model '{repo_id}' is not {where} ({type(failure).__name__}); {advice}."
+        f"The diffusion model '{repo_id}' is not {where} ({type(failure).__name__}); {advice}.",
+        named=(AS_THE_DIFFUSION_MODEL,),
     )
 
 
@@ -243,7 +252,9 @@ def _from_single_file(path: Path, config: str | None, dtype: torch.dtype | None)
         message = str(getattr(error, "message", None) or error).strip().splitlines()[0]
         raise ModelLoadError(
             f"The checkpoint {path.name} could not be loaded as a {family} pipeline ({message}); "
-            "name its family with --diffusion-config sd1, sd2 or sdxl, or give a diffusers folder."
+            "name its family (sd1, sd2 or sdxl) as the diffusion config, or give a diffusers "
+            "folder.",
+            named=(AS_THE_DIFFUSION_CONFIG,),
         ) from None
 
 

@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ...errors import ArtcloakError, TargetError
+from ...errors import A_CONCEPT, ANCHOR_IMAGES, ArtcloakError, TargetError
 from ...results import TargetDescription
 from ...settings import Mode, ProtectionSettings, Target
 from ..transforms import working_size
@@ -142,8 +142,9 @@ def _generated_anchors(engine: EncoderView, settings: ProtectionSettings) -> Tar
         model = load_diffusion(target.diffusion, engine.device)
     except DiffusionUnavailable as reason:
         raise TargetError(
-            f"shade --concept generates its anchors with a diffusion model, and none can be "
-            f"had ({reason}); or give anchor images with --anchor."
+            f"shade with a concept generates its anchors with a diffusion model, and none can "
+            f"be had ({reason}); or give anchor images.",
+            named=(*reason.named, A_CONCEPT, ANCHOR_IMAGES),
         ) from None
     side = engine.resolution(settings)
     diffusion = target.diffusion
