@@ -698,6 +698,13 @@ class Verify(io.ComfyNode):
                     tooltip="LPIPS bound to check; 0 uses the intensity preset.",
                 ),
                 *_model_inputs(),
+                io.String.Input(
+                    "previous_report", optional=True, force_input=True,
+                    tooltip="The report of the last Cloak or Shade of a chain: Verify then lists "
+                    "the chain's nodes and encoders, and warns where a node kept its budget "
+                    "against its own input instead of the original. Connect one Verify per VAE "
+                    "to measure the closure in each.",
+                ),
             ],
             outputs=[
                 io.String.Output(
@@ -716,8 +723,9 @@ class Verify(io.ComfyNode):
     @classmethod
     def execute(
         cls, original, protected, vae, intensity="default", target=None, eps=0.0, lpips=0.0,
-        model_family="auto", resolution=0, vae_config="",
+        model_family="auto", resolution=0, vae_config="", previous_report="",
     ) -> io.NodeOutput:  # fmt: skip
+        chain = _earlier_chain(previous_report)  # a wrong report: refused before any work
         originals, _ = convert.to_samples(original, "original")
         protecteds, _ = convert.to_samples(protected, "protected image")
         if not convert.same_batch(originals, protecteds):
@@ -745,12 +753,16 @@ class Verify(io.ComfyNode):
         # the model view: the graph's own VAE decodes (the private copy is encoder-only),
         # as ComfyUI's VAE Decode does, under ComfyUI's inference mode
         view = torch.cat([_decode(vae, latent) for latent in latents])
-        warnings = _pack_warnings() + [
-            f"image {item['image']}: the protected image equals the original (L-inf 0): it "
-            "is NOT protected."
-            for item in images
-            if item["measured"]["linf_255"] == 0
-        ]
+        warnings = (
+            _pack_warnings()
+            + [
+                f"image {item['image']}: the protected image equals the original (L-inf 0): it "
+                "is NOT protected."
+                for item in images
+                if item["measured"]["linf_255"] == 0
+            ]
+            + _loose_links(chain)
+        )
         report = {
             "warnings": warnings,
             "budget": settings.budget().describe(),
@@ -759,11 +771,27 @@ class Verify(io.ComfyNode):
             "quantisation": "Measured on 8-bit samples, as ComfyUI saves them.",
             "images": images,
             "models": models,
+            **({"chain": chain} if chain else {}),
         }
         _warn("verify", warnings)
         text = json.dumps(report, indent=2)
         view = view.to(model_management.intermediate_device())
         return io.NodeOutput(text, view, ui={"text": (text,)})  # shown on the node
+
+
+def _loose_links(chain: list[dict]) -> list[str]:
+    """Verify's warning for a chain whose later nodes kept their budget against their own
+    input: their changes add up, so the chain's total may exceed one budget."""
+    loose = [
+        str(i + 1) for i, entry in enumerate(chain) if i and entry["budget_against"] != "original"
+    ]
+    if not loose:
+        return []
+    return [
+        f"in this chain of {len(chain)} nodes, node(s) {', '.join(loose)} kept the budget "
+        "against their own input, not the original: the figures above, against the original, "
+        "say whether the whole chain stayed within one budget."
+    ]
 
 
 def _decode(vae, latent: torch.Tensor) -> torch.Tensor:

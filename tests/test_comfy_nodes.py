@@ -594,6 +594,12 @@ def test_a_shade_chain_with_the_original_keeps_one_budget_for_both_vaes(comfy):
         check = json.loads(verified)
         assert check["within_budget"], check["images"][0]["measured"]
         assert check["images"][0]["latent"][0]["distance_closed"] > 0
+    chain_check, _ = run_node(nodes.Verify, original=image, protected=final, vae=second_vae,
+                              previous_report=report, eps=FAST["eps"], lpips=FAST["lpips"],
+                              resolution=FAST["resolution"], vae_config=FAST["vae_config"])  # fmt: skip
+    chained = json.loads(chain_check)
+    assert [entry["node"] for entry in chained["chain"]] == ["shade", "shade"]
+    assert chained["within_budget"] and not chained["warnings"]
 
     unchained, loose_report = run_node(nodes.Shade, image=shaded, vae=second_vae,
                                        previous_report=first_report, seed=1, **settings)  # fmt: skip
@@ -603,6 +609,14 @@ def test_a_shade_chain_with_the_original_keeps_one_budget_for_both_vaes(comfy):
         "'original' is not connected" in loose["warnings"][0] and "2 times" in loose["warnings"][0]
     )
     assert np.abs(samples_of(unchained) - samples_of(image)).max() > FAST["eps"]
+    loose_check, _ = run_node(nodes.Verify, original=image, protected=unchained, vae=second_vae,
+                              previous_report=loose_report, eps=FAST["eps"], lpips=FAST["lpips"],
+                              resolution=FAST["resolution"], vae_config=FAST["vae_config"])  # fmt: skip
+    told = json.loads(loose_check)
+    assert told["within_budget"] is False and "node(s) 2 kept the budget" in told["warnings"][-1]
+    with pytest.raises(nodes.ArtcloakError, match="previous_report"):
+        run_node(nodes.Verify, original=image, protected=final, vae=second_vae,
+                 previous_report="hello")  # fmt: skip
     with pytest.raises(nodes.ArtcloakError, match="previous_report"):
         run_node(nodes.Shade, image=shaded, vae=second_vae, previous_report="hello", **settings)
     with pytest.raises(nodes.InputImageError, match="original"):
