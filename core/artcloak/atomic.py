@@ -3,8 +3,8 @@
 A reader never sees a partial file, and a failed or interrupted write leaves nothing
 behind (the temporary file is removed on any exception, SystemExit included). A process
 killed outright (SIGKILL, power loss) cannot remove its temporary file; its name carries the
-writer's host and process id, so the next write of the same file reclaims it once that
-process is gone.
+writer's host and process id, so any process's first write into that folder removes it
+once that writer is gone.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .errors import OutputError
 log = logging.getLogger(__name__)
 _HOST = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:32] or "host"
 # .NAME.HOST-PID.TOKEN.tmp, and .NAME.TOKEN.tmp as earlier versions named them
+_RECLAIMED: set[str] = set()  # folders this process has cleared of dead writers' files
 _TEMPORARY = re.compile(
     r"\.(?P<name>.+?)\.(?:(?P<host>[A-Za-z0-9-]*)-(?P<pid>[0-9]+)\.)?[0-9a-f]{8}\.tmp"
 )
@@ -34,7 +35,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write to a temporary file beside ``path``, fsync it, then rename it into place."""
     folder = path.parent
     temp = None
-    reclaim_temporaries(folder, path.name)
+    if str(folder) not in _RECLAIMED:  # once per folder and process: a folder may hold
+        _RECLAIMED.add(str(folder))  # thousands of outputs, each written here
+        reclaim_temporaries(folder)
     try:
         fd, temp = _create_temp(folder, path.name)
         with os.fdopen(fd, "wb") as f:
@@ -64,24 +67,25 @@ def _create_temp(folder: Path, name: str) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "could not create a temporary file", str(folder))
 
 
-def temporaries(folder: Path, names: set[str]) -> list[tuple[Path, re.Match]]:
-    """The temporary files in ``folder`` of writes to any of ``names`` (finished or not)."""
+def temporaries(folder: Path, names: set[str] | None = None) -> list[tuple[Path, re.Match]]:
+    """The temporary files in ``folder`` of writes to any of ``names`` (all when None),
+    finished or not."""
     found = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             match = _TEMPORARY.fullmatch(entry.name)
-            if match and match["name"] in names:
+            if match and (names is None or match["name"] in names):
                 found.append((Path(entry.path), match))
     return found
 
 
-def reclaim_temporaries(folder: Path, name: str) -> int:
-    """Remove the temporary files of writes to ``name`` whose writer, a process of this host,
-    is gone (killed mid-write); returns how many. A live writer's file is left alone."""
+def reclaim_temporaries(folder: Path) -> int:
+    """Remove the temporary files in ``folder`` whose writer, a process of this host, is gone
+    (killed mid-write); returns how many. A live writer's file is left alone."""
     if os.name != "posix":
         return 0  # os.kill(pid, 0) is not a liveness probe on Windows
     removed = 0
-    for temp, match in temporaries(folder, {name}):
+    for temp, match in temporaries(folder):
         if match["pid"] is None or match["host"] != _HOST or _running(int(match["pid"])):
             continue
         with contextlib.suppress(OSError):
