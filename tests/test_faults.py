@@ -142,3 +142,56 @@ def test_a_batch_killed_then_resumed_finishes_each_input_exactly_once(tmp_path, 
     assert all((dest / f"{name}.json").is_file() for name in originals)
     assert hidden_temporaries(dest) == []
     assert {path.name: digest(path) for path in src.iterdir()} == originals
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"style": "x" * 10_000_000}, "'style' is 10000000 characters long"),
+        ({"style": "y" * 300}, "y" * 300),  # longer than a file name may be: not a style
+        ({"mode": "shade", "anchors": ["a.png"] * 2000}, "'anchors' has 2000 items"),
+        ({"input": "/" + "z" * 5000}, "'input' is 5001 characters long"),
+    ],
+    ids=["huge-style", "overlong-name", "many-anchors", "huge-path"],
+)
+def test_hostile_worker_requests_get_one_short_error(rgb_png, tiny_models, changes, expected):
+    """Absurd sizes are refused in one short line before any model loads: no traceback, no
+    message that carries the whole value, nothing written."""
+    from test_worker import request_for
+
+    before = digest(rgb_png)
+    request = request_for(rgb_png, rgb_png.with_name("out.png"), tiny_models)
+    code, events, err = run_wire({**request.to_wire(), **changes})
+    assert code == 1 and [e["event"] for e in events] == ["error"], err
+    assert expected in events[0]["message"] and len(events[0]["message"]) < 1000
+    assert "Traceback" not in err
+    assert sorted(p.name for p in rgb_png.parent.iterdir()) == ["art.png"]
+    assert digest(rgb_png) == before
+
+
+def test_the_original_cannot_be_the_output_by_another_path(rgb_png, tiny_models):
+    from test_worker import request_for
+
+    before = digest(rgb_png)
+    (rgb_png.parent / "sub").mkdir()
+    link = rgb_png.parent / "link.png"
+    link.symlink_to(rgb_png)
+    for output in (rgb_png.parent / "sub" / ".." / "art.png", link):
+        wire = {**request_for(rgb_png, output, tiny_models).to_wire(), "overwrite": True}
+        code, events, err = run_wire(wire)
+        assert code == 1 and events[-1]["event"] == "error", (output, events)
+        assert "Traceback" not in err
+        assert digest(rgb_png) == before and link.is_symlink()
+
+
+def run_wire(wire: dict) -> tuple[int, list[dict], str]:
+    """``artcloak worker`` on one request as the plugins send it: (exit status, events, stderr)."""
+    worker = subprocess.run(
+        [sys.executable, "-m", "artcloak", "worker", "-"],
+        input=json.dumps(wire), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return (
+        worker.returncode,
+        [json.loads(line) for line in worker.stdout.splitlines()],
+        worker.stderr,
+    )

@@ -138,7 +138,14 @@ def test_plugin_defaults_are_the_cores():
     """The plugins cannot import settings; protocol's copies of its default style, output
     suffixes and choices (what Krita and GIMP show, suggest and send) must be the core's."""
     from artcloak.engine.images.formats import EXTENSIONS
-    from artcloak.settings import DEFAULT_STYLE, OUTPUT_SUFFIXES, Intensity, Mode, Quality
+    from artcloak.settings import (
+        DEFAULT_STYLE,
+        MAX_TEXT,
+        OUTPUT_SUFFIXES,
+        Intensity,
+        Mode,
+        Quality,
+    )
 
     assert protocol.DEFAULT_STYLE == DEFAULT_STYLE
     assert {mode.value: s for mode, s in OUTPUT_SUFFIXES.items()} == protocol.OUTPUT_SUFFIXES
@@ -146,6 +153,7 @@ def test_plugin_defaults_are_the_cores():
                          (protocol.QUALITIES, Quality)):  # fmt: skip
         assert copied == tuple(member.value for member in enum)
     assert set(protocol.OUTPUT_EXTENSIONS) <= set(EXTENSIONS)  # plugins offer what the core writes
+    assert protocol.MAX_PATH == MAX_TEXT  # the envelope's paths, the settings' texts
 
 
 def test_dormant_names_are_gone():

@@ -72,6 +72,10 @@ class WorkerRequest:
         for name in ("input", "output"):
             if not isinstance(envelope.get(name), str) or not envelope[name]:
                 raise ProtocolError(f"The request needs '{name}', a file path.")
+        for name in ("input", "output", "keep_mask"):
+            if isinstance(envelope.get(name), str) and len(envelope[name]) > MAX_PATH:
+                raise ProtocolError(f"'{name}' is {len(envelope[name])} characters long; "
+                                    f"a path has at most {MAX_PATH}.")  # fmt: skip
         request = cls(**envelope, settings=settings)
         request.check()
         return request
@@ -94,6 +98,7 @@ class WorkerRequest:
 
 
 ENVELOPE = ("version", "input", "output", "keep_mask", "overwrite")
+MAX_PATH = 4096  # characters in a path (settings.MAX_TEXT for the settings)
 
 
 def progress(stage: str, step: int, total: int, message: str = "", **extra: object) -> dict:

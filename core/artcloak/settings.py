@@ -119,6 +119,10 @@ MAX_EPS = 64 / 255
 MAX_STEPS = 10_000
 MAX_SEED = 2**63 - 1
 MAX_ANCHORS = 64
+# Longest text setting (a path's usual limit) and longest list: anything past them is a mistake
+# or hostile, refused before it reaches a file system call or a message.
+MAX_TEXT = 4096
+MAX_ITEMS = 1000
 
 DEFAULT_ENCODER = "stabilityai/sd-vae-ft-mse"  # the SD 1.x VAE on the Hugging Face hub
 DEFAULT_DIFFUSION = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # SD 1.5 on the hub
@@ -326,13 +330,25 @@ def request_from_flat(
     without, for a host that adds the target in memory later) bad value."""
     unknown = sorted(set(values) - FLAT_NAMES)
     if unknown:
-        raise SettingsError(f"Unknown setting(s): {', '.join(unknown)}.")
+        raise SettingsError(f"Unknown setting(s): {', '.join(unknown)[:MAX_TEXT]}.")
+    for name, value in values.items():
+        _check_size(name, value)
     protection = _build(ProtectionSettings, PROTECTION_NAMES, values)
     models = _build(ModelSettings, MODEL_NAMES, values)
     if check:
         protection.check()
         models.check()
     return protection, models
+
+
+def _check_size(name: str, value: object) -> None:
+    """A text of at most MAX_TEXT characters, a list of at most MAX_ITEMS such texts."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if len(items) > MAX_ITEMS:
+        raise SettingsError(f"'{name}' has {len(items)} items; at most {MAX_ITEMS}.")
+    for item in items:
+        if isinstance(item, str) and len(item) > MAX_TEXT:
+            raise SettingsError(f"'{name}' is {len(item)} characters long; at most {MAX_TEXT}.")
 
 
 def to_flat(protection: ProtectionSettings, models: ModelSettings | None = None) -> dict:

@@ -53,7 +53,7 @@ def check_target(target: Target, mode: Mode) -> None:
         return
     if mode is Mode.SHADE:
         for path in target.anchors:
-            if not Path(path).is_file():
+            if not _is_file(path):
                 raise TargetError(f"The anchor image {path} does not exist.")
         if target.concept is not None and not target.concept.strip():
             raise TargetError("The concept is empty; name what the anchors should show.")
@@ -61,8 +61,16 @@ def check_target(target: Target, mode: Mode) -> None:
     style = target.style or DEFAULT_TEXTURE
     if style in AUTO_CHOICES or catalogue_style(style) is not None:
         return
-    if style not in TEXTURES and not Path(style).is_file():
+    if style not in TEXTURES and not _is_file(style):
         raise TargetError(_unknown_style(style))
+
+
+def _is_file(path: str) -> bool:
+    """Whether ``path`` names a file; a name the file system cannot take (too long) does not."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
 
 
 def target_images(target: Target, mode: Mode, width: int, height: int) -> list[np.ndarray]:
