@@ -29,6 +29,7 @@ ALLOW_REPLACING = Named("overwrite", "allow replacing it")
 SWITCHED_OFF = Named("diffusion_enabled", "switched off")
 AS_THE_DIFFUSION_MODEL = Named("diffusion", "as the diffusion model")
 AS_THE_DIFFUSION_CONFIG = Named("diffusion_config", "as the diffusion config")
+AS_THE_ENCODER = Named("encoders", "as the encoder")
 AS_THE_ENCODER_CONFIG = Named("encoder_config", "as the encoder config")
 ALLOW_PICKLES = Named("allow_pickle", "allow pickles (the allow_pickle setting)")
 

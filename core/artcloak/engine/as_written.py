@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..results import Report
 from ..settings import ProtectionSettings
-from .budget import measure
+from .budget import measure_rgb
 from .images import LoadedImage, load_image
 from .images.formats import display_name
 from .protect import Engine
@@ -26,9 +24,7 @@ def measure_as_written(
     """Put the written file's figures in ``report`` (see the module docstring); a notice when
     the re-encoding took the file over the budget, else None."""
     reread = load_image(written)
-    samples = [np.rint(np.clip(rgb, 0, 1) * reread.max_value).astype(np.int64)
-               for rgb in (image.rgb, reread.rgb)]  # fmt: skip
-    figures = measure(engine.lpips, *samples, reread.max_value)
+    figures = measure_rgb(engine.lpips, image.rgb, reread.rgb, reread.max_value)
     budget = settings.budget()
     report.before_encoding = {"measured": report.measured, "latent": report.latent}
     report.measured = {

@@ -138,6 +138,16 @@ def measure(lpips_model, original: np.ndarray, protected: np.ndarray, max_value:
     return Measured(lpips=float(distance.item()), linf=linf, psnr=psnr, lpips_size=size)
 
 
+def measure_rgb(
+    lpips_model, original: np.ndarray, protected: np.ndarray, max_value: int
+) -> Measured:
+    """``measure`` on float RGB images in [0, 1], each rounded to its samples at ``max_value``
+    (255 for 8-bit, 65535 for 16-bit) as a file holds them."""
+    samples = [np.rint(np.clip(rgb, 0, 1) * np.float32(max_value)).astype(np.int64)
+               for rgb in (original, protected)]  # fmt: skip
+    return measure(lpips_model, *samples, max_value)
+
+
 def quantise(
     original: np.ndarray, perturbation: np.ndarray, eps: float, max_value: int
 ) -> np.ndarray:

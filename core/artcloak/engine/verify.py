@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..errors import InputImageError, ModelLoadError
 from ..settings import ProtectionSettings
-from .budget import measure
+from .budget import measure_rgb
 from .images import load_image
 from .protect import Engine
 
@@ -95,11 +95,7 @@ def verify_images(
             f"The protected image is {_size(protected)} but the original is {_size(original)}: "
             "compare an image with its own protected copy."
         )
-    original_samples, protected_samples = (
-        np.rint(np.clip(rgb, 0, 1) * np.float32(max_value)).astype(np.int64)
-        for rgb in (original, protected)
-    )
-    figures = measure(engine.lpips, original_samples, protected_samples, max_value)
+    figures = measure_rgb(engine.lpips, original, protected, max_value)
     survival = {
         name: engine.latent_figures(degrade(original), degrade(protected), 1, settings,
                                     toward_target=toward_target)

@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from artcloak.errors import ALLOW_PICKLES, ModelLoadError, Named
+from artcloak.errors import ALLOW_PICKLES, AS_THE_ENCODER, ModelLoadError
 
 from .build import _build_from_weights
 from .configs import _family_of_config, _is_vae_config, _read_json
@@ -35,8 +35,6 @@ def _hub_offline() -> bool:
         return False
 
 
-# How the advice names the encoder setting; the CLI says its option instead (errors.Named).
-AS_THE_ENCODER = Named("encoders", "as the encoder")
 _LOCAL_FILE = (
     f"a local .safetensors file {AS_THE_ENCODER.words} instead (a VAE or a full checkpoint)"
 )
