@@ -30,6 +30,9 @@ if compat.check_at_load(Path(__file__).parent, artcloak.__file__):
 
 from . import nodes, save, targets  # noqa: E402  (after the check, whose warning comes first)
 
+# The editor extension in web/: each seed starts at the mode its node asks for ("fixed").
+WEB_DIRECTORY = "./web"
+
 
 class ArtcloakExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:

@@ -63,8 +63,8 @@ SEED_MAX = MAX_SEED
 SEED_TOOLTIP = f"The same seed gives the same result on the same machine (0 to {MAX_SEED})."
 # What the editor does to a seed after each run: keep it ("fixed"), so running a graph again
 # protects the same way (with True the editor picks randomize: a new protection each run).
-# Newer ComfyUIs name the same string io.ControlAfterGenerate.fixed; an editor too old to
-# read a mode from the node still shows the control, set to its own default.
+# Newer ComfyUIs name the same string io.ControlAfterGenerate.fixed. ComfyUI 0.8's editor
+# ignores the mode and starts at randomize; web/seed_control.js sets the node's mode there.
 SEED_CONTROL = getattr(getattr(io, "ControlAfterGenerate", None), "fixed", "fixed")
 REPORT_TOOLTIP = (
     "JSON: the budget and what was measured on each image, warnings, settings, seed and "

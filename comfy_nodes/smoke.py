@@ -112,16 +112,28 @@ def _run_prompt(url, workflow, server, started, timeout, log_path, on_queued=Non
         time.sleep(0.5)
 
 
+FIRST_STEP = "step 1 took"  # the node's log line once its first encoder pass is done
+LONG_RESOLUTION = 256  # passes slow enough that the loop cannot converge before Cancel
+
+
 def _interrupt_check(url, workflow, server, args, log_path) -> dict:
     """Queue a protection that would take very long, press ComfyUI's Cancel (POST
-    /interrupt) after a while, and time how long the node takes to stop."""
+    /interrupt) SECONDS after its first step is logged, and time how long the node takes to
+    stop. (A fixed delay from queueing raced the loop's own stop on a fast machine.)"""
     long = json.loads(json.dumps(workflow))
     for node in long.values():
         if node["class_type"] == "artcloak.Cloak":
             node["inputs"]["steps"] = 10_000
+            node["inputs"]["resolution"] = LONG_RESOLUTION
+    steps_logged = log_path.read_text(errors="replace").count(FIRST_STEP)
     pressed = {}
 
     def press() -> None:
+        deadline = time.perf_counter() + args.timeout
+        while log_path.read_text(errors="replace").count(FIRST_STEP) == steps_logged:
+            if server.poll() is not None or time.perf_counter() > deadline:
+                return
+            time.sleep(0.1)
         time.sleep(args.interrupt)
         pressed["at"] = time.perf_counter()
         _post(f"{url}/interrupt", {})
@@ -131,7 +143,7 @@ def _interrupt_check(url, workflow, server, args, log_path) -> dict:
     return {
         "status": history["status"].get("status_str"),
         "interrupted": "execution_interrupted" in messages,
-        "seconds_to_stop": round(time.perf_counter() - pressed["at"], 2),
+        "seconds_to_stop": round(time.perf_counter() - pressed.get("at", time.perf_counter()), 2),
     }
 
 
@@ -253,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--interrupt", type=float, default=0, metavar="SECONDS",
-        help="also check cancelling: interrupt a long protection after SECONDS",
+        help="also check cancelling: interrupt a long protection SECONDS after its first step",
     )  # fmt: skip
     parser.add_argument("--keep", help="use (and keep) this base directory")
     parser.add_argument("--timeout", type=float, default=900)

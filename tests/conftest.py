@@ -10,6 +10,7 @@ import torch
 from artcloak.engine.protect import Engine
 from artcloak.settings import ModelSettings, ProtectionSettings
 from artcloak.testing import save_tiny_models
+from comfyui_host import ComfyUIHost, ComfyUISetupError, comfyui_host, skip_reason
 from PIL import Image
 
 # Tiny models: one thread is as fast, and several threads per process oversubscribe a shared
@@ -20,6 +21,18 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     return save_tiny_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def real_comfyui() -> ComfyUIHost:
+    """A real ComfyUI with artcloak installed (see comfyui_host.py), or a skip saying why."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(f"real-ComfyUI test skipped: {reason}")
+    try:
+        return comfyui_host()
+    except ComfyUISetupError as error:
+        pytest.fail(f"the real ComfyUI could not be set up: {error}")
 
 
 @pytest.fixture(scope="session")

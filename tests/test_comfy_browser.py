@@ -10,11 +10,12 @@ the Cloak node's progress text and the reports in Preview as Text. Takes the scr
 comfy_nodes/README.md; they replace docs/comfyui-*.png only with ARTCLOAK_UPDATE_SCREENSHOTS=1,
 so a test run leaves the checkout as it found it::
 
-    ARTCLOAK_COMFYUI=/path/to/ComfyUI ARTCLOAK_COMFYUI_PYTHON=/path/to/comfy/python \\
-        python -m pytest tests/test_comfy_browser.py
+    python -m pytest tests/test_comfy_browser.py
 
-Skips, saying why, without ARTCLOAK_COMFYUI, chromium or Playwright. Every request the page
-makes off the machine is refused (ComfyUI's frontend asks api.comfy.org for release notes).
+with the ComfyUI of ``comfyui_host.py`` (the shared ComfyUI 0.8.0, or the one named by
+ARTCLOAK_COMFYUI). Skips, saying why, without a ComfyUI, chromium or Playwright. Every
+request the page makes off the machine is refused (ComfyUI's frontend asks api.comfy.org for
+release notes).
 """
 
 from __future__ import annotations
@@ -23,27 +24,28 @@ import importlib.util
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import comfyui_host
 import pytest
 from browser import UPDATE_SCREENSHOTS, launched, playwright_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 PACK = ROOT / "comfy_nodes"
 DOCS = ROOT / "docs"
-COMFYUI = os.environ.get("ARTCLOAK_COMFYUI")
 ARTCLOAK_NODES = ["artcloak.Cloak", "artcloak.ConceptAnchor", "artcloak.SaveProtected",
                   "artcloak.Shade", "artcloak.StyleTarget", "artcloak.Verify"]  # fmt: skip
 # the example workflows and their screenshots in docs/
 SCREENSHOTS = {
     "cloak_vae_api.json": "comfyui-cloak-workflow.png",  # run in the page: reports shown
     "cloak_checkpoint_api.json": "comfyui-checkpoint-workflow.png",  # loaded, not run
+    "shade_concept_api.json": "comfyui-shade-workflow.png",  # loaded, not run
 }
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"  # an empty file: listed, never loaded
+SECOND_VAE = "sdxl_vae.safetensors"  # likewise, for the shade workflow's second Shade
 VIEWPORT = {"width": 1600, "height": 900}
 SETTINGS = {  # the editor as a first visit would not show it: no template browser, no popups
     "Comfy.TutorialCompleted": True,
@@ -52,13 +54,9 @@ SETTINGS = {  # the editor as a first visit would not show it: no template brows
     "LiteGraph.Canvas.MinFontSizeForLOD": 4,  # draw the text of a graph fitted to the window
 }
 
-if not COMFYUI:
-    pytest.skip(
-        "real-browser ComfyUI test skipped: ComfyUI is not on PyPI; set ARTCLOAK_COMFYUI to a "
-        "ComfyUI checkout (and ARTCLOAK_COMFYUI_PYTHON to a Python with its requirements, "
-        "comfyui-frontend-package included, and artcloak)",
-        allow_module_level=True,
-    )
+if comfyui_host.skip_reason():
+    pytest.skip(f"real-browser ComfyUI test skipped: {comfyui_host.skip_reason()}",
+                allow_module_level=True)  # fmt: skip
 sync_api = playwright_or_skip("the real-browser ComfyUI test")
 
 
@@ -78,7 +76,7 @@ class ComfyUI:
     """ComfyUI's server on a free loopback port, with a temporary base directory holding
     this pack, a random full-size SD 1.x VAE, a placeholder checkpoint and two pictures."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, host: comfyui_host.ComfyUIHost) -> None:
         smoke = _smoke()
         for sub in ("custom_nodes", "models/vae", "models/checkpoints", "input", "output",
                     "user/default"):  # fmt: skip
@@ -86,18 +84,20 @@ class ComfyUI:
         (base / "custom_nodes" / "artcloak").symlink_to(PACK, target_is_directory=True)
         smoke._random_vae(base / "models" / "vae" / "vae.safetensors")
         (base / "models" / "checkpoints" / CHECKPOINT).write_bytes(b"")
+        (base / "models" / "vae" / SECOND_VAE).write_bytes(b"")
         smoke._picture(128, 96, 0).save(base / "input" / "artwork.png")
         smoke._picture(128, 96, 1).save(base / "input" / "style.png")
+        smoke._picture(128, 96, 2).save(base / "input" / "cow.png")
         (base / "user" / "default" / "comfy.settings.json").write_text(json.dumps(SETTINGS))
-        python = os.environ.get("ARTCLOAK_COMFYUI_PYTHON", sys.executable)
+        python = str(host.python)
         port = smoke._free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = base / "comfyui.log"
-        command = [python, str(Path(COMFYUI) / "main.py"), "--cpu", "--listen", "127.0.0.1",
+        command = [python, str(host.checkout / "main.py"), "--cpu", "--listen", "127.0.0.1",
                    "--port", str(port), "--base-directory", str(base), "--disable-auto-launch"]  # fmt: skip
         environment = {**os.environ, "ARTCLOAK_TEST_RANDOM_LPIPS": "1"}  # no AlexNet download
         with self.log.open("w") as log:
-            self.process = subprocess.Popen(command, cwd=COMFYUI, env=environment, stdout=log,
+            self.process = subprocess.Popen(command, cwd=host.checkout, env=environment, stdout=log,
                                             stderr=subprocess.STDOUT)  # fmt: skip
         started = time.perf_counter()
         self.object_info = None
@@ -121,8 +121,8 @@ class ComfyUI:
 
 
 @pytest.fixture(scope="module")
-def comfyui(tmp_path_factory):
-    server = ComfyUI(tmp_path_factory.mktemp("comfyui-base"))
+def comfyui(tmp_path_factory, real_comfyui):
+    server = ComfyUI(tmp_path_factory.mktemp("comfyui-base"), real_comfyui)
     yield server
     server.stop()
 
@@ -295,6 +295,31 @@ def test_checkpoint_workflow_loads(page, tmp_path):
     assert page.errors == [], page.errors
 
 
+def test_shade_chain_workflow_loads(page, tmp_path):
+    """The concept-poisoning chain: both Shades, the second's original and previous_report
+    links, and Verify's, as the editor shows them."""
+    name = "shade_concept_api.json"
+    load(page, name)
+    lay_out(page)
+    screenshot(page, SCREENSHOTS[name], tmp_path)
+    assert page.errors == [], page.errors
+    assert seed_controls(page) == {
+        "3": "fixed",  # artcloak Concept anchor
+        "5": "fixed",  # the two Shades
+        "6": "fixed",
+    }
+
+
+def seed_controls(page) -> dict[str, str]:
+    """Each node's seed control as the editor shows it, by node id."""
+    return page.evaluate(
+        """() => Object.fromEntries(app.graph.nodes
+              .map(node => [String(node.id), node.widgets?.find(w => w.name === 'seed')])
+              .filter(([, seed]) => seed?.linkedWidgets?.length)
+              .map(([id, seed]) => [id, seed.linkedWidgets[0].value]))"""
+    )
+
+
 def test_vae_workflow_loads_and_runs_from_the_page(page, tmp_path):
     name = "cloak_vae_api.json"
     workflow = load(page, name)
@@ -336,6 +361,12 @@ def test_vae_workflow_loads_and_runs_from_the_page(page, tmp_path):
                 for key, text in zip(previews, reports, strict=True)}  # fmt: skip
     assert by_title["Cloak report"]["working_resolution"] == 64
     assert by_title["Verify report"]["within_budget"] is True
+    # the run kept the seed: running the graph again protects the same way
+    assert seed_controls(page) == {cloak: "fixed"}
+    seed = page.evaluate(
+        "(id) => app.graph.getNodeById(id).widgets.find(w => w.name === 'seed').value", int(cloak)
+    )
+    assert seed == workflow[cloak]["inputs"]["seed"]
     lay_out(page, report_size=(440, 280))  # room for the reports and the progress text
     screenshot(page, SCREENSHOTS[name], tmp_path)
     assert page.errors == [], page.errors
