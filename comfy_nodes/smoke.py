@@ -61,18 +61,23 @@ def _picture(width: int, height: int, seed: int) -> Image.Image:
     return coarse.resize((width, height), Image.Resampling.BICUBIC)
 
 
-def _random_vae(path: Path) -> None:
-    """A full-size SD 1.x VAE, random weights, original key layout, as ComfyUI loads it."""
+def random_vae_state(seed: int = 0) -> dict:
+    """A full-size SD 1.x VAE's weights, random, fp16, in the original key layout."""
     import torch
     from artcloak.testing import full_size_vae_config, to_original_layout
     from diffusers import AutoencoderKL
-    from safetensors.torch import save_file
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = {k: v for k, v in full_size_vae_config("sd1").items() if not k.startswith("_")}
     vae = AutoencoderKL(**config)
-    state = {k: v.half().contiguous() for k, v in to_original_layout(vae.state_dict()).items()}
-    save_file(state, str(path))
+    return {k: v.half().contiguous() for k, v in to_original_layout(vae.state_dict()).items()}
+
+
+def _random_vae(path: Path, seed: int = 0) -> None:
+    """A random full-size SD 1.x VAE file, as ComfyUI's VAE Loader loads it."""
+    from safetensors.torch import save_file
+
+    save_file(random_vae_state(seed), str(path))
 
 
 def _get(url: str, timeout: float = 10) -> dict:
@@ -147,16 +152,74 @@ def _interrupt_check(url, workflow, server, args, log_path) -> dict:
     }
 
 
-def run(args: argparse.Namespace) -> dict:
-    comfyui = Path(args.comfyui).resolve()
+class ComfyUIServer:
+    """ComfyUI's main.py on a free loopback port with ``base`` as its base directory, ready
+    (its /object_info answered, the artcloak nodes loaded) once constructed."""
+
+    def __init__(self, args: argparse.Namespace, comfyui: Path, base: Path) -> None:
+        port = _free_port()
+        env = dict(os.environ)
+        if args.random_lpips:
+            env["ARTCLOAK_TEST_RANDOM_LPIPS"] = "1"
+        command = [args.python, str(comfyui / "main.py"), "--listen", "127.0.0.1", "--port",
+                   str(port), "--base-directory", str(base), "--disable-auto-launch",
+                   *(["--cpu"] if args.cpu else [])]  # fmt: skip
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = base / "comfyui.log"
+        self.started = time.perf_counter()
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                command, cwd=comfyui, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        try:
+            self.info = self._wait_for_object_info(args.timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_for_object_info(self, timeout: float) -> dict:
+        while True:
+            if self.process.poll() is not None or time.perf_counter() - self.started > timeout:
+                raise SystemExit(f"ComfyUI did not start; see {self.log_path}")
+            try:
+                info = _get(f"{self.url}/object_info", timeout=30)
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(1)
+                continue
+            if "artcloak.Cloak" not in info:
+                raise SystemExit(f"ComfyUI did not load the artcloak nodes; see {self.log_path}")
+            return info
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def comfyui_checkout(path: str) -> Path:
+    comfyui = Path(path).resolve()
     if not (comfyui / "main.py").is_file():
         raise SystemExit(f"{comfyui} is not a ComfyUI checkout (no main.py).")
-    base = Path(args.keep).resolve() if args.keep else Path(tempfile.mkdtemp(prefix="artcloak-"))
-    for sub in ("custom_nodes", "models/vae", "input", "output"):
+    return comfyui
+
+
+def base_directory(keep: str | None) -> Path:
+    """ComfyUI's base directory for a run, with this pack linked into its custom_nodes."""
+    base = Path(keep).resolve() if keep else Path(tempfile.mkdtemp(prefix="artcloak-"))
+    for sub in ("custom_nodes", "models/vae", "models/checkpoints", "input", "output"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     link = base / "custom_nodes" / "artcloak"
     if not link.exists():
         link.symlink_to(PACK, target_is_directory=True)
+    return base
+
+
+def run(args: argparse.Namespace) -> dict:
+    comfyui = comfyui_checkout(args.comfyui)
+    base = base_directory(args.keep)
     vae_file = base / "models" / "vae" / "vae.safetensors"
     if args.vae:
         shutil.copyfile(args.vae, vae_file)
@@ -174,46 +237,23 @@ def run(args: argparse.Namespace) -> dict:
         if node["class_type"] == "artcloak.Cloak":
             node["inputs"]["steps"] = args.steps
 
-    port = _free_port()
-    env = dict(os.environ)
-    if args.random_lpips:
-        env["ARTCLOAK_TEST_RANDOM_LPIPS"] = "1"
-    command = [args.python, str(comfyui / "main.py"), "--listen", "127.0.0.1", "--port", str(port),
-               "--base-directory", str(base), "--disable-auto-launch"] + (["--cpu"] if args.cpu else [])  # fmt: skip
-    log_path = base / "comfyui.log"
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            command, cwd=comfyui, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+    server = ComfyUIServer(args, comfyui, base)
     try:
-        url = f"http://127.0.0.1:{port}"
-        info = None
-        while info is None:
-            if server.poll() is not None or time.perf_counter() - started > args.timeout:
-                raise SystemExit(f"ComfyUI did not start; see {log_path}")
-            try:
-                info = _get(f"{url}/object_info", timeout=30)
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(1)
+        info, url, log_path = server.info, server.url, server.log_path
         loaded = sorted(name for name in info if name.startswith("artcloak."))
         seed_controls = {  # what the editor does to each seed widget after a run
             name: spec[1].get("control_after_generate")
             for name in loaded for group in info[name]["input"].values()
             for key, spec in group.items() if key == "seed"
         }  # fmt: skip
-        if "artcloak.Cloak" not in loaded:
-            raise SystemExit(f"ComfyUI did not load the artcloak nodes; see {log_path}")
-        history = _run_prompt(url, workflow, server, started, args.timeout, log_path)
+        history = _run_prompt(url, workflow, server.process, server.started, args.timeout, log_path)
         interrupt = (
-            _interrupt_check(url, workflow, server, args, log_path) if args.interrupt else None
+            _interrupt_check(url, workflow, server.process, args, log_path)
+            if args.interrupt
+            else None
         )
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
     status = history["status"]
     outputs = history.get("outputs", {})
     saved = [
@@ -226,7 +266,7 @@ def run(args: argparse.Namespace) -> dict:
     log_text = log_path.read_text(errors="replace")
     summary = {
         "status": status.get("status_str"),
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(time.perf_counter() - server.started, 1),
         "nodes": loaded,
         "seed_controls": seed_controls,
         "interrupt": interrupt,

@@ -41,6 +41,8 @@ class DebianChroot:
     packages: tuple[str, ...]
     marker: str
     label: str
+    # A further suite to take ``packages`` from (apt-get -t), e.g. "experimental" on top of sid
+    take_from: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -85,8 +87,15 @@ class DebianChroot:
         )
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LANG": "C.UTF-8"}
         inside = [CHROOT_COMMAND, str(building)]
-        _run("apt-get update", [*inside, "apt-get", "update", "-qq"], APT_TIMEOUT_S, env)
-        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *self.packages]
+        if self.take_from:
+            sources = building / "etc" / "apt" / "sources.list.d" / f"{self.take_from}.list"
+            sources.write_text(f"deb {MIRROR} {self.take_from} main\n")
+        # a mirror's sid and experimental may be a snapshot whose Release files have expired
+        update = ["apt-get", "update", "-qq", "-o", "Acquire::Check-Valid-Until=false"]
+        _run("apt-get update", [*inside, *update], APT_TIMEOUT_S, env)
+        release = ["-t", self.take_from] if self.take_from else []
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *release,
+                   *self.packages]  # fmt: skip
         _run("apt-get install", [*inside, *install], APT_TIMEOUT_S, env)
         _run("apt-get clean", [*inside, "apt-get", "clean"], 120, env)
         if not (building / self.marker).exists():
@@ -184,9 +193,10 @@ def _run(step: str, args: list[str], timeout: float, env: dict | None = None) ->
         raise ChrootError(f"{step} could not run: {error}") from None
 
 
-if __name__ == "__main__":  # build one ahead of a test run: python tests/chroot.py krita|gimp
+if __name__ == "__main__":  # build them ahead of a test run: python tests/chroot.py krita|gimp
     import importlib
 
     module = importlib.import_module(f"test_{sys.argv[1]}_real")  # (tests/ is sys.path[0])
-    module.TRIXIE.ensure()
-    print(module.TRIXIE.path, "ready:", module.TRIXIE.package_version(sys.argv[1]))
+    for chroot in module.CHROOTS.values():
+        chroot.ensure()
+        print(chroot.path, "ready:", chroot.package_version(sys.argv[1]))

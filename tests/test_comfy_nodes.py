@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import types
@@ -1209,6 +1210,36 @@ def test_example_workflow_through_real_comfyui_http_api(tmp_path, real_comfyui):
     difference = np.abs(protected - original.astype(np.int64))
     assert protected.shape == original.shape and 0 < difference.max() <= 8  # default 8/255
     assert summary["verify"]["images"][0]["measured"]["linf_255"] == difference.max()
+
+
+def test_shade_chain_workflow_through_real_comfyui_http_api(tmp_path, real_comfyui):
+    """The concept-poisoning example as ComfyUI runs it: anchors from a (random, full-size)
+    SD 1.5 checkpoint with ComfyUI's sampler, two Shades chained across two VAEs: the saved
+    file keeps one budget against the original, and the chain's report names both."""
+    python = str(real_comfyui.python)
+    command = [python, str(PACK / "smoke_shade.py"), "--comfyui", str(real_comfyui.checkout),
+               "--python", python, "--random-lpips", "--keep", str(tmp_path)]  # fmt: skip
+    if not torch.cuda.is_available():
+        command.append("--cpu")
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    finally:  # the random checkpoint is 2 GB; pytest keeps its last three temporary folders
+        shutil.rmtree(tmp_path / "models", ignore_errors=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "success" and summary["within_budget"] is True
+    assert summary["png_chunks"] == ["IDAT", "IEND", "IHDR"]
+    from PIL import Image
+
+    (saved,) = summary["saved"]
+    protected = np.asarray(Image.open(saved).convert("RGB"), dtype=np.int64)
+    original = np.asarray(Image.open(summary["original"]).convert("RGB"), dtype=np.int64)
+    difference = np.abs(protected - original)
+    assert protected.shape == original.shape and 0 < difference.max() <= 8  # two nodes, one 8/255
+    assert summary["verify"]["images"][0]["measured"]["linf_255"] == difference.max()
+    chain = summary["chain_report"]
+    assert chain["budget_measured_against"].startswith("the original"), chain
+    assert len(chain["chain"]) == 2, chain["chain"]
 
 
 def test_node_defaults_and_preset_tooltips_are_the_cores(comfy):

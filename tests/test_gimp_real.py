@@ -1,12 +1,13 @@
 """The GIMP 3 plug-in inside real GIMP 3: the registered procedure, called non-interactively
 from gimp-console's Python batch interpreter, exports a protected PNG with a tiny model.
 
-Debian bookworm has only GIMP 2.10, so GIMP 3 runs in a Debian trixie chroot (tests/chroot.py:
-debootstrap, then ``gimp python3 python3-gi gir1.2-gimp-3.0``; about 2 minutes and 1 GB once,
-cached in ARTCLOAK_GIMP3_CHROOT, default /var/cache/artcloak-gimp3-trixie). The project folder, its
-Python and a temporary folder are bind-mounted into the chroot at the same paths, so the
+Debian bookworm has only GIMP 2.10, so each GIMP 3 runs in a Debian chroot (tests/chroot.py:
+debootstrap, then ``gimp python3 python3-gi gir1.2-gimp-3.0``; a few minutes and about 1 GB
+each, once): GIMP 3.0.x from trixie and 3.2.x from sid, cached in
+ARTCLOAK_GIMP3_<SUITE>_CHROOT, default /var/cache/artcloak-gimp3-<suite>. The project folder,
+its Python and a temporary folder are bind-mounted into the chroot at the same paths, so the
 plug-in's worker.json names a Python that runs there. Needs root (chroot, mount) and, to
-build the chroot, debootstrap and the Debian mirror; skipped with the reason elsewhere.
+build a chroot, debootstrap and the Debian mirror; skipped with the reason elsewhere.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,28 +29,48 @@ from chroot import ChrootError, DebianChroot
 from PIL import Image
 
 PACKAGES = ("gimp", "python3", "python3-gi", "gir1.2-gimp-3.0")
-GIMP = "gimp-console-3.0"
-TRIXIE = DebianChroot(
-    path=Path(os.environ.get("ARTCLOAK_GIMP3_CHROOT", "/var/cache/artcloak-gimp3-trixie")),
-    suite="trixie",
-    packages=PACKAGES,
-    marker=f"usr/bin/{GIMP}",
-    label="GIMP 3 real test",
-)
-CHROOT = TRIXIE.path
+GIMP = "gimp-console"  # Debian's link to gimp-console-3.0 / -3.2
+# GIMP 3.0.x (Debian trixie) and 3.2.x (sid), each in a chroot built once.
+CHROOTS = {
+    suite: DebianChroot(
+        path=Path(
+            os.environ.get(
+                f"ARTCLOAK_GIMP3_{suite.upper()}_CHROOT", f"/var/cache/artcloak-gimp3-{suite}"
+            )
+        ),
+        suite=suite,
+        packages=PACKAGES,
+        marker=f"usr/bin/{GIMP}",
+        label=f"GIMP 3 real test on Debian {suite}'s GIMP",
+    )
+    for suite in ("trixie", "sid")
+}
+EXPECTED_VERSION = {"trixie": "3.0.", "sid": "3.2."}
 PROJECT = Path(__file__).resolve().parents[1]
 PYTHON_HOME = Path(os.path.realpath(sys.executable)).parents[1]  # the venv's base Python
 
 
-@pytest.fixture(scope="module")
-def chroot():
-    TRIXIE.ensure_or_skip("GIMP 3 real test")
+@dataclass(frozen=True)
+class GimpHost:
+    """A GIMP in its chroot, and a scratch folder both sides see at the same path."""
+
+    chroot: DebianChroot
+    scratch: Path
+
+    def command(self, *args: str) -> list[str]:
+        return self.chroot.command(GIMP, *args)
+
+
+@pytest.fixture(scope="module", params=list(CHROOTS))
+def gimp(request):
+    chroot = CHROOTS[request.param]
+    chroot.ensure_or_skip(chroot.label)
     scratch = Path(tempfile.mkdtemp(prefix="artcloak-gimp3-"))
     try:
-        with TRIXIE.mounted((PROJECT, PYTHON_HOME, scratch)):
-            yield scratch
+        with chroot.mounted((PROJECT, PYTHON_HOME, scratch)):
+            yield GimpHost(chroot, scratch)
     except ChrootError as error:
-        pytest.skip(f"GIMP 3 real test: cannot bind-mount into the chroot ({error})")
+        pytest.skip(f"{chroot.label}: cannot bind-mount into the chroot ({error})")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -81,8 +103,9 @@ image.delete()
 
 
 def run_in_gimp(
-    scratch: Path, profile: Path, source: Path, output: Path, precision: str = "", **more
+    gimp: GimpHost, profile: Path, source: Path, output: Path, precision: str = "", **more
 ) -> dict:
+    scratch = gimp.scratch
     status = scratch / "status.json"
     status.unlink(missing_ok=True)
     args = {
@@ -100,7 +123,7 @@ def run_in_gimp(
         "LANG": "C.UTF-8",
     }
     process = subprocess.run(
-        TRIXIE.command(GIMP, "-idf", "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"),
+        gimp.command("-idf", "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"),
         input=snippet,
         capture_output=True,
         text=True,
@@ -115,10 +138,10 @@ def run_in_gimp(
 
 
 @pytest.fixture(scope="module")
-def profile(chroot):
-    profile = chroot / "profile"
+def profile(gimp):
+    profile = gimp.scratch / "profile"
     plugins = installer.gimp_plugins_dir(profile_dir=profile)
-    models = save_tiny_models(chroot / "models")  # where the chroot sees it too
+    models = save_tiny_models(gimp.scratch / "models")  # where the chroot sees it too
     installer.install_gimp(plugins, encoders=(str(models["diffusers_folder"]),))
     config_path = plugins / "artcloak-export" / "worker.json"
     config = json.loads(config_path.read_text())
@@ -127,16 +150,26 @@ def profile(chroot):
     return profile
 
 
-def test_procedure_exports_a_protected_png(chroot, profile):
-    source = chroot / "art.png"
+def test_which_gimp_ran(gimp, record_property):
+    """The version each chroot's GIMP reports (in the junit XML and, with -s, on the terminal)."""
+    shown = subprocess.run(gimp.command("--version"), capture_output=True, text=True, timeout=60)
+    version = shown.stdout.split()[-1] if shown.stdout.split() else ""
+    record_property("gimp_version", version)
+    print(f"\n{gimp.chroot.suite}: GIMP {version}")
+    suite = next(name for name, chroot in CHROOTS.items() if chroot is gimp.chroot)
+    assert version.startswith(EXPECTED_VERSION[suite]), shown.stdout + shown.stderr
+
+
+def test_procedure_exports_a_protected_png(gimp, profile):
+    source = gimp.scratch / "art.png"
     pixels = np.random.default_rng(0).integers(0, 256, (40, 48, 4), dtype=np.uint8)
     pixels[..., 3] = 255
     pixels[:8, :8, 3] = 0  # some transparency, kept
     Image.fromarray(pixels, "RGBA").save(source)
     before = source.read_bytes()
-    output = chroot / "out" / "art-protected.png"
+    output = gimp.scratch / "out" / "art-protected.png"
     output.parent.mkdir()
-    result = run_in_gimp(chroot, profile, source, output)
+    result = run_in_gimp(gimp, profile, source, output)
     assert result["status"] == "success", result["message"]
     assert source.read_bytes() == before and result["layers"] == 1
     written = Image.open(output)
@@ -146,15 +179,15 @@ def test_procedure_exports_a_protected_png(chroot, profile):
     diff = np.abs(array[..., :3].astype(int) - pixels[..., :3].astype(int))
     opaque = pixels[..., 3] > 0  # the colour of fully transparent pixels carries nothing
     assert 0 < diff[opaque].max() <= 8
-    assert not list((CHROOT / "tmp").glob("artcloak-gimp-*"))  # GIMP's temp files went
+    assert not list((gimp.chroot.path / "tmp").glob("artcloak-gimp-*"))  # GIMP's temp files went
 
 
-def test_worker_error_becomes_execution_error(chroot, profile):
-    source = chroot / "art2.png"
+def test_worker_error_becomes_execution_error(gimp, profile):
+    source = gimp.scratch / "art2.png"
     Image.new("RGB", (32, 32), (100, 50, 20)).save(source)
-    output = chroot / "shade.png"
+    output = gimp.scratch / "shade.png"
     result = run_in_gimp(
-        chroot, profile, source, output, **{"target-kind": "style", "style": "nosuchstyle"}
+        gimp, profile, source, output, **{"target-kind": "style", "style": "nosuchstyle"}
     )
     assert result["status"] == "execution-error"
     assert "nosuchstyle" in result["message"] and not output.exists()  # the worker's words
@@ -165,18 +198,18 @@ def png_bit_depth(path: Path) -> int:
     return path.read_bytes()[24]  # IHDR's bit depth
 
 
-def test_sixteen_bit_image_is_not_crushed(chroot, profile):
-    source = chroot / "deep.png"
+def test_sixteen_bit_image_is_not_crushed(gimp, profile):
+    source = gimp.scratch / "deep.png"
     Image.fromarray(np.full((40, 48, 3), 140, np.uint8)).save(source)
-    output = chroot / "deep-protected.png"
-    result = run_in_gimp(chroot, profile, source, output, precision="U16_NON_LINEAR")
+    output = gimp.scratch / "deep-protected.png"
+    result = run_in_gimp(gimp, profile, source, output, precision="U16_NON_LINEAR")
     assert result["status"] == "success", result["message"]
     assert png_bit_depth(output) == 16
 
 
-def test_too_small_image_error_names_the_image_not_the_temp_file(chroot, profile):
-    source = chroot / "tiny.png"
+def test_too_small_image_error_names_the_image_not_the_temp_file(gimp, profile):
+    source = gimp.scratch / "tiny.png"
     Image.new("RGB", (16, 16), (1, 2, 3)).save(source)
-    result = run_in_gimp(chroot, profile, source, chroot / "tiny-protected.png")
+    result = run_in_gimp(gimp, profile, source, gimp.scratch / "tiny-protected.png")
     assert result["status"] == "execution-error"
     assert "16 x 16" in result["message"] and "artcloak-gimp-" not in result["message"]

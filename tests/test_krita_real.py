@@ -7,16 +7,17 @@ One Krita session checks: an 8-bit RGBA export, a 16-bit RGBA export, the refusa
 32-bit float document, and Cancel; each time the document must be left unchanged and the
 temporary files removed.
 
-Each test runs twice, once for each Krita:
+Each test runs once for each Krita:
 - ``installed``: the Krita on this machine (Debian bookworm's is 5.1.5). Needs `krita` and
   `Xvfb` (Debian: apt-get install krita xvfb).
-- ``trixie``: the newest Krita Debian ships (trixie: 5.2.x), in a Debian trixie chroot built
-  with debootstrap (tests/chroot.py; about 2 minutes and 1.3 GB once, cached in
-  ARTCLOAK_KRITA_TRIXIE_CHROOT, default /var/cache/artcloak-krita-trixie). The project, its
-  Python and pytest's temporary folder are bind-mounted into the chroot at the same paths, so
-  the plugin's worker.json names a Python that runs there. Needs root and debootstrap.
+- ``trixie`` (Krita 5.2.x), ``sid`` (5.3.x) and ``experimental`` (6.0.x: Qt 6, PyQt6): that
+  Debian suite's Krita in a chroot built with debootstrap (tests/chroot.py; a few minutes and
+  1-2 GB each, once, cached in ARTCLOAK_KRITA_<NAME>_CHROOT, default
+  /var/cache/artcloak-krita-<name>). The project, its Python and pytest's temporary folder
+  are bind-mounted into the chroot at the same paths, so the plugin's worker.json names a
+  Python that runs there. Needs root and debootstrap.
 Each is skipped, with the reason, where it cannot run; each prints the Krita version it ran.
-Both draw on an Xvfb of this machine's (tests/xserver.py).
+All draw on an Xvfb of this machine's (tests/xserver.py).
 """
 
 from __future__ import annotations
@@ -47,13 +48,26 @@ SKIP_REASON = (
 if MISSING:  # also in pytest's warnings summary, which is shown without -rs
     warnings.warn(SKIP_REASON, stacklevel=1)
 
-TRIXIE = DebianChroot(
-    path=Path(os.environ.get("ARTCLOAK_KRITA_TRIXIE_CHROOT", "/var/cache/artcloak-krita-trixie")),
-    suite="trixie",
-    packages=("krita", "python3-pyqt5"),  # no X server: Krita uses this machine's Xvfb
-    marker="usr/bin/krita",
-    label="real-Krita test on Debian trixie's Krita",
-)
+
+def _krita_chroot(name: str, suite: str, pyqt: str, take_from: str | None = None) -> DebianChroot:
+    variable = f"ARTCLOAK_KRITA_{name.upper()}_CHROOT"
+    return DebianChroot(
+        path=Path(os.environ.get(variable, f"/var/cache/artcloak-krita-{name}")),
+        suite=suite,
+        packages=("krita", pyqt),  # no X server: Krita uses this machine's Xvfb
+        marker="usr/bin/krita",
+        label=f"real-Krita test on Debian {name}'s Krita",
+        take_from=take_from,
+    )
+
+
+# Debian's Krita releases beside the installed one (bookworm's 5.1.5 on CI): trixie 5.2.9,
+# sid 5.3.x and experimental's 6.0.x (Qt 6, with PyQt6), each in a chroot built once.
+CHROOTS = {
+    "trixie": _krita_chroot("trixie", "trixie", "python3-pyqt5"),
+    "sid": _krita_chroot("sid", "sid", "python3-pyqt5"),
+    "experimental": _krita_chroot("experimental", "sid", "python3-pyqt6", "experimental"),
+}
 PROJECT = Path(__file__).resolve().parents[1]
 PYTHON_HOME = Path(os.path.realpath(sys.executable)).parents[1]  # the venv's base Python
 DRIVER = Path(__file__).parent / "krita_real"
@@ -102,11 +116,11 @@ def read_rgba(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
 
 
-@pytest.fixture(scope="module", params=["installed", "trixie"])
+@pytest.fixture(scope="module", params=["installed", *CHROOTS])
 def krita(request, tmp_path_factory):
     """How to start a Krita (a command line, and the environment it may keep), and which one.
 
-    ``installed``: the one on PATH. ``trixie``: Debian trixie's, in the chroot, with the
+    ``installed``: the one on PATH. The others: that Debian suite's, in its chroot, with the
     project, its Python and pytest's temporary folder mounted at the same paths."""
     if request.param == "installed":
         if MISSING:
@@ -114,21 +128,23 @@ def krita(request, tmp_path_factory):
         yield {"name": "installed", "command": ["krita"], "keep_env": True,
                "package": _package_version(["dpkg-query", "-W", "-f", "${Version}", "krita"])}  # fmt: skip
         return
-    TRIXIE.ensure_or_skip(TRIXIE.label)
+    chroot = CHROOTS[request.param]
+    chroot.ensure_or_skip(chroot.label)
     basetemp = tmp_path_factory.getbasetemp().resolve()
     try:
-        with TRIXIE.mounted((PROJECT, PYTHON_HOME, basetemp)):
-            yield {"name": "trixie", "keep_env": False, "command": TRIXIE.command("krita"),
-                   "package": TRIXIE.package_version("krita")}  # fmt: skip
+        with chroot.mounted((PROJECT, PYTHON_HOME, basetemp)):
+            yield {"name": request.param, "keep_env": False, "command": chroot.command("krita"),
+                   "package": chroot.package_version("krita")}  # fmt: skip
     except ChrootError as error:
-        pytest.skip(f"{TRIXIE.label}: cannot enter the chroot: {error}")
+        pytest.skip(f"{chroot.label}: cannot enter the chroot: {error}")
 
 
-def test_the_chroot_installs_no_x_server():
-    """Krita in the chroot draws on this machine's Xvfb (tests/xserver.py: no cookie, and
-    Linux's abstract socket is shared across a chroot), so the chroot needs neither Xvfb nor
+@pytest.mark.parametrize("chroot", CHROOTS.values(), ids=list(CHROOTS))
+def test_the_chroots_install_no_x_server(chroot):
+    """Krita in a chroot draws on this machine's Xvfb (tests/xserver.py: no cookie, and
+    Linux's abstract socket is shared across a chroot), so a chroot needs neither Xvfb nor
     xauth: listing them would only make every fresh build download and unpack them."""
-    assert not {"xvfb", "xauth", "xserver-xorg-core"} & set(TRIXIE.packages), TRIXIE.packages
+    assert not {"xvfb", "xauth", "xserver-xorg-core"} & set(chroot.packages), chroot.packages
 
 
 def _package_version(command: list[str]) -> str:
@@ -311,9 +327,13 @@ def test_which_krita_ran(krita_session, record_property):
     record = krita_session["record"]
     record_property("krita_version", record["krita_version"])
     record_property("krita_package", krita_session["krita"]["package"])
-    assert record["krita_version"].startswith("5.")
-    if krita_session["krita"]["name"] == "trixie":
-        assert record["krita_version"].startswith("5.2")
+    name = krita_session["krita"]["name"]
+    expected = {"installed": "5.", "trixie": "5.2", "sid": "5.3", "experimental": "6."}
+    assert record["krita_version"].startswith(expected[name])
+    # the plugin drives the Qt binding its Krita loaded: PyQt6 in Krita 6, PyQt5 before
+    qt6 = record["krita_version"].startswith("6.")
+    assert record["plugin_qt_api"] == ("PyQt6" if qt6 else "PyQt5")
+    assert record["qt_version"].startswith("6." if qt6 else "5.")
 
 
 def test_action_sits_after_export_in_the_file_menu(krita_session):

@@ -17,14 +17,25 @@ import time
 import traceback
 
 from krita import Krita
-from PyQt5.QtCore import QT_VERSION_STR, QTimer
-from PyQt5.QtWidgets import (
-    QApplication,
-    QDialogButtonBox,
-    QMessageBox,
-    QProgressDialog,
-    QPushButton,
-)
+
+if "PyQt6.QtCore" in sys.modules and "PyQt5.QtCore" not in sys.modules:  # Krita 6
+    from PyQt6.QtCore import QT_VERSION_STR, QTimer
+    from PyQt6.QtWidgets import (
+        QApplication,
+        QDialogButtonBox,
+        QMessageBox,
+        QProgressDialog,
+        QPushButton,
+    )
+else:
+    from PyQt5.QtCore import QT_VERSION_STR, QTimer
+    from PyQt5.QtWidgets import (
+        QApplication,
+        QDialogButtonBox,
+        QMessageBox,
+        QProgressDialog,
+        QPushButton,
+    )
 
 ACTION = "artcloak_export_protected"
 TICK_MS = 100
@@ -98,7 +109,7 @@ class Driver:
             if isinstance(widget, QMessageBox):
                 self.record["errors"].append("asked on quit: " + widget.text())
                 for button in widget.buttons():
-                    if widget.buttonRole(button) == QMessageBox.DestructiveRole:
+                    if widget.buttonRole(button) == QMessageBox.ButtonRole.DestructiveRole:
                         button.click()
                         return
                 widget.reject()
@@ -137,7 +148,7 @@ class Driver:
             widget.set_values(FormValues(**self.spec["form"]))
             self.run["format_warning"] = widget.warning.text()
             buttons = widget.findChild(QDialogButtonBox)
-            buttons.button(QDialogButtonBox.Ok).click()
+            buttons.button(QDialogButtonBox.StandardButton.Ok).click()
         elif isinstance(widget, QMessageBox):
             self.trace(f"message box: {widget.text()[:60]!r}")
             self.run["messages"].append({"title": widget.windowTitle(), "text": widget.text()})
@@ -156,7 +167,9 @@ class Driver:
         for _ in range(5):
             yield
         import artcloak_export
+        import artcloak_export.qt
 
+        self.record["plugin_qt_api"] = artcloak_export.qt.QT_API
         extension = artcloak_export.EXTENSION
         for spec in self.job["runs"]:
             self.spec = spec
