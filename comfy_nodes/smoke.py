@@ -288,14 +288,11 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def server_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every smoke run takes: the ComfyUI, its Python, the picture, the server."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--comfyui", required=True, help="a ComfyUI checkout")
     parser.add_argument("--python", default=sys.executable, help="ComfyUI's Python")
-    parser.add_argument("--vae", help="a VAE .safetensors file (default: random full-size SD1)")
-    parser.add_argument("--family", default="auto", help="the VAE's model family")
-    parser.add_argument("--steps", type=int, default=0, help="optimisation steps (0: preset)")
-    parser.add_argument("--resolution", type=int, default=0, help="working resolution (0: model's)")
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--height", type=int, default=96)
     parser.add_argument("--cpu", action="store_true", help="run ComfyUI on the CPU")
@@ -303,17 +300,29 @@ def main(argv: list[str] | None = None) -> int:
         "--random-lpips", action="store_true",
         help="tests only: a random LPIPS backbone where the ImageNet weights cannot be had",
     )  # fmt: skip
+    parser.add_argument("--keep", help="use (and keep) this base directory")
+    parser.add_argument("--timeout", type=float, default=900)
+    return parser
+
+
+def report(summary: dict) -> int:
+    """Print the summary; 0 when the run succeeded, saved its files and kept the budget."""
+    print(json.dumps(summary, indent=2))
+    saved_ok = bool(summary["saved"]) and all(Path(p).is_file() for p in summary["saved"])
+    return 0 if summary["status"] == "success" and saved_ok and summary["within_budget"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = server_arguments(__doc__.split("\n\n")[0])
+    parser.add_argument("--vae", help="a VAE .safetensors file (default: random full-size SD1)")
+    parser.add_argument("--family", default="auto", help="the VAE's model family")
+    parser.add_argument("--steps", type=int, default=0, help="optimisation steps (0: preset)")
+    parser.add_argument("--resolution", type=int, default=0, help="working resolution (0: model's)")
     parser.add_argument(
         "--interrupt", type=float, default=0, metavar="SECONDS",
         help="also check cancelling: interrupt a long protection SECONDS after its first step",
     )  # fmt: skip
-    parser.add_argument("--keep", help="use (and keep) this base directory")
-    parser.add_argument("--timeout", type=float, default=900)
-    args = parser.parse_args(argv)
-    summary = run(args)
-    print(json.dumps(summary, indent=2))
-    saved_ok = bool(summary["saved"]) and all(Path(p).is_file() for p in summary["saved"])
-    return 0 if summary["status"] == "success" and saved_ok and summary["within_budget"] else 1
+    return report(run(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -146,25 +146,10 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--comfyui", required=True, help="a ComfyUI checkout")
-    parser.add_argument("--python", default=sys.executable, help="ComfyUI's Python")
+    parser = smoke.server_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=3, help="each Shade's optimisation steps")
     parser.add_argument("--resolution", type=int, default=64, help="working resolution")
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--height", type=int, default=96)
-    parser.add_argument("--cpu", action="store_true", help="run ComfyUI on the CPU")
-    parser.add_argument(
-        "--random-lpips", action="store_true",
-        help="tests only: a random LPIPS backbone where the ImageNet weights cannot be had",
-    )  # fmt: skip
-    parser.add_argument("--keep", help="use (and keep) this base directory")
-    parser.add_argument("--timeout", type=float, default=900)
-    args = parser.parse_args(argv)
-    summary = run(args)
-    print(json.dumps(summary, indent=2))
-    saved_ok = bool(summary["saved"]) and all(Path(p).is_file() for p in summary["saved"])
-    return 0 if summary["status"] == "success" and saved_ok and summary["within_budget"] else 1
+    return smoke.report(run(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":
