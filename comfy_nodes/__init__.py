@@ -28,7 +28,7 @@ from . import compat
 if compat.check_at_load(Path(__file__).parent, artcloak.__file__):
     logging.getLogger("artcloak.comfy").warning("artcloak: %s", compat.PROBLEM)
 
-from . import nodes, save, targets  # noqa: E402  (after the check, whose warning comes first)
+from . import ensemble, nodes, save, targets  # noqa: E402  (after the check, whose warning comes first)
 
 # The editor extension in web/: each seed starts at the mode its node asks for ("fixed").
 WEB_DIRECTORY = "./web"
@@ -36,7 +36,7 @@ WEB_DIRECTORY = "./web"
 
 class ArtcloakExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*nodes.NODES, *save.NODES, *targets.NODES]
+        return [*nodes.NODES, *ensemble.NODES, *save.NODES, *targets.NODES]
 
 
 async def comfy_entrypoint() -> ArtcloakExtension:

@@ -46,6 +46,7 @@ from artcloak.settings import (
 from comfy_api.latest import io
 
 from . import compat, convert
+from .ensemble import VAES, VAES_TOOLTIP, VaeChoice
 from .vae import FAMILIES, private_encoder
 
 CATEGORY = "artcloak"
@@ -111,21 +112,33 @@ def _autograd():
         yield
 
 
-def _engine(vae, family: str, config: str) -> Engine:
-    """The engine for the graph's VAE: its private encoder copy (one per VAE, whatever the
-    working resolution, which is a setting of each run) and LPIPS."""
+def _engine(choices: list[VaeChoice]) -> Engine:
+    """The engine for the graph's VAE(s): their private encoder copies (one per VAE, whatever
+    the working resolution, which is a setting of each run) and LPIPS."""
     device = _device()
-    encoder = private_encoder(vae, family=family, config=config.strip(), device=device)
-    engine = _engines.get(id(encoder))
-    if engine is None or engine.encoders[0] is not encoder:
+    encoders = [
+        private_encoder(choice.vae, family=choice.family, config=choice.config.strip(),
+                        device=device)
+        for choice in choices
+    ]  # fmt: skip
+    key = tuple(id(encoder) for encoder in encoders)
+    engine = _engines.get(key)
+    if engine is None or any(a is not b for a, b in zip(engine.encoders, encoders, strict=True)):
         models = ModelSettings(
-            encoders=(encoder.source,),
+            encoders=tuple(encoder.source for encoder in encoders),
             device=device,
             lpips_random_backbone=os.environ.get(RANDOM_LPIPS_ENV) == "1",
         )
         _engines.clear()
-        engine = _engines[id(encoder)] = Engine(models, encoders=[encoder])
+        engine = _engines[key] = Engine(models, encoders=encoders)
     return engine
+
+
+def _choices(vae, family: str, config: str, more_vaes) -> list[VaeChoice]:
+    """The node's own VAE first, then those of more_vaes (artcloak Add VAE)."""
+    if more_vaes is not None and not all(isinstance(c, VaeChoice) for c in more_vaes):
+        raise ArtcloakError("more_vaes takes the output of artcloak Add VAE.")
+    return [VaeChoice(vae, family, config), *(more_vaes or ())]
 
 
 def _show(text: str) -> None:
@@ -322,13 +335,11 @@ def _resolutions(engine: Engine, settings: ProtectionSettings) -> dict:
 def _protect(
     mode: Mode,
     image: torch.Tensor,
-    vae,
     targets: tuple[np.ndarray, ...],
     per_image: bool,
     settings: ProtectionSettings,  # with the target images
     mask: torch.Tensor | None,
-    family: str,
-    config: str,
+    choices: list[VaeChoice],
     original: torch.Tensor | None = None,
     previous_report: str = "",
 ) -> io.NodeOutput:
@@ -336,7 +347,7 @@ def _protect(
     jobs = convert.to_jobs(image, mask, original)
     warnings = _pack_warnings() + _mask_warnings(jobs) + _chain_warnings(earlier, original)
     with _autograd():
-        engine = _engine(vae, family, config)
+        engine = _engine(choices)
         if per_image:  # each image has its own target (e.g. its own img2img style render)
             for job, target in zip(jobs, targets, strict=True):
                 job.target = Target(images=(target,))
@@ -594,6 +605,7 @@ class Cloak(io.ComfyNode):
                     "each image its own target; otherwise their mean latent is the target.",
                 ),
                 *_budget_inputs(),
+                VAES.Input("more_vaes", optional=True, tooltip=VAES_TOOLTIP),
             ],
             outputs=_outputs(),
         )
@@ -602,15 +614,16 @@ class Cloak(io.ComfyNode):
     def execute(
         cls, image, vae, style_target, intensity="default", quality="default", seed=0,
         mask=None, eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0, vae_config="",
-        original=None, previous_report="",
+        original=None, previous_report="", more_vaes=None,
     ) -> io.NodeOutput:  # fmt: skip
         targets = convert.to_arrays(style_target, "style target")
         count = image.shape[0] if image.ndim == 4 else 1
         values = _values(Mode.CLOAK, intensity, quality, seed, eps, lpips, steps, resolution)
         settings = checked_settings(values, targets)
         per_image = count > 1 and len(targets) == count
-        return _protect(Mode.CLOAK, image, vae, targets, per_image, settings, mask, model_family,
-                        vae_config, original, previous_report)  # fmt: skip
+        choices = _choices(vae, model_family, vae_config, more_vaes)
+        return _protect(Mode.CLOAK, image, targets, per_image, settings, mask, choices, original,
+                        previous_report)  # fmt: skip
 
 
 class Shade(io.ComfyNode):
@@ -633,6 +646,7 @@ class Shade(io.ComfyNode):
                     "is their mean latent.",
                 ),
                 *_budget_inputs(),
+                VAES.Input("more_vaes", optional=True, tooltip=VAES_TOOLTIP),
             ],
             outputs=_outputs(),
         )
@@ -641,13 +655,14 @@ class Shade(io.ComfyNode):
     def execute(
         cls, image, vae, anchors, intensity="default", quality="default", seed=0,
         mask=None, eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0, vae_config="",
-        original=None, previous_report="",
+        original=None, previous_report="", more_vaes=None,
     ) -> io.NodeOutput:  # fmt: skip
         targets = convert.to_arrays(anchors, "anchor images")
         values = _values(Mode.SHADE, intensity, quality, seed, eps, lpips, steps, resolution)
         settings = checked_settings(values, targets)
-        return _protect(Mode.SHADE, image, vae, targets, False, settings, mask, model_family,
-                        vae_config, original, previous_report)  # fmt: skip
+        choices = _choices(vae, model_family, vae_config, more_vaes)
+        return _protect(Mode.SHADE, image, targets, False, settings, mask, choices, original,
+                        previous_report)  # fmt: skip
 
 
 class Verify(io.ComfyNode):
@@ -702,8 +717,12 @@ class Verify(io.ComfyNode):
                     "previous_report", optional=True, force_input=True,
                     tooltip="The report of the last Cloak or Shade of a chain: Verify then lists "
                     "the chain's nodes and encoders, and warns where a node kept its budget "
-                    "against its own input instead of the original. Connect one Verify per VAE "
-                    "to measure the closure in each.",
+                    "against its own input instead of the original.",
+                ),
+                VAES.Input(
+                    "more_vaes", optional=True,
+                    tooltip="Further VAEs to measure (from artcloak Add VAE): the report gives "
+                    "the latent figures for each, the node's own VAE first.",
                 ),
             ],
             outputs=[
@@ -723,7 +742,7 @@ class Verify(io.ComfyNode):
     @classmethod
     def execute(
         cls, original, protected, vae, intensity="default", target=None, eps=0.0, lpips=0.0,
-        model_family="auto", resolution=0, vae_config="", previous_report="",
+        model_family="auto", resolution=0, vae_config="", previous_report="", more_vaes=None,
     ) -> io.NodeOutput:  # fmt: skip
         chain = _earlier_chain(previous_report)  # a wrong report: refused before any work
         originals, _ = convert.to_samples(original, "original")
@@ -739,7 +758,7 @@ class Verify(io.ComfyNode):
         settings = checked_settings(values, targets)
         toward = target is not None
         with _autograd():
-            engine = _engine(vae, model_family, vae_config)
+            engine = _engine(_choices(vae, model_family, vae_config, more_vaes))
             images, latents = [], []
             for index, (before, after) in enumerate(zip(originals, protecteds, strict=True)):
                 if model_management.processing_interrupted():

@@ -22,7 +22,7 @@ from artcloak.engine.encoders import VaeEncoder, encoder_from_state_dict
 from artcloak.errors import ArtcloakError, ModelLoadError
 
 FAMILIES = ("auto", "sd1", "sd2", "sdxl", "sd3", "flux")
-_CACHE_SIZE = 2  # VAEs (one copy each)
+_CACHE_SIZE = 4  # VAEs (one copy each; an ensemble of artcloak Add VAE holds several)
 _cache: list[tuple[weakref.ref, tuple, VaeEncoder]] = []
 
 

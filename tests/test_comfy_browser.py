@@ -2,7 +2,7 @@
 Playwright against ComfyUI's own server (``--cpu``, loopback only) and its web frontend (the
 ``comfyui-frontend-package`` of ComfyUI's requirements), with this pack in ``custom_nodes``.
 
-Checks that the page's LiteGraph registry and ``/object_info`` hold the six artcloak node
+Checks that the page's LiteGraph registry and ``/object_info`` hold the seven artcloak node
 types, that each example workflow of ``comfy_nodes/workflows`` loads in the editor with no
 missing-node error, every link connected and every setting taken, and runs the small one
 (``cloak_vae_api.json``, 3 steps at 64 px on a random-weight VAE) from the page, waiting for
@@ -36,8 +36,9 @@ from browser import UPDATE_SCREENSHOTS, launched, playwright_or_skip
 ROOT = Path(__file__).resolve().parent.parent
 PACK = ROOT / "comfy_nodes"
 DOCS = ROOT / "docs"
-ARTCLOAK_NODES = ["artcloak.Cloak", "artcloak.ConceptAnchor", "artcloak.SaveProtected",
-                  "artcloak.Shade", "artcloak.StyleTarget", "artcloak.Verify"]  # fmt: skip
+ARTCLOAK_NODES = ["artcloak.AddVAE", "artcloak.Cloak", "artcloak.ConceptAnchor",
+                  "artcloak.SaveProtected", "artcloak.Shade", "artcloak.StyleTarget",
+                  "artcloak.Verify"]  # fmt: skip
 # the example workflows and their screenshots in docs/
 SCREENSHOTS = {
     "cloak_vae_api.json": "comfyui-cloak-workflow.png",  # run in the page: reports shown
@@ -274,7 +275,7 @@ def screenshot(page, name: str, tmp_path: Path) -> Path:
     return path
 
 
-def test_the_six_nodes_are_registered_in_the_page(comfyui, page):
+def test_the_seven_nodes_are_registered_in_the_page(comfyui, page):
     served = sorted(name for name in comfyui.object_info if name.startswith("artcloak."))
     assert served == ARTCLOAK_NODES
     registered = page.evaluate(
