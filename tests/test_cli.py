@@ -4,6 +4,9 @@ JSON events, batches past bad files, and one clear line for every bad input."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -470,3 +473,21 @@ def test_missing_lpips_weights_offline_are_one_line(rgb_png, cli_model_args, no_
     assert len(lines) == 1 and "Downloading" not in err, err
     assert "LPIPS needs its ImageNet AlexNet weights," in lines[0]
     assert "download.pytorch.org cannot be reached" in lines[0]
+
+
+@pytest.mark.parametrize("host", ["krita", "gimp"])
+def test_install_imports_no_torch(tmp_path, host):
+    """`artcloak install` only copies files and records this Python: it must not pay for
+    importing torch (seconds, and a failure where torch is broken)."""
+    code = (
+        "import sys\nfrom artcloak.cli import cli\n"
+        f"try:\n    cli.main(['install', {host!r}, '--device', 'cpu'], standalone_mode=False)\n"
+        "finally:\n    print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    profile = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+               "XDG_DATA_HOME": str(tmp_path / "data")}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **profile},
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "torch imported: False", done.stdout
+    assert "Copied" in done.stdout  # it did install
