@@ -1,5 +1,9 @@
 """Jobs: a queue and one worker thread per device, so the page stays responsive.
 
+The queue is fair between page sessions (``owner``): the worker takes the waiting job of the
+session that has had the fewest jobs started, the oldest first among equals, so one visitor's
+ten jobs do not make everyone else wait behind them; how many jobs may wait is bounded.
+
 Every job runs through the core's one file pipeline (``files.FileRun`` on an ``Engine`` loaded
 once). Uploads are copied into the job's temporary folder, which is removed when the job ends;
 the protected files, their reports and previews stay in the job's results folder (for download)
@@ -15,7 +19,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,6 +71,7 @@ class JobRunner:
         self.current: Job | None = None
         self.models_error: str | None = None
         self._queue: deque[Job] = deque()
+        self._started: Counter[str] = Counter()  # jobs started, per owner
         self._wake = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._work, name="artcloak-app-worker", daemon=True)
@@ -95,19 +100,44 @@ class JobRunner:
         job = Job(job_id, owner, settings, extension, images,
                   work=self.root / "work" / job_id, results=self.root / "results" / job_id)  # fmt: skip
         with self._wake:
+            self._check_room(owner)
             self.jobs[job_id] = job
             self._queue.append(job)
             self._forget_old()
             self._wake.notify()
         return job
 
+    def _check_room(self, owner: str) -> None:
+        waiting = sum(job.owner == owner for job in self._queue)
+        if waiting >= self.limits.max_waiting_per_session:
+            raise ArtcloakError(
+                f"You have {waiting} jobs waiting; this page queues up to "
+                f"{self.limits.max_waiting_per_session} per visitor. Wait for one to start, or "
+                "put more images in one job."
+            )
+        if len(self._queue) >= self.limits.max_waiting_jobs:
+            raise ArtcloakError(
+                f"The queue is full ({len(self._queue)} jobs waiting); try again in a while."
+            )
+
     def position(self, job: Job) -> int:
         """How many jobs run or wait before this one (0 when it runs or has ended)."""
         with self._wake:
             if job.state != QUEUED:
                 return 0
-            ahead = list(self._queue).index(job) if job in self._queue else 0
+            order = self._order()
+            ahead = order.index(job) if job in order else 0
             return ahead + (self.current is not None)
+
+    def _order(self) -> list[Job]:
+        """The waiting jobs in the order the worker will take them (see the module's note)."""
+        started, waiting, order = Counter(self._started), list(self._queue), []
+        while waiting:
+            job = min(waiting, key=lambda each: started[each.owner])  # the oldest among equals
+            waiting.remove(job)
+            started[job.owner] += 1
+            order.append(job)
+        return order
 
     def cancel(self, job_id: str) -> None:
         job = self.jobs.get(job_id)
@@ -147,7 +177,9 @@ class JobRunner:
                     self._wake.wait()
                 if self._closed:
                     return
-                job = self.current = self._queue.popleft()
+                job = self.current = self._order()[0]
+                self._queue.remove(job)
+                self._started[job.owner] += 1
             try:
                 self._run(job)
             finally:

@@ -16,6 +16,10 @@ class Limits:
     max_upload_mb: float = 100.0
     max_megapixels: float = 50.0
     max_files: int = 100
+    # The queue: jobs waiting at once, in all and per page session (a browser tab), so one
+    # visitor cannot fill it; the worker takes them in turn, session by session.
+    max_waiting_jobs: int = 50
+    max_waiting_per_session: int = 5
 
     @property
     def max_upload_bytes(self) -> int:
