@@ -118,3 +118,45 @@ def assert_only_its_own(job, upload: Path, settings) -> None:
     assert np.abs(written - original).max() <= round(settings.budget().eps * 255)
     names = {path.name for path in job.results.iterdir()}
     assert names <= {output.name, output.name + ".json", "artcloak-protected.zip", "previews"}
+
+
+HOSTILE_NAMES = [
+    "..png",  # a name of dots
+    "a\\..\\..\\b.png",  # Windows separators, legal in a Linux file name
+    "\x1b[31mred.png",  # a terminal escape
+    "art\u202egnp.exe.png",  # a right-to-left override
+    "-rf .png",  # an option-like name
+    "x" * 240 + ".png",  # near the file system's limit
+]
+
+
+@pytest.fixture
+def runner(engine, tmp_path):
+    runner = JobRunner(engine, root=tmp_path / "app", resolution=64)
+    yield runner
+    runner.close()
+
+
+def test_uploads_with_hostile_names_stay_in_their_job(runner, fast_settings, tmp_path):
+    """Whatever an upload is called, its copy and its output are inside the job's own
+    folders, under a plain name, and the original upload is only read."""
+    uploads = []
+    for index, name in enumerate(HOSTILE_NAMES):
+        folder = tmp_path / "uploads" / str(index)
+        folder.mkdir(parents=True)
+        upload = folder / name
+        rgba_png(folder / "art.png", seed=index).rename(upload)  # a PNG, whatever its name
+        uploads.append(upload)
+    before = {upload: upload.read_bytes() for upload in uploads}
+    job = runner.submit(uploads, fast_settings, ".png", owner="someone")
+    wait(job, runner, 120)
+    assert job.state == DONE, job.message
+    outputs = [image.result.output for image in job.images]
+    for output in outputs:
+        assert output.parent == job.results, output
+        assert output.name.isprintable() and "\u202e" not in output.name, output.name
+        assert not output.name.startswith(("-", ".")) and "\\" not in output.name
+    assert len(set(outputs)) == len(uploads)
+    assert all(upload.read_bytes() == data for upload, data in before.items())
+    inside = {path.resolve() for path in runner.root.rglob("*")}
+    assert all(str(path).startswith(str(runner.root.resolve())) for path in inside)

@@ -4,6 +4,7 @@ name, or if a temporary file outlives the next run."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -97,6 +98,55 @@ def test_a_full_disk_fails_the_cli_run_in_one_line_leaving_nothing(
     failures = [line for line in err.splitlines() if line.startswith("failed")]
     assert len(failures) == 1 and "disk is full" in failures[0] and "Traceback" not in err
     assert sorted(p.name for p in rgb_png.parent.iterdir()) == ["art.png"]
+    assert digest(rgb_png) == before
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, kilobytes: int, read_only: bool = False):
+    """A real tmpfs of ``kilobytes`` at ``folder`` (root only), read-only if asked."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    folder.mkdir()
+    options = f"size={kilobytes}k" + (",ro" if read_only else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def fill(folder: Path) -> None:
+    """Write into ``folder`` until its filesystem is full."""
+    with contextlib.suppress(OSError), open(folder / "filler", "wb") as filler:
+        while True:
+            filler.write(b"\0" * 4096)
+            filler.flush()
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_real_full_or_read_only_disk_fails_in_one_line_leaving_nothing(
+    rgb_png, cli_model_args, capsys, tmp_path, fault
+):
+    """The same promise on a real filesystem: a 256 KB tmpfs filled up, or mounted read-only."""
+    before = digest(rgb_png)
+    with small_filesystem(tmp_path / "disk", 256, read_only=fault == "read-only") as disk:
+        if fault == "full":
+            fill(disk)
+        with pytest.raises(SystemExit) as exit_info:
+            main(["cloak", str(rgb_png), *cli_model_args, "--steps", "2",
+                  "--output", str(disk / "art-cloaked.png")])  # fmt: skip
+        left = sorted(p.name for p in disk.iterdir())
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    failures = [line for line in err.splitlines() if line.startswith("failed")]
+    expected = "disk is full" if fault == "full" else "cannot be written to (a read-only disk"
+    assert len(failures) == 1 and expected in failures[0] and "Traceback" not in err, err
+    if fault == "read-only":  # known before any work: no estimate, no step was shown
+        assert "steps (estimated" not in err, err
+    assert left == (["filler"] if fault == "full" else [])  # no output, no temporary
     assert digest(rgb_png) == before
 
 

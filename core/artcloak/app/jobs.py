@@ -312,7 +312,8 @@ def _display_name(upload: Path) -> str:
 
 def _safe_name(name: str) -> str:
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in name).strip(". ")
+    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in name)
+    cleaned = cleaned.lstrip(".- ").rstrip(". ")  # no hidden file, nothing read as an option
     return cleaned[:120] or "image"
 
 

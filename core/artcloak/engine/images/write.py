@@ -46,8 +46,9 @@ def format_for_path(path: Path) -> str:
 def check_output_path(
     source: Path | None, output: Path, *, overwrite: bool, format: str | None = None
 ) -> None:
-    """Refuse an output that is the source, exists (unless overwrite), cannot be made, or
-    cannot store the source (``format``: the output's, else its extension's)."""
+    """Refuse an output that is the source, exists (unless overwrite), cannot be made (no
+    folder, or one that cannot be written to), or cannot store the source (``format``: the
+    output's, else its extension's)."""
     output = Path(output)
     if source is not None and _same_file(Path(source), output):
         raise OutputError(
@@ -61,6 +62,11 @@ def check_output_path(
     if not folder.is_dir():
         raise OutputError(
             f"The folder {folder} does not exist; create it or choose another output folder."
+        )
+    if not os.access(folder, os.W_OK):  # a read-only disk or folder: say so before any work
+        raise OutputError(
+            f"The folder {folder} cannot be written to (a read-only disk, or no permission); "
+            "choose another output folder."
         )
     if output.is_dir():
         raise OutputError(f"{output} is a folder; give a file name for the protected image.")
