@@ -197,7 +197,7 @@ def test_a_batch_killed_then_resumed_finishes_each_input_exactly_once(tmp_path, 
 @pytest.mark.parametrize(
     "changes, expected",
     [
-        ({"style": "x" * 10_000_000}, "'style' is 10000000 characters long"),
+        ({"style": "x" * 100_000_000}, "'style' is 100000000 characters long"),  # a 100 MB line
         ({"style": "y" * 300}, "y" * 300),  # longer than a file name may be: not a style
         ({"mode": "shade", "anchors": ["a.png"] * 2000}, "'anchors' has 2000 items"),
         ({"input": "/" + "z" * 5000}, "'input' is 5001 characters long"),
