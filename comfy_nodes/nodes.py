@@ -28,7 +28,7 @@ from artcloak.engine.targets import check_target
 from artcloak.engine.transforms import working_size
 from artcloak.engine.verify import verify_images
 from artcloak.errors import ArtcloakError, Cancelled, InputImageError
-from artcloak.progress import Listener, ProgressEvent
+from artcloak.progress import Listener, ProgressEvent, duration
 from artcloak.settings import (
     INTENSITY_BUDGETS,
     MAX_EPS,
@@ -156,13 +156,6 @@ def _show(text: str) -> None:
         server.send_progress_text(text, context.node_id)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
-
-
 class _Progress:
     """Optimisation steps -> ComfyUI's progress bar; ComfyUI's interrupt -> Cancelled. After
     the first step, the time it took gives a measured estimate of the rest."""
@@ -180,7 +173,7 @@ class _Progress:
         elif event.step == 1 and self.started is not None and self.bar.current == 0:
             took = time.perf_counter() - self.started
             text = (f"artcloak {self.mode.value}: step 1 took {took:.1f} s; about "
-                    f"{_duration(took * (self.total - 1))} left at most (measured)")  # fmt: skip
+                    f"{duration(took * (self.total - 1))} left at most (measured)")  # fmt: skip
             log.info(text)
             _show(text)
         if event.step > 0:
@@ -271,7 +264,7 @@ def _announce_estimate(mode: Mode, engine: Engine, settings, groups: dict) -> fl
     # + about one pass for the encoding before and after the steps (target, start, figures)
     seconds = per_pixel * (steps + 1) * sum(n * w * h for (w, h), n in groups.items())
     images = sum(groups.values())
-    text = (f"artcloak {mode.value}: about {_duration(seconds)} for {effort.steps} steps on "
+    text = (f"artcloak {mode.value}: about {duration(seconds)} for {effort.steps} steps on "
             f"{images} image(s) at {size[0]}x{size[1]} (an estimate: one encoder pass took "
             f"{per_pass:.2f} s here; the run may stop sooner when it converges)")  # fmt: skip
     log.info(text)
