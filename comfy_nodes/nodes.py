@@ -2,8 +2,8 @@
 
 Each node takes the VAE the graph already loaded, makes a private differentiable copy of its
 encoder, and runs artcloak's engine with autograd switched back on (ComfyUI runs nodes under
-``torch.inference_mode()``). Before the first optimisation step the node times one encoder
-pass and logs (and shows on the node) how long the run should take, labelled as an estimate;
+``torch.inference_mode()``). Before the first optimisation step the node logs (and shows on
+the node) how long the run should take, the core's estimate from its first encoder pass;
 progress goes to ComfyUI's progress bar; ComfyUI's interrupt is checked at every step. The
 report is an output, shown on the node (``ui``), and logged in short, with any warning.
 """
@@ -22,7 +22,6 @@ import comfy.model_management as model_management
 import comfy.utils
 import numpy as np
 import torch
-from artcloak.engine.optimize import autocast_dtype
 from artcloak.engine.protect import Engine, Failed
 from artcloak.engine.targets import check_target
 from artcloak.engine.transforms import working_size
@@ -90,7 +89,6 @@ AGAINST_INPUT = (
     "change from the first image can reach the bound times the number of nodes)"
 )
 
-WARM_UP_SECONDS = 10.0  # on the CPU, a first timed pass longer than this is not timed again
 
 log = logging.getLogger("artcloak.comfy")
 _engines: dict[int, Engine] = {}
@@ -160,16 +158,20 @@ class _Progress:
     """Optimisation steps -> ComfyUI's progress bar; ComfyUI's interrupt -> Cancelled. After
     the first step, the time it took gives a measured estimate of the rest."""
 
-    def __init__(self, steps: int, chunks: int, mode: Mode) -> None:
+    def __init__(self, steps: int, chunks: int, mode: Mode, groups: dict, batch: int) -> None:
         self.steps, self.total, self.mode = steps, max(1, steps * chunks), mode
+        self.groups, self.batch = groups, batch
         self.bar = comfy.utils.ProgressBar(self.total)
         self.started: float | None = None
+        self.estimate: float | None = None
 
     def on_event(self, event: ProgressEvent) -> None:
         if event.stage != "optimise":
             return
         if event.step == 0 and self.started is None:
             self.started = time.perf_counter()
+            if event.seconds_left is not None:
+                self._announce(event.seconds_left)
         elif event.step == 1 and self.started is not None and self.bar.current == 0:
             took = time.perf_counter() - self.started
             text = (f"artcloak {self.mode.value}: step 1 took {took:.1f} s; about "
@@ -180,6 +182,17 @@ class _Progress:
             self.bar.update(1)
             if event.step == event.total < self.steps:  # the loop stopped early
                 self.bar.update(self.steps - event.total)
+
+    def _announce(self, first_chunk_seconds: float) -> None:
+        """The core's estimate for the first chunk, for the whole run (by pixels), logged and
+        shown on the node before the first step."""
+        (width, height), count = next(iter(self.groups.items()))
+        per_pixel = first_chunk_seconds / (min(count, self.batch) * width * height)
+        pixels = sum(n * w * h for (w, h), n in self.groups.items())
+        self.estimate = per_pixel * pixels
+        text = _estimate_text(self.mode, self.estimate, self.steps, self.groups)
+        log.info(text)
+        _show(text)
 
     @staticmethod
     def should_cancel() -> bool:
@@ -226,50 +239,11 @@ def _work_groups(engine: Engine, jobs, settings) -> dict[tuple[int, int], int]:
     return groups
 
 
-def _time_one_pass(engine: Engine, size: tuple[int, int], batch: int) -> float:
-    """Seconds for one forward + backward pass of the encoder(s) at ``size`` on ``batch``
-    images: the bulk of one optimisation step."""
-    width, height = size
-    dtype = autocast_dtype(engine.models.precision, engine.device)
-    pixels = torch.rand(batch, 3, height, width, device=engine.device, requires_grad=True)
-    took = 0.0
-    for attempt in range(2):  # a first pass also pays one-time costs: time a second one,
-        if attempt and engine.device.type != "cuda" and took >= WARM_UP_SECONDS:
-            break  # unless the first was long enough for them not to matter
-        started = time.perf_counter()
-        for encoder in engine.encoders:
-            autocast = (
-                torch.autocast(device_type=engine.device.type, dtype=dtype)
-                if dtype is not None
-                else contextlib.nullcontext()
-            )
-            with autocast:
-                latent = encoder(pixels)
-            torch.autograd.grad(latent.float().square().sum(), pixels)
-        if engine.device.type == "cuda":
-            torch.cuda.synchronize(engine.device)
-        took = time.perf_counter() - started
-    return took
-
-
-def _announce_estimate(mode: Mode, engine: Engine, settings, groups: dict) -> float:
-    """Time one encoder pass, then log and show the expected time of the whole run, before
-    its first step. Returns the estimate in seconds."""
-    (size, count), *_ = groups.items()
-    batch = min(count, engine.batch_size)
-    per_pass = _time_one_pass(engine, size, batch)
-    per_pixel = per_pass / (batch * size[0] * size[1])
-    effort = settings.effort()
-    steps = effort.steps * (1 - 0.75 * getattr(effort, "coarse_share", 0.0))  # coarse: 1/4 area
-    # + about one pass for the encoding before and after the steps (target, start, figures)
-    seconds = per_pixel * (steps + 1) * sum(n * w * h for (w, h), n in groups.items())
-    images = sum(groups.values())
-    text = (f"artcloak {mode.value}: about {duration(seconds)} for {effort.steps} steps on "
-            f"{images} image(s) at {size[0]}x{size[1]} (an estimate: one encoder pass took "
-            f"{per_pass:.2f} s here; the run may stop sooner when it converges)")  # fmt: skip
-    log.info(text)
-    _show(text)
-    return seconds
+def _estimate_text(mode: Mode, seconds: float, steps: int, groups: dict) -> str:
+    (width, height), *_ = groups
+    return (f"artcloak {mode.value}: about {duration(seconds)} for {steps} steps on "
+            f"{sum(groups.values())} image(s) at {width}x{height} (an estimate from the first "
+            "encoder pass; the run may stop sooner when it converges)")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- warnings
@@ -346,8 +320,7 @@ def _protect(
                 job.target = Target(images=(target,))
         groups = _work_groups(engine, jobs, settings)
         chunks = sum(math.ceil(count / engine.batch_size) for count in groups.values())
-        progress = _Progress(settings.effort().steps, chunks, mode)
-        estimate = _announce_estimate(mode, engine, settings, groups)
+        progress = _Progress(settings.effort().steps, chunks, mode, groups, engine.batch_size)
         listener = Listener(on_event=progress.on_event, should_cancel=progress.should_cancel)
         started = time.perf_counter()
         try:
@@ -366,7 +339,8 @@ def _protect(
         warnings += _unchanged_warnings([r.measured for r in results], empty)
         chain = _chain(earlier, mode, engine, original is not None)
         report = _report(mode, settings, results, engine, per_image, len(targets), warnings,
-                         {"estimated_seconds": round(estimate, 3), "seconds": round(seconds, 3)},
+                         {"estimated_seconds": round(progress.estimate or 0.0, 3),
+                          "seconds": round(seconds, 3)},
                          chain, original is not None)  # fmt: skip
     _warn(mode.value, warnings)
     summary = _summary(
