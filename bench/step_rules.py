@@ -33,6 +33,13 @@ RULES = {
     "momentum 0.5, start 0.25 eps": SignStep(decay=0.5, start=0.25),
     "momentum 0.5, start 0.5 eps": SignStep(decay=0.5, start=0.5),
     "momentum 0.9, start 0.5 eps": SignStep(decay=0.9, start=0.5),
+    # tried for the 15-pass goal (95% of the ceiling): start, end and momentum moved each way
+    "momentum 0.25, start 0.5 eps": SignStep(decay=0.25, start=0.5),
+    "momentum 0.5, start 1 eps": SignStep(decay=0.5, start=1.0),
+    "momentum 0.75, start 1 eps": SignStep(decay=0.75, start=1.0),
+    "momentum 0.9, start 1 eps": SignStep(decay=0.9, start=1.0),
+    "momentum 0.5, 0.5 -> 0.1 eps": SignStep(decay=0.5, start=0.5, end=0.1),
+    "momentum 0.5, 0.75 -> 0.05 eps": SignStep(decay=0.5, start=0.75, end=0.05),
 }
 EPS = 8 / 255
 SIZE = 256
