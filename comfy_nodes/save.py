@@ -26,7 +26,7 @@ from comfy_api.latest import io
 from PIL import Image
 
 from . import convert
-from .nodes import CATEGORY
+from .plumbing import CATEGORY
 
 DEFAULT_PREFIX = "artwork"
 COMPRESS_LEVEL = 4  # as ComfyUI's Save Image

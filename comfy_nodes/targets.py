@@ -25,7 +25,7 @@ from artcloak.settings import DEFAULT_STYLE as CORE_DEFAULT_STYLE
 from artcloak.settings import Diffusion, Mode
 from comfy_api.latest import io
 
-from .nodes import CATEGORY, SEED_CONTROL, SEED_MAX, SEED_TOOLTIP, checked_settings
+from .plumbing import CATEGORY, SEED_CONTROL, SEED_MAX, SEED_TOOLTIP, checked_settings
 
 CUSTOM = "custom prompt"
 # The catalogue style whose stand-in texture is the core's default style (settings.DEFAULT_STYLE)

@@ -39,7 +39,7 @@ from artcloak.engine.targets.catalogue import (
     catalogue_style,
 )
 from artcloak.engine.verify import verify_files
-from artcloak.errors import SettingsError
+from artcloak.errors import InputImageError, SettingsError
 from artcloak.settings import request_from_flat
 from artcloak.testing import make_tiny_vae, tiny_vae_config, to_original_layout
 
@@ -576,14 +576,14 @@ def test_a_shade_chain_with_the_original_keeps_one_budget_for_both_vaes(comfy):
     settings = dict(anchors=anchors, **FAST | {"steps": 8})
     shaded, first_report = run_node(nodes.Shade, image=image, vae=first_vae, **settings)
     first = json.loads(first_report)
-    assert first["budget_measured_against"] == nodes.AGAINST_INPUT
+    assert first["budget_measured_against"] == comfy.pack.reports.AGAINST_INPUT
     assert [entry["node"] for entry in first["chain"]] == ["shade"]
 
     final, report = run_node(nodes.Shade, image=shaded, vae=second_vae, original=image,
                              previous_report=first_report, seed=1, **settings)  # fmt: skip
     figures = json.loads(report)
     assert figures["within_budget"] and not figures["warnings"]
-    assert figures["budget_measured_against"] == nodes.AGAINST_ORIGINAL
+    assert figures["budget_measured_against"] == comfy.pack.reports.AGAINST_ORIGINAL
     assert [entry["budget_against"] for entry in figures["chain"]] == ["input", "original"]
     assert figures["chain_encoders"] == 2
     change = np.abs(samples_of(final) - samples_of(image)).max()
@@ -607,7 +607,7 @@ def test_a_shade_chain_with_the_original_keeps_one_budget_for_both_vaes(comfy):
     unchained, loose_report = run_node(nodes.Shade, image=shaded, vae=second_vae,
                                        previous_report=first_report, seed=1, **settings)  # fmt: skip
     loose = json.loads(loose_report)
-    assert loose["budget_measured_against"] == nodes.AGAINST_INPUT
+    assert loose["budget_measured_against"] == comfy.pack.reports.AGAINST_INPUT
     assert (
         "'original' is not connected" in loose["warnings"][0] and "2 times" in loose["warnings"][0]
     )
@@ -622,7 +622,7 @@ def test_a_shade_chain_with_the_original_keeps_one_budget_for_both_vaes(comfy):
                  previous_report="hello")  # fmt: skip
     with pytest.raises(nodes.ArtcloakError, match="previous_report"):
         run_node(nodes.Shade, image=shaded, vae=second_vae, previous_report="hello", **settings)
-    with pytest.raises(nodes.InputImageError, match="original"):
+    with pytest.raises(InputImageError, match="original"):
         run_node(nodes.Shade, image=shaded, vae=second_vae, original=picture(batch=2), **settings)
 
 
@@ -888,7 +888,7 @@ def test_verify_figures_are_the_cores_verify_figures(comfy, tmp_path):
         if given is not None:
             images = (given[0].numpy(),)
             settings = replace(settings, target=replace(settings.target, images=images))
-        engine = next(iter(comfy.pack.nodes._engines.values()))  # the node's own engine
+        engine = next(iter(comfy.pack.plumbing._engines.values()))  # the node's own engine
         assert figures["budget"] == settings.budget().describe()
         assert [item["image"] for item in figures["images"]] == [1, 2]
         for index, item in enumerate(figures["images"]):
