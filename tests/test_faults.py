@@ -167,6 +167,52 @@ def test_a_worker_killed_mid_protection_leaves_the_original_and_no_output(rgb_pn
     assert digest(rgb_png) == before
 
 
+HOST = textwrap.dedent(
+    """
+    import sys
+    from artcloak import client, protocol
+
+    source, output, encoder = sys.argv[1:4]
+    settings = {"encoders": [encoder], "device": "cpu", "steps": 5000, "resolution": 64,
+                "lpips_random_backbone": True}
+    request = protocol.WorkerRequest(source, output, settings=settings)
+    client.run_worker(sys.executable, request, lambda event: print("step", flush=True), host="test")
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the worker through /proc and pgrep")
+def test_a_plugin_host_killed_mid_run_leaves_no_worker_and_no_output(rgb_png, tiny_models):
+    """A host that dies (GIMP closes a plug-in whose progress was cancelled; Krita crashes)
+    takes its worker down: the orphan stops at its next step, before writing anything."""
+    before = digest(rgb_png)
+    output = rgb_png.with_name("out.png")
+    host = subprocess.Popen([sys.executable, "-c", HOST, str(rgb_png), str(output),
+                             str(tiny_models["diffusers_folder"])],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    assert host.stdout.readline().strip() == "step"  # the worker is protecting
+    workers = _workers_of(host.pid)
+    assert workers, "no worker process under the host"
+    host.send_signal(signal.SIGKILL)
+    host.wait()
+    wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=60)
+    assert sorted(p.name for p in rgb_png.parent.iterdir()) == ["art.png"]
+    assert digest(rgb_png) == before
+
+
+def _workers_of(parent: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_a_batch_killed_then_resumed_finishes_each_input_exactly_once(tmp_path, cli_model_args):
     src, dest = tmp_path / "src", tmp_path / "dest"
     src.mkdir()
