@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -292,3 +293,23 @@ def test_result_text_reads_the_report_for_the_budget(tmp_path):
     assert text.endswith("Saved as 8-bit.")
     assert client.read_report({"report": str(tmp_path / "missing.json")}) == {}
     assert "budget" not in client.describe_result(result)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="reclaiming needs a harmless liveness check")
+def test_a_temp_folder_left_by_a_dead_plugin_is_reclaimed(tmp_path, monkeypatch):
+    """A plug-in GIMP closed (or a host that crashed) leaves its copy of the image in its
+    temporary folder; the next plug-in run removes it, never a running process's folder."""
+    from artcloak import client
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    left = tmp_path / f"artcloak-gimp-{dead}-abc"
+    live = tmp_path / f"artcloak-gimp-{os.getppid()}-def"  # the test runner's parent: running
+    other = tmp_path / "artcloak-gimp-unnamed"  # an older scheme's: kept
+    for folder in (left, live, other):
+        folder.mkdir()
+        (folder / "image.png").write_bytes(b"a copy of the artwork")
+    made = Path(client.private_temp_folder("artcloak-gimp-"))
+    assert made.is_dir() and made.name.startswith(f"artcloak-gimp-{os.getpid()}-")
+    assert not left.exists() and live.exists() and other.exists()

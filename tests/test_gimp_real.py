@@ -12,12 +12,16 @@ build a chroot, debootstrap and the Debian mirror; skipped with the reason elsew
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,8 +107,15 @@ image.delete()
 
 
 def run_in_gimp(
-    gimp: GimpHost, profile: Path, source: Path, output: Path, precision: str = "", **more
+    gimp: GimpHost,
+    profile: Path,
+    source: Path,
+    output: Path,
+    precision: str = "",
+    meanwhile: Callable[[subprocess.Popen], None] | None = None,
+    **more,
 ) -> dict:
+    """Run the procedure on ``source`` in gimp-console; ``meanwhile`` acts while it runs."""
     scratch = gimp.scratch
     status = scratch / "status.json"
     status.unlink(missing_ok=True)
@@ -122,18 +133,19 @@ def run_in_gimp(
         "GIMP3_DIRECTORY": str(profile),
         "LANG": "C.UTF-8",
     }
-    process = subprocess.run(
-        gimp.command("-idf", "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"),
-        input=snippet,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert status.exists(), (
-        f"gimp-console exited {process.returncode}:\n{process.stdout[-3000:]}\n"
-        f"{process.stderr[-3000:]}"
-    )
+    log = scratch / "gimp.log"
+    with log.open("w") as output_log:
+        process = subprocess.Popen(
+            gimp.command("-idf", "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"),
+            stdin=subprocess.PIPE, stdout=output_log, stderr=subprocess.STDOUT, text=True, env=env,
+        )  # fmt: skip
+        process.stdin.write(snippet)
+        process.stdin.close()
+        if meanwhile is not None:
+            meanwhile(process)
+        process.wait(timeout=600)
+    said = log.read_text(errors="replace")[-3000:]
+    assert status.exists(), f"gimp-console exited {process.returncode}:\n{said}"
     return json.loads(status.read_text())
 
 
@@ -180,6 +192,82 @@ def test_procedure_exports_a_protected_png(gimp, profile):
     opaque = pixels[..., 3] > 0  # the colour of fully transparent pixels carries nothing
     assert 0 < diff[opaque].max() <= 8
     assert not list((gimp.chroot.path / "tmp").glob("artcloak-gimp-*"))  # GIMP's temp files went
+
+
+def test_cancel_closes_the_plug_in_and_its_worker_writing_nothing(gimp, profile):
+    """GIMP's Cancel on a plug-in's progress closes the plug-in (it kills the process:
+    gimp_plug_in_progress_cancel_callback -> gimp_plug_in_close in GIMP's source). Done here
+    as GIMP does it, mid-protection: the worker goes too, nothing is written, the image keeps
+    its one layer, the original file is unchanged, and the temporary copy of the image the
+    closed plug-in left is removed by the next run."""
+    source = gimp.scratch / "long.png"
+    Image.fromarray(np.full((40, 48, 3), 90, np.uint8)).save(source)
+    before = source.read_bytes()
+    output = gimp.scratch / "long-protected.png"
+    config_path = (
+        installer.gimp_plugins_dir(profile_dir=profile) / "artcloak-export" / "worker.json"
+    )
+    config = json.loads(config_path.read_text())
+    long = {**config, "request": {**config["request"], "steps": 5000}}
+    closed = {}
+
+    def cancel_like_gimp(gimp_console: subprocess.Popen) -> None:
+        worker = _wait_for_descendant(gimp_console.pid, "artcloak worker")
+        plug_in = _parent(worker)
+        time.sleep(1)  # well into the protection
+        os.kill(plug_in, signal.SIGKILL)
+        closed["worker"] = worker
+
+    config_path.write_text(json.dumps(long))
+    try:
+        result = run_in_gimp(gimp, profile, source, output, meanwhile=cancel_like_gimp)
+    finally:
+        config_path.write_text(json.dumps(config))
+    assert result["status"] != "success" and result["layers"] == 1, result
+    deadline = time.monotonic() + 60
+    while _alive(closed["worker"]):
+        assert time.monotonic() < deadline, "the worker outlived its plug-in"
+        time.sleep(0.1)
+    assert not output.exists() and source.read_bytes() == before
+    assert not [p for p in gimp.scratch.iterdir() if p.name.endswith(".tmp")]
+    # the closed plug-in could not remove its temporary copy of the image: the next run does
+    left = list((gimp.chroot.path / "tmp").glob("artcloak-gimp-*"))
+    assert len(left) == 1, left
+    again = run_in_gimp(gimp, profile, source, gimp.scratch / "again.png")
+    assert again["status"] == "success", again["message"]
+    assert not list((gimp.chroot.path / "tmp").glob("artcloak-gimp-*"))
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(child) for child in found.stdout.split()]
+
+
+def _wait_for_descendant(root: int, command_part: str, timeout: float = 300) -> int:
+    """The first process under ``root`` whose command line holds ``command_part``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = _children(root)
+        while pending:
+            pid = pending.pop()
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                if command_part.encode() in cmdline:
+                    return pid
+            pending.extend(_children(pid))
+        time.sleep(0.1)
+    raise AssertionError(f"no '{command_part}' process under {root}")
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_worker_error_becomes_execution_error(gimp, profile):

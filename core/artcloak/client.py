@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
@@ -29,6 +30,30 @@ WORKER_ARGS = ["-m", "artcloak", "worker", "-"]
 PYTHON_VARIABLES = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE")
 DEFAULT_STYLES = ("weave", "marble", "stripes", "mosaic")  # when worker.json has no list
 KILL_AFTER_S = 5  # after Cancel: terminate, then kill if it has not gone by then
+
+
+def private_temp_folder(prefix: str) -> str:
+    """A new private temporary folder, named with this process's id. Folders of ``prefix``
+    left by a process that no longer runs (a host that crashed, or a plug-in GIMP closed
+    when its progress was cancelled) are removed first, so no copy of an artwork lingers
+    (POSIX only: elsewhere there is no harmless way to ask whether a process runs)."""
+    root = tempfile.gettempdir()
+    if os.name == "posix":
+        for name in os.listdir(root):
+            owner = name[len(prefix) :].split("-", 1)[0] if name.startswith(prefix) else ""
+            if owner.isdigit() and not _running(int(owner)):
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, the process is only looked up
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: running
+        return True
+    return True
 
 
 class PluginError(Exception):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 
 import client
@@ -37,10 +36,11 @@ def split_paths(text: str) -> list[str]:
 
 
 class TempFolder:
-    """A private temporary folder, removed with everything in it on exit."""
+    """A private temporary folder, removed with everything in it on exit (or, if GIMP closes
+    the plug-in first, by the next run: ``client.private_temp_folder``)."""
 
     def __enter__(self) -> str:
-        self.path = tempfile.mkdtemp(prefix=TEMP_PREFIX)
+        self.path = client.private_temp_folder(TEMP_PREFIX)
         return self.path
 
     def __exit__(self, *exc) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
+from . import client
 from .client import PluginError
 
 SUPPORTED_DEPTHS = {"U8": "8-bit integer", "U16": "16-bit integer"}
@@ -59,7 +59,7 @@ def png_options(info_object_class):
 
 
 def make_temp_folder() -> str:
-    return tempfile.mkdtemp(prefix=TEMP_PREFIX)
+    return client.private_temp_folder(TEMP_PREFIX)
 
 
 def remove_temp_folder(folder: str | None) -> None:
