@@ -41,9 +41,9 @@ from world3.mimicry import (  # noqa: E402
     SIZE,
     TARGET_STYLE,
     MimicryScale,
-    _mimic,
     artist_cases,
     encode,
+    mimic_labels,
     training_sets,
 )
 from world3.run import FULL, QUICK  # noqa: E402
@@ -92,7 +92,7 @@ def run(scale: MimicryScale, world: World3) -> dict:
     unit = {name: encode(world, images) / norm for name, images in sets.items()}
     judged = {name: [] for name in sets}
     for seed in range(scale.generators):
-        found = _mimic(world, scale, latents / norm, gallery.labels, unit, norm, seed)
+        found = mimic_labels(world, scale, latents / norm, gallery.labels, unit, norm, seed)
         for name, labels in found.items():
             judged[name].append(labels)
     rows = {

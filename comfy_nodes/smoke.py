@@ -49,13 +49,13 @@ def png_chunks(path: Path) -> list[str]:
     return chunks
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _picture(width: int, height: int, seed: int) -> Image.Image:
+def picture(width: int, height: int, seed: int) -> Image.Image:
     rng = np.random.default_rng(seed)
     coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8))
     return coarse.resize((width, height), Image.Resampling.BICUBIC)
@@ -73,7 +73,7 @@ def random_vae_state(seed: int = 0) -> dict:
     return {k: v.half().contiguous() for k, v in to_original_layout(vae.state_dict()).items()}
 
 
-def _random_vae(path: Path, seed: int = 0) -> None:
+def random_vae(path: Path, seed: int = 0) -> None:
     """A random full-size SD 1.x VAE file, as ComfyUI's VAE Loader loads it."""
     from safetensors.torch import save_file
 
@@ -102,7 +102,7 @@ def _stopped(server, log_path) -> str:
     return f"The workflow {why}; see {log_path}"
 
 
-def _run_prompt(url, workflow, server, started, timeout, log_path, on_queued=None) -> dict:
+def run_prompt(url, workflow, server, started, timeout, log_path, on_queued=None) -> dict:
     """Queue a workflow and wait for its history entry."""
     body = {"prompt": workflow, "client_id": uuid.uuid4().hex}
     prompt_id = _post(f"{url}/prompt", body)["prompt_id"]
@@ -143,7 +143,7 @@ def _interrupt_check(url, workflow, server, args, log_path) -> dict:
         pressed["at"] = time.perf_counter()
         _post(f"{url}/interrupt", {})
 
-    history = _run_prompt(url, long, server, time.perf_counter(), args.timeout, log_path, press)
+    history = run_prompt(url, long, server, time.perf_counter(), args.timeout, log_path, press)
     messages = [kind for kind, _ in history["status"].get("messages", [])]
     return {
         "status": history["status"].get("status_str"),
@@ -157,7 +157,7 @@ class ComfyUIServer:
     (its /object_info answered, the artcloak nodes loaded) once constructed."""
 
     def __init__(self, args: argparse.Namespace, comfyui: Path, base: Path) -> None:
-        port = _free_port()
+        port = free_port()
         env = dict(os.environ)
         if args.random_lpips:
             env["ARTCLOAK_TEST_RANDOM_LPIPS"] = "1"
@@ -224,9 +224,9 @@ def run(args: argparse.Namespace) -> dict:
     if args.vae:
         shutil.copyfile(args.vae, vae_file)
     elif not vae_file.exists():
-        _random_vae(vae_file)
-    _picture(args.width, args.height, 0).save(base / "input" / "artwork.png")
-    _picture(args.width, args.height, 1).save(base / "input" / "style.png")
+        random_vae(vae_file)
+    picture(args.width, args.height, 0).save(base / "input" / "artwork.png")
+    picture(args.width, args.height, 1).save(base / "input" / "style.png")
 
     workflow = json.loads(WORKFLOW.read_text())
     for node in workflow.values():
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> dict:
             for name in loaded for group in info[name]["input"].values()
             for key, spec in group.items() if key == "seed"
         }  # fmt: skip
-        history = _run_prompt(url, workflow, server.process, server.started, args.timeout, log_path)
+        history = run_prompt(url, workflow, server.process, server.started, args.timeout, log_path)
         interrupt = (
             _interrupt_check(url, workflow, server.process, args, log_path)
             if args.interrupt

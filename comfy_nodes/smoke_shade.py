@@ -103,8 +103,8 @@ def _prepare(args: argparse.Namespace, comfyui: Path, base: Path, workflow: dict
         random_sd15_checkpoint(checkpoint, comfyui)
     vae = base / "models" / "vae" / nodes["VAELoader"]["vae_name"]
     if not vae.exists():
-        smoke._random_vae(vae, seed=3)
-    smoke._picture(args.width, args.height, 0).save(base / "input" / nodes["LoadImage"]["image"])
+        smoke.random_vae(vae, seed=3)
+    smoke.picture(args.width, args.height, 0).save(base / "input" / nodes["LoadImage"]["image"])
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> dict:
     _prepare(args, comfyui, base, workflow)
     server = smoke.ComfyUIServer(args, comfyui, base)
     try:
-        history = smoke._run_prompt(
+        history = smoke.run_prompt(
             server.url, workflow, server.process, server.started, args.timeout, server.log_path
         )
     finally:

@@ -83,15 +83,15 @@ class ComfyUI:
                     "user/default"):  # fmt: skip
             (base / sub).mkdir(parents=True, exist_ok=True)
         (base / "custom_nodes" / "artcloak").symlink_to(PACK, target_is_directory=True)
-        smoke._random_vae(base / "models" / "vae" / "vae.safetensors")
+        smoke.random_vae(base / "models" / "vae" / "vae.safetensors")
         (base / "models" / "checkpoints" / CHECKPOINT).write_bytes(b"")
         (base / "models" / "vae" / SECOND_VAE).write_bytes(b"")
-        smoke._picture(128, 96, 0).save(base / "input" / "artwork.png")
-        smoke._picture(128, 96, 1).save(base / "input" / "style.png")
-        smoke._picture(128, 96, 2).save(base / "input" / "cow.png")
+        smoke.picture(128, 96, 0).save(base / "input" / "artwork.png")
+        smoke.picture(128, 96, 1).save(base / "input" / "style.png")
+        smoke.picture(128, 96, 2).save(base / "input" / "cow.png")
         (base / "user" / "default" / "comfy.settings.json").write_text(json.dumps(SETTINGS))
         python = str(host.python)
-        port = smoke._free_port()
+        port = smoke.free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = base / "comfyui.log"
         command = [python, str(host.checkout / "main.py"), "--cpu", "--listen", "127.0.0.1",

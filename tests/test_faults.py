@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import processes
 import pytest
 from artcloak.atomic import atomic_write, temporaries
 from artcloak.cli import main
@@ -191,26 +192,13 @@ def test_a_plugin_host_killed_mid_run_leaves_no_worker_and_no_output(rgb_png, ti
                              str(tiny_models["diffusers_folder"])],
                             stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     assert host.stdout.readline().strip() == "step"  # the worker is protecting
-    workers = _workers_of(host.pid)
+    workers = processes.children(host.pid)
     assert workers, "no worker process under the host"
     host.send_signal(signal.SIGKILL)
     host.wait()
-    wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=60)
+    wait_for(lambda: not any(processes.alive(pid) for pid in workers), timeout=60)
     assert sorted(p.name for p in rgb_png.parent.iterdir()) == ["art.png"]
     assert digest(rgb_png) == before
-
-
-def _workers_of(parent: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
-    return [int(pid) for pid in found.stdout.split()]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_batch_killed_then_resumed_finishes_each_input_exactly_once(tmp_path, cli_model_args):

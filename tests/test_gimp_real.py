@@ -12,7 +12,6 @@ build a chroot, debootstrap and the Debian mirror; skipped with the reason elsew
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import processes
 import pytest
 from artcloak import install as installer
 from artcloak.testing import save_tiny_models
@@ -212,8 +212,8 @@ def test_cancel_closes_the_plug_in_and_its_worker_writing_nothing(gimp, profile)
     closed = {}
 
     def cancel_like_gimp(gimp_console: subprocess.Popen) -> None:
-        worker = _wait_for_descendant(gimp_console.pid, "artcloak worker")
-        plug_in = _parent(worker)
+        worker = processes.descendant(gimp_console.pid, "artcloak worker")
+        plug_in = processes.parent(worker)
         time.sleep(1)  # well into the protection
         os.kill(plug_in, signal.SIGKILL)
         closed["worker"] = worker
@@ -225,7 +225,7 @@ def test_cancel_closes_the_plug_in_and_its_worker_writing_nothing(gimp, profile)
         config_path.write_text(json.dumps(config))
     assert result["status"] != "success" and result["layers"] == 1, result
     deadline = time.monotonic() + 60
-    while _alive(closed["worker"]):
+    while processes.alive(closed["worker"]):
         assert time.monotonic() < deadline, "the worker outlived its plug-in"
         time.sleep(0.1)
     assert not output.exists() and source.read_bytes() == before
@@ -236,38 +236,6 @@ def test_cancel_closes_the_plug_in_and_its_worker_writing_nothing(gimp, profile)
     again = run_in_gimp(gimp, profile, source, gimp.scratch / "again.png")
     assert again["status"] == "success", again["message"]
     assert not list((gimp.chroot.path / "tmp").glob("artcloak-gimp-*"))
-
-
-def _children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(child) for child in found.stdout.split()]
-
-
-def _wait_for_descendant(root: int, command_part: str, timeout: float = 300) -> int:
-    """The first process under ``root`` whose command line holds ``command_part``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pending = _children(root)
-        while pending:
-            pid = pending.pop()
-            with contextlib.suppress(OSError):
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-                if command_part.encode() in cmdline:
-                    return pid
-            pending.extend(_children(pid))
-        time.sleep(0.1)
-    raise AssertionError(f"no '{command_part}' process under {root}")
-
-
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_worker_error_becomes_execution_error(gimp, profile):

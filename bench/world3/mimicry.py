@@ -92,7 +92,7 @@ def mimicry(world: World3, scale: MimicryScale) -> dict:
     unit = {name: encode(world, images) / norm for name, images in sets.items()}
     judged = {name: [] for name in sets}
     for seed in range(scale.generators):
-        for name, labels in _mimic(
+        for name, labels in mimic_labels(
             world, scale, latents / norm, gallery.labels, unit, norm, seed
         ).items():
             judged[name].append(labels)
@@ -111,7 +111,7 @@ def mimicry(world: World3, scale: MimicryScale) -> dict:
     return out
 
 
-def _mimic(
+def mimic_labels(
     world: World3,
     scale: MimicryScale,
     latents: torch.Tensor,

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from .client import process_running
 from .errors import OutputError
 
 log = logging.getLogger(__name__)
@@ -86,22 +87,12 @@ def reclaim_temporaries(folder: Path) -> int:
         return 0  # os.kill(pid, 0) is not a liveness probe on Windows
     removed = 0
     for temp, match in temporaries(folder):
-        if match["pid"] is None or match["host"] != _HOST or _running(int(match["pid"])):
+        if match["pid"] is None or match["host"] != _HOST or process_running(int(match["pid"])):
             continue
         with contextlib.suppress(OSError):
             temp.unlink()
             removed += 1
     return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's process (EPERM): it exists
-    return True
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -41,17 +41,18 @@ def private_temp_folder(prefix: str) -> str:
     if os.name == "posix":
         for name in os.listdir(root):
             owner = name[len(prefix) :].split("-", 1)[0] if name.startswith(prefix) else ""
-            if owner.isdigit() and not _running(int(owner)):
+            if owner.isdigit() and not process_running(int(owner)):
                 shutil.rmtree(os.path.join(root, name), ignore_errors=True)
     return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (POSIX: on Windows os.kill would end it)."""
     try:
         os.kill(pid, 0)  # signal 0: nothing is sent, the process is only looked up
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's: running
+    except OSError:  # another user's process (EPERM): it exists
         return True
     return True
 
