@@ -119,7 +119,7 @@ def measure_artcloak(size: int, steps: int) -> dict:
         "seconds_per_step": per_step,
         "seconds_total": total,
         "steps": steps,
-        "within_budget": result.measured.within(settings.budget()),
+        "within_budget": result.measured.within_budget,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -129,7 +129,7 @@ def measure_file(side: int, steps: int, working: int = 256) -> dict:
     write) with the CLI's code path; the time of the whole call."""
     import tempfile
 
-    from artcloak.engine.files import protect_files
+    from artcloak.engine.image_files import protect_files
     from artcloak.engine.protect import Engine
     from artcloak.settings import FileRequest, ModelSettings, ProtectionSettings
     from PIL import Image
@@ -242,7 +242,7 @@ def closure_on_world() -> dict:
         for label, effort in efforts.items():
             ProtectionSettings.effort = lambda self, effort=effort: effort
             cloaked = cloak(engine, cases(2), ProtectionSettings(), size=WORLD_SIZE)
-            closed = [result.latent[0]["distance_closed"] for result in cloaked.results]
+            closed = [result.latent[0].distance_closed for result in cloaked.results]
             figures[label] = {
                 "distance_closed": float(np.mean(closed)),
                 "encoder_passes": cloaked.results[0].encoder_passes,  # half-size ones included

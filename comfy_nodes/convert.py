@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from artcloak.engine.protect import ImageJob
+from artcloak.engine import ImageJob
 from artcloak.errors import InputImageError
 
 MAX_VALUE = 255  # ComfyUI saves 8-bit images

@@ -16,14 +16,10 @@ import time
 import comfy.model_management as model_management
 import numpy as np
 import torch
-from artcloak.engine.protect import Failed
+from artcloak.engine import Failed, Run
 from artcloak.errors import ArtcloakError, Cancelled
 from artcloak.progress import Listener
-from artcloak.settings import (
-    Mode,
-    ProtectionSettings,
-    Target,
-)
+from artcloak.settings import Mode, Target
 from comfy_api.latest import io
 
 from . import convert
@@ -33,10 +29,10 @@ from .plumbing import (
     CATEGORY,
     NodeProgress,
     autograd_on,
-    checked_settings,
     engine_for,
     flat_values,
     log,
+    node_run,
     raise_interrupted,
     show_on_node,
     vae_choices,
@@ -59,16 +55,16 @@ from .verify_node import Verify
 
 
 def _protect(
-    mode: Mode,
+    run: Run,  # with the target images
     image: torch.Tensor,
     targets: tuple[np.ndarray, ...],
     per_image: bool,
-    settings: ProtectionSettings,  # with the target images
     mask: torch.Tensor | None,
     choices: list[VaeChoice],
     original: torch.Tensor | None = None,
     previous_report: str = "",
 ) -> io.NodeOutput:
+    settings, mode = run.asked, run.asked.mode
     earlier = earlier_chain(previous_report)
     jobs = convert.to_jobs(image, mask, original)
     warnings = pack_warnings() + mask_warnings(jobs) + chain_warnings(earlier, original)
@@ -83,7 +79,7 @@ def _protect(
         listener = Listener(on_event=progress.on_event, should_cancel=progress.should_cancel)
         started = time.perf_counter()
         try:
-            results = engine.protect(jobs, settings, listener)
+            results = run.protect_images(engine, jobs, listener)
         except Cancelled:
             raise_interrupted()
         seconds = time.perf_counter() - started
@@ -116,85 +112,101 @@ def _protect(
 # --------------------------------------------------------------------------- nodes
 
 
-class Cloak(io.ComfyNode):
+class ProtectNode(io.ComfyNode):
+    """What Cloak and Shade share: the inputs but one (the target images), the outputs, and the
+    run; each says its mode, its target input and its words."""
+
+    MODE: Mode
+    DESCRIPTION: str
+    IMAGE_TOOLTIP: str
+    TARGET_INPUT: str  # the name of the target images' input
+    TARGET_TOOLTIP: str
+    TARGET_WHAT: str  # the target images in an error message
+    PER_IMAGE: bool  # a target batch as large as the image batch: one target per image
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=f"artcloak.{cls.__name__}",
+            display_name=f"artcloak {cls.__name__}",
+            category=CATEGORY,
+            description=cls.DESCRIPTION,
+            inputs=[
+                io.Image.Input("image", tooltip=cls.IMAGE_TOOLTIP),
+                io.Vae.Input("vae", tooltip=VAE_TOOLTIP),
+                io.Image.Input(cls.TARGET_INPUT, tooltip=cls.TARGET_TOOLTIP),
+                *budget_inputs(),
+                VAES.Input("more_vaes", optional=True, tooltip=VAES_TOOLTIP),
+            ],
+            outputs=protect_outputs(),
+        )
+
+    @classmethod
+    def protect(cls, inputs: dict) -> io.NodeOutput:
+        """Run the node on its inputs by name (``execute``'s locals)."""
+        inputs = {name: value for name, value in inputs.items() if name != "cls"}
+        return cls.protect_toward(inputs.pop(cls.TARGET_INPUT), **inputs)
+
+    @classmethod
+    def protect_toward(
+        cls, target_images, image, vae, intensity, quality, seed, mask, eps, lpips, steps,
+        model_family, resolution, vae_config, original, previous_report, more_vaes,
+    ) -> io.NodeOutput:  # fmt: skip
+        targets = convert.to_arrays(target_images, cls.TARGET_WHAT)
+        count = image.shape[0] if image.ndim == 4 else 1
+        values = flat_values(cls.MODE, intensity, quality, seed, eps, lpips, steps, resolution)
+        run = node_run(values, targets)  # checked here, before the VAE is copied
+        per_image = cls.PER_IMAGE and count > 1 and len(targets) == count
+        choices = vae_choices(vae, model_family, vae_config, more_vaes)
+        return _protect(run, image, targets, per_image, mask, choices, original, previous_report)
+
+
+class Cloak(ProtectNode):
     """Style protection: the encoder sees the artwork in the style target's style."""
 
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="artcloak.Cloak",
-            display_name="artcloak Cloak",
-            category=CATEGORY,
-            description="Perturbs the image(s), within a perceptual budget, so that the VAE "
-            "encoder sees them in the style target's style. Connect the graph's VAE.",
-            inputs=[
-                io.Image.Input("image", tooltip="The artwork(s) to protect."),
-                io.Vae.Input("vae", tooltip=VAE_TOOLTIP),
-                io.Image.Input(
-                    "style_target",
-                    tooltip="The artwork re-rendered in another style (img2img, strength about "
-                    "0.4-0.5), or any style image. A batch as large as the image batch gives "
-                    "each image its own target; otherwise their mean latent is the target.",
-                ),
-                *budget_inputs(),
-                VAES.Input("more_vaes", optional=True, tooltip=VAES_TOOLTIP),
-            ],
-            outputs=protect_outputs(),
-        )
+    MODE = Mode.CLOAK
+    DESCRIPTION = (
+        "Perturbs the image(s), within a perceptual budget, so that the VAE encoder sees them "
+        "in the style target's style. Connect the graph's VAE."
+    )
+    IMAGE_TOOLTIP = "The artwork(s) to protect."
+    TARGET_INPUT = "style_target"
+    TARGET_TOOLTIP = (
+        "The artwork re-rendered in another style (img2img, strength about 0.4-0.5), or any "
+        "style image. A batch as large as the image batch gives each image its own target; "
+        "otherwise their mean latent is the target."
+    )
+    TARGET_WHAT = "style target"
+    PER_IMAGE = True
 
     @classmethod
-    def execute(
-        cls, image, vae, style_target, intensity="default", quality="default", seed=0,
-        mask=None, eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0, vae_config="",
-        original=None, previous_report="", more_vaes=None,
-    ) -> io.NodeOutput:  # fmt: skip
-        targets = convert.to_arrays(style_target, "style target")
-        count = image.shape[0] if image.ndim == 4 else 1
-        values = flat_values(Mode.CLOAK, intensity, quality, seed, eps, lpips, steps, resolution)
-        settings = checked_settings(values, targets)
-        per_image = count > 1 and len(targets) == count
-        choices = vae_choices(vae, model_family, vae_config, more_vaes)
-        return _protect(Mode.CLOAK, image, targets, per_image, settings, mask, choices, original,
-                        previous_report)  # fmt: skip
+    def execute(cls, image, vae, style_target, intensity="default", quality="default", seed=0,
+                mask=None, eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0,
+                vae_config="", original=None, previous_report="", more_vaes=None):  # fmt: skip
+        return cls.protect(locals())  # every input, by name
 
 
-class Shade(io.ComfyNode):
+class Shade(ProtectNode):
     """Concept poisoning: the encoder sees the concept of the anchor images."""
 
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="artcloak.Shade",
-            display_name="artcloak Shade",
-            category=CATEGORY,
-            description="Perturbs the image(s), within a perceptual budget, so that the VAE "
-            "encoder sees the concept of the anchor images instead.",
-            inputs=[
-                io.Image.Input("image", tooltip="Pictures of the concept to poison."),
-                io.Vae.Input("vae", tooltip=VAE_TOOLTIP),
-                io.Image.Input(
-                    "anchors",
-                    tooltip="One or more images of the target concept (a batch); the target "
-                    "is their mean latent.",
-                ),
-                *budget_inputs(),
-                VAES.Input("more_vaes", optional=True, tooltip=VAES_TOOLTIP),
-            ],
-            outputs=protect_outputs(),
-        )
+    MODE = Mode.SHADE
+    DESCRIPTION = (
+        "Perturbs the image(s), within a perceptual budget, so that the VAE encoder sees the "
+        "concept of the anchor images instead."
+    )
+    IMAGE_TOOLTIP = "Pictures of the concept to poison."
+    TARGET_INPUT = "anchors"
+    TARGET_TOOLTIP = (
+        "One or more images of the target concept (a batch); the target is their mean latent."
+    )
+    TARGET_WHAT = "anchor images"
+    PER_IMAGE = False
 
     @classmethod
-    def execute(
-        cls, image, vae, anchors, intensity="default", quality="default", seed=0,
-        mask=None, eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0, vae_config="",
-        original=None, previous_report="", more_vaes=None,
-    ) -> io.NodeOutput:  # fmt: skip
-        targets = convert.to_arrays(anchors, "anchor images")
-        values = flat_values(Mode.SHADE, intensity, quality, seed, eps, lpips, steps, resolution)
-        settings = checked_settings(values, targets)
-        choices = vae_choices(vae, model_family, vae_config, more_vaes)
-        return _protect(Mode.SHADE, image, targets, False, settings, mask, choices, original,
-                        previous_report)  # fmt: skip
+    def execute(cls, image, vae, anchors, intensity="default", quality="default", seed=0,
+                mask=None, eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0,
+                vae_config="", original=None, previous_report="", more_vaes=None):  # fmt: skip
+        return cls.protect(locals())  # every input, by name
 
 
 NODES: list[type[io.ComfyNode]] = [Cloak, Shade, Verify]

@@ -13,9 +13,7 @@ import comfy.model_management as model_management
 import comfy.utils
 import numpy as np
 import torch
-from artcloak.engine.protect import Engine
-from artcloak.engine.targets import check_target
-from artcloak.engine.transforms import working_size
+from artcloak.engine import Engine, Run, check_target
 from artcloak.errors import ArtcloakError
 from artcloak.progress import ProgressEvent, duration
 from artcloak.settings import (
@@ -159,16 +157,27 @@ def raise_interrupted() -> None:
     raise model_management.InterruptProcessingException()
 
 
-def checked_settings(values: dict, images: tuple[np.ndarray, ...] = ()) -> ProtectionSettings:
-    """Every node's settings: its inputs by the core's flat names, with the target images
-    it was given, checked by the core (SettingsError/TargetError with the core's message,
-    which ComfyUI shows as the node's error)."""
+def node_settings(values: dict, images: tuple[np.ndarray, ...] = ()) -> ProtectionSettings:
+    """A node's settings: its inputs by the core's flat names, with the target images it was
+    given; types checked, values not yet (see ``checked_settings`` and ``node_run``)."""
     settings = request_from_flat(values, check=False)[0]  # the target images come next
     if images:
         settings = replace(settings, target=replace(settings.target, images=tuple(images)))
+    return settings
+
+
+def checked_settings(values: dict, images: tuple[np.ndarray, ...] = ()) -> ProtectionSettings:
+    """``node_settings`` checked by the core (SettingsError/TargetError with the core's
+    message, which ComfyUI shows as the node's error)."""
+    settings = node_settings(values, images)
     check_target(settings.target, settings.mode)
     settings.check()
     return settings
+
+
+def node_run(values: dict, images: tuple[np.ndarray, ...] = ()) -> Run:
+    """A protecting node's run: ``node_settings``, checked once by the core's ``Run``."""
+    return Run(node_settings(values, images))
 
 
 def flat_values(mode: Mode, intensity, quality="default", seed=0, eps=0.0, lpips=0.0, steps=0,
@@ -185,12 +194,7 @@ def flat_values(mode: Mode, intensity, quality="default", seed=0, eps=0.0, lpips
 
 def work_groups(engine: Engine, jobs, settings) -> dict[tuple[int, int], int]:
     """Images per working size (width, height), as the engine groups them."""
-    resolution = engine.resolution(settings)
-    groups: dict[tuple[int, int], int] = {}
-    for job in jobs:
-        size = working_size(*job.size, resolution)
-        groups[size] = groups.get(size, 0) + 1
-    return groups
+    return {size: len(indices) for size, indices in engine.work_groups(jobs, settings).items()}
 
 
 def estimate_text(mode: Mode, seconds: float, steps: int, groups: dict) -> str:

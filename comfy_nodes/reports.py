@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import torch
-from artcloak.engine.protect import Engine
+from artcloak.engine import Engine
 from artcloak.errors import ArtcloakError, InputImageError
 from artcloak.settings import (
     Mode,
@@ -53,7 +53,7 @@ def unchanged_warnings(measured: list, skip: set[int] = frozenset()) -> list[str
     return [
         f"image {i + 1} was not changed at all (L-inf 0): it is NOT protected."
         for i, figures in enumerate(measured)
-        if i not in skip and figures.linf == 0
+        if i not in skip and figures.linf_255 == 0
     ]
 
 
@@ -82,8 +82,8 @@ def summary_text(
 ) -> str:
     """The report in two lines, for the log and the node."""
     budget = settings.budget()
-    held = all(figures.within(budget) for figures in measured)
-    largest = max(figures.linf for figures in measured) * 255
+    held = all(figures.within_budget for figures in measured)
+    largest = max(figures.linf_255 for figures in measured)
     worst = max(figures.lpips for figures in measured)
     against = "the original" if chained else "this node's input"
     head = (f"artcloak {mode}: {len(measured)} image(s), "
@@ -148,7 +148,7 @@ def report_json(mode, settings, results, engine, per_image, target_count, warnin
             "warnings": warnings,
             "budget": budget.describe(),
             "budget_measured_against": AGAINST_ORIGINAL if chained else AGAINST_INPUT,
-            "within_budget": all(r.measured.within(budget) for r in results),
+            "within_budget": all(r.measured.within_budget for r in results),
             "steps": settings.effort().steps,
             "seed": settings.seed,
             "target": (
@@ -160,16 +160,7 @@ def report_json(mode, settings, results, engine, per_image, target_count, warnin
             "quantisation": QUANTISATION_NOTE,
             "time": timing,
             "images": [
-                {
-                    "image": index + 1,
-                    "measured": r.measured.as_dict(),
-                    "within_budget": r.measured.within(budget),
-                    "changed": r.measured.linf > 0,
-                    "perturbation_kept": round(r.scale, 4),
-                    "latent": r.latent,
-                    "working_size": list(r.working_size),
-                    "seconds": round(r.seconds, 2),
-                }
+                {"image": index + 1, **r.as_dict(), "changed": r.measured.linf_255 > 0}
                 for index, r in enumerate(results)
             ],
             "models": engine.describe(),

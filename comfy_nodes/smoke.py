@@ -220,23 +220,7 @@ def base_directory(keep: str | None) -> Path:
 def run(args: argparse.Namespace) -> dict:
     comfyui = comfyui_checkout(args.comfyui)
     base = base_directory(args.keep)
-    vae_file = base / "models" / "vae" / "vae.safetensors"
-    if args.vae:
-        shutil.copyfile(args.vae, vae_file)
-    elif not vae_file.exists():
-        random_vae(vae_file)
-    picture(args.width, args.height, 0).save(base / "input" / "artwork.png")
-    picture(args.width, args.height, 1).save(base / "input" / "style.png")
-
-    workflow = json.loads(WORKFLOW.read_text())
-    for node in workflow.values():
-        node.pop("_meta", None)
-        if node["class_type"] in ("artcloak.Cloak", "artcloak.Verify"):
-            node["inputs"]["resolution"] = args.resolution
-            node["inputs"]["model_family"] = args.family
-        if node["class_type"] == "artcloak.Cloak":
-            node["inputs"]["steps"] = args.steps
-
+    workflow = prepare(args, base)
     server = ComfyUIServer(args, comfyui, base)
     try:
         info, url, log_path = server.info, server.url, server.log_path
@@ -254,8 +238,43 @@ def run(args: argparse.Namespace) -> dict:
         )
     finally:
         server.stop()
-    status = history["status"]
-    outputs = history.get("outputs", {})
+    summary = {
+        "status": history["status"].get("status_str"),
+        "seconds": round(time.perf_counter() - server.started, 1),
+        "nodes": loaded,
+        "seed_controls": seed_controls,
+        "interrupt": interrupt,
+        **outputs_summary(history.get("outputs", {}), base),
+        "base_directory": str(base),
+        "log": str(log_path),
+    }
+    if summary["status"] != "success":
+        summary["messages"] = history["status"].get("messages")
+    return summary
+
+
+def prepare(args: argparse.Namespace, base: Path) -> dict:
+    """The VAE and the pictures in ComfyUI's folders; the workflow with the run's settings."""
+    vae_file = base / "models" / "vae" / "vae.safetensors"
+    if args.vae:
+        shutil.copyfile(args.vae, vae_file)
+    elif not vae_file.exists():
+        random_vae(vae_file)
+    picture(args.width, args.height, 0).save(base / "input" / "artwork.png")
+    picture(args.width, args.height, 1).save(base / "input" / "style.png")
+    workflow = json.loads(WORKFLOW.read_text())
+    for node in workflow.values():
+        node.pop("_meta", None)
+        if node["class_type"] in ("artcloak.Cloak", "artcloak.Verify"):
+            node["inputs"]["resolution"] = args.resolution
+            node["inputs"]["model_family"] = args.family
+        if node["class_type"] == "artcloak.Cloak":
+            node["inputs"]["steps"] = args.steps
+    return workflow
+
+
+def outputs_summary(outputs: dict, base: Path) -> dict:
+    """What the workflow's nodes gave: the saved files, the reports, the logged estimate."""
     saved = [
         base / "output" / item.get("subfolder", "") / item["filename"]
         for item in outputs.get("5", {}).get("images", [])
@@ -263,13 +282,8 @@ def run(args: argparse.Namespace) -> dict:
     report = json.loads(outputs["6"]["text"][0]) if "6" in outputs else None
     cloak_report = outputs.get("4", {}).get("text") or [None]  # shown on the Cloak node
     previewed = outputs.get("8", {}).get("text") or [None]  # and in Preview as Text
-    log_text = log_path.read_text(errors="replace")
-    summary = {
-        "status": status.get("status_str"),
-        "seconds": round(time.perf_counter() - server.started, 1),
-        "nodes": loaded,
-        "seed_controls": seed_controls,
-        "interrupt": interrupt,
+    log_text = (base / "comfyui.log").read_text(errors="replace")
+    return {
         "saved": [str(path) for path in saved],
         "png_chunks": sorted({chunk for path in saved for chunk in png_chunks(path)}),
         "cloak_report_on_node": cloak_report[0] is not None,
@@ -280,12 +294,7 @@ def run(args: argparse.Namespace) -> dict:
         ][:1],  # fmt: skip
         "within_budget": bool(report and report["within_budget"]),
         "verify": report,
-        "base_directory": str(base),
-        "log": str(log_path),
     }
-    if status.get("status_str") != "success":
-        summary["messages"] = status.get("messages")
-    return summary
 
 
 def server_arguments(description: str) -> argparse.ArgumentParser:

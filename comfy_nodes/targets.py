@@ -13,7 +13,7 @@ from __future__ import annotations
 import comfy.model_management as model_management
 import comfy.samplers
 import torch
-from artcloak.engine.targets.catalogue import (
+from artcloak.engine import (
     CATALOGUE,
     NEGATIVE_PROMPT,
     anchor_prompt,

@@ -18,7 +18,7 @@ import weakref
 from pathlib import Path
 
 import torch
-from artcloak.engine.encoders import VaeEncoder, encoder_from_state_dict
+from artcloak.engine import VaeEncoder, encoder_from_state_dict
 from artcloak.errors import ArtcloakError, ModelLoadError
 
 FAMILIES = ("auto", "sd1", "sd2", "sdxl", "sd3", "flux")

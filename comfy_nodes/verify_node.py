@@ -7,7 +7,7 @@ import json
 
 import comfy.model_management as model_management
 import torch
-from artcloak.engine.verify import verify_images
+from artcloak.engine import verify_images
 from artcloak.errors import ArtcloakError
 from artcloak.settings import (
     Intensity,
@@ -30,6 +30,51 @@ from .plumbing import (
 from .reports import earlier_chain, log_warnings, pack_warnings, resolution_figures
 
 
+def verify_inputs() -> list:
+    """Verify's inputs: the two images and the VAE, the budget to check, the target, the
+    model options, the chain's report and more VAEs."""
+    return [
+        io.Image.Input(
+            "original",
+            tooltip="The image(s) before protection (the same batch, in the same order).",
+        ),
+        io.Image.Input(
+            "protected",
+            tooltip="The protected image(s) to measure, e.g. artcloak Cloak's output or "
+            "a protected PNG loaded again.",
+        ),
+        io.Vae.Input(
+            "vae",
+            tooltip="The VAE to measure with: its encoder gives the latent shift, its "
+            "decoder the model view.",
+        ),
+        io.Combo.Input(
+            "intensity",
+            options=[item.value for item in Intensity],
+            default=Intensity.DEFAULT.value,
+            tooltip="The budget to check against (eps/lpips override it).",
+        ),
+        io.Image.Input(
+            "target", optional=True,
+            tooltip="The style target or anchors: also report how much of the "
+            "distance to the target's latent was closed.",
+        ),
+        *bound_inputs("L-inf bound to check, in 0-255 units", "LPIPS bound to check"),
+        *model_inputs(),
+        io.String.Input(
+            "previous_report", optional=True, force_input=True,
+            tooltip="The report of the last Cloak or Shade of a chain: Verify then lists "
+            "the chain's nodes and encoders, and warns where a node kept its budget "
+            "against its own input instead of the original.",
+        ),
+        VAES.Input(
+            "more_vaes", optional=True,
+            tooltip="Further VAEs to measure (from artcloak Add VAE): the report gives "
+            "the latent figures for each, the node's own VAE first.",
+        ),
+    ]  # fmt: skip
+
+
 class Verify(io.ComfyNode):
     """Measure protected images against their originals, and show what the model sees."""
 
@@ -43,46 +88,7 @@ class Verify(io.ComfyNode):
             "latent shift, and how much of it survives JPEG and downscaling; outputs the VAE's "
             "reconstruction of the protected image (what the model sees).",
             is_output_node=True,
-            inputs=[
-                io.Image.Input(
-                    "original",
-                    tooltip="The image(s) before protection (the same batch, in the same order).",
-                ),
-                io.Image.Input(
-                    "protected",
-                    tooltip="The protected image(s) to measure, e.g. artcloak Cloak's output or "
-                    "a protected PNG loaded again.",
-                ),
-                io.Vae.Input(
-                    "vae",
-                    tooltip="The VAE to measure with: its encoder gives the latent shift, its "
-                    "decoder the model view.",
-                ),
-                io.Combo.Input(
-                    "intensity",
-                    options=[item.value for item in Intensity],
-                    default=Intensity.DEFAULT.value,
-                    tooltip="The budget to check against (eps/lpips override it).",
-                ),
-                io.Image.Input(
-                    "target", optional=True,
-                    tooltip="The style target or anchors: also report how much of the "
-                    "distance to the target's latent was closed.",
-                ),
-                *bound_inputs("L-inf bound to check, in 0-255 units", "LPIPS bound to check"),
-                *model_inputs(),
-                io.String.Input(
-                    "previous_report", optional=True, force_input=True,
-                    tooltip="The report of the last Cloak or Shade of a chain: Verify then lists "
-                    "the chain's nodes and encoders, and warns where a node kept its budget "
-                    "against its own input instead of the original.",
-                ),
-                VAES.Input(
-                    "more_vaes", optional=True,
-                    tooltip="Further VAEs to measure (from artcloak Add VAE): the report gives "
-                    "the latent figures for each, the node's own VAE first.",
-                ),
-            ],
+            inputs=verify_inputs(),
             outputs=[
                 io.String.Output(
                     "report", display_name="report",

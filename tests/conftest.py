@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from artcloak.engine.protect import Engine
+from artcloak.engine import Engine, check_target
 from artcloak.settings import ModelSettings, ProtectionSettings
 from artcloak.testing import save_tiny_models
 from comfyui_host import ComfyUIHost, ComfyUISetupError, comfyui_host, skip_reason
@@ -79,3 +81,34 @@ def cli_model_args(tiny_models) -> list[str]:
         "--lpips-random-backbone",
         "--resolution", "64",
     ]  # fmt: skip
+
+
+@dataclass
+class Checks:
+    """How many times the settings' and the target's checks ran."""
+
+    settings: int = 0
+    target: int = 0
+
+
+@pytest.fixture
+def checks(monkeypatch) -> Checks:
+    """Counts ``ProtectionSettings.check`` and ``check_target``, wherever a module took it."""
+    counted = Checks()
+    check_settings = ProtectionSettings.check
+
+    def settings_check(self) -> None:
+        counted.settings += 1
+        check_settings(self)
+
+    def target_check(target, mode) -> None:
+        counted.target += 1
+        check_target(target, mode)
+
+    monkeypatch.setattr(ProtectionSettings, "check", settings_check)
+    for name, module in list(sys.modules.items()):
+        if name.startswith(("artcloak", "comfy_nodes")) and (
+            getattr(module, "check_target", None) is check_target
+        ):
+            monkeypatch.setattr(module, "check_target", target_check)
+    return counted

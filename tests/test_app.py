@@ -22,7 +22,7 @@ from artcloak.app.form import STYLE_IMAGE, FormValues, style_choices
 from artcloak.app.jobs import CANCELLED, DONE, FAILED, QUEUED, JobRunner
 from artcloak.app.limits import Limits, check_upload
 from artcloak.app.view import figures_markdown, status_html
-from artcloak.engine.transforms import working_size
+from artcloak.engine.resizing import working_size
 from artcloak.errors import ArtcloakError, InputImageError, OutputError, SettingsError
 from artcloak.settings import Mode
 from conftest import painting
@@ -120,7 +120,7 @@ def test_job_protects_measures_and_cleans_up(runner, fast_settings, tmp_path):
     linf = np.abs(written[..., :3].astype(int) - original[..., :3].astype(int)).max()
     assert linf <= round(fast_settings.budget().eps * 255)
     result = job.images[0].result
-    assert result.measured["within_budget"] is True
+    assert result.measured.within_budget is True
     for picture in (result.before, result.after, result.amplified, result.seen_before,
                     result.seen_after):  # fmt: skip
         assert picture.is_file()

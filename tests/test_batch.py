@@ -15,7 +15,7 @@ from artcloak.batch import make_plan, run_batch
 from artcloak.batch.plan import SUMMARY_NAME, chunks, find_inputs
 from artcloak.cli import main
 from artcloak.engine.images import load_image
-from artcloak.engine.protect import Engine, ImageJob, Protected
+from artcloak.engine.protect import Engine, ImageJob, ImageResult
 from artcloak.settings import ModelSettings, ProtectionSettings
 from conftest import painting
 from PIL import Image
@@ -112,7 +112,7 @@ def test_plan_mirrors_buckets_and_refuses_dest_inside_src(tmp_path, tiny_model_s
 
 
 def test_batched_image_is_as_protected_as_alone(engine, tiny_model_settings):
-    """Protected three at a time or one at a time: latent shift toward the target within a few
+    """ImageResult three at a time or one at a time: latent shift toward the target within a few
     percent, budget held, for every image."""
     settings = ProtectionSettings(steps=3, resolution=64, lpips=0.5, eps_255=8)
     jobs = [ImageJob(f"art{i}", painting(64, 48, seed=i)) for i in range(3)]
@@ -121,11 +121,11 @@ def test_batched_image_is_as_protected_as_alone(engine, tiny_model_settings):
     together = batched.protect(jobs, settings)
     alone = engine.protect(jobs, settings)
     for batched, single in zip(together, alone, strict=True):
-        assert isinstance(batched, Protected) and isinstance(single, Protected)
-        closed_b = batched.latent[0]["distance_closed"]
-        closed_s = single.latent[0]["distance_closed"]
+        assert isinstance(batched, ImageResult) and isinstance(single, ImageResult)
+        closed_b = batched.latent[0].distance_closed
+        closed_s = single.latent[0].distance_closed
         assert closed_b > 0 and abs(closed_b - closed_s) <= 0.03 * abs(closed_s) + 1e-4
-        assert batched.measured.within(settings.budget())
+        assert batched.measured.within_budget
 
 
 def test_in_process_run_resume_and_settings_change(tmp_path, tiny_model_settings, settings):

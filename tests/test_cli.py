@@ -396,18 +396,18 @@ def test_every_unwritable_output_of_a_run_is_refused_before_the_models_load(
 ):
     """The refused input comes after a usable one (chunks of one): it is still refused
     before the run's models load, and the usable one is protected."""
-    from artcloak.engine import files
+    from artcloak.engine import run as engine_run
 
     events: list[str] = []
-    resolve = files.FileRun.resolve
+    resolve = engine_run.Run.resolve
 
     def spy(self, *args, **kwargs):
         events.append("models")
         return resolve(self, *args, **kwargs)
 
-    monkeypatch.setattr(files.FileRun, "resolve", spy)
-    refuse = files.refuse_output
-    monkeypatch.setattr(files, "refuse_output",
+    monkeypatch.setattr(engine_run.Run, "resolve", spy)
+    refuse = engine_run.refuse_output
+    monkeypatch.setattr(engine_run, "refuse_output",
                         lambda request, output: events.append(request.source.name)
                         or refuse(request, output))  # fmt: skip
     folder = tmp_path / "in"

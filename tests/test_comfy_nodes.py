@@ -1311,3 +1311,13 @@ def test_node_defaults_and_preset_tooltips_are_the_cores(comfy):
         )
     for quality, effort in QUALITY_EFFORT.items():
         assert f"{quality.value} {effort.steps}" in cloak["quality"].tooltip
+
+
+def test_a_cloak_and_a_shade_node_check_their_run_once(comfy, checks):
+    """One node run, one check of its settings and target (the core's ``Run``)."""
+    for node, target in ((comfy.pack.nodes.Cloak, "style_target"), (comfy.pack.nodes.Shade,
+                                                                     "anchors")):  # fmt: skip
+        before = (checks.settings, checks.target)
+        run_node(node, image=picture(batch=2), vae=StandInVAE(), **{target: picture(seed=5)},
+                 **FAST | {"steps": 1})  # fmt: skip
+        assert (checks.settings - before[0], checks.target - before[1]) == (1, 1), node

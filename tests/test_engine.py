@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from artcloak.engine.budget import quantise
-from artcloak.engine.protect import Engine, ImageJob, Protected
-from artcloak.engine.transforms import RoundTrip, resize, working_size
+from artcloak.engine.protect import Engine, Failed, ImageJob, ImageResult
+from artcloak.engine.resizing import RoundTrip, resize, working_size
 from artcloak.errors import Cancelled, InputImageError, SettingsError, TargetError
 from artcloak.progress import Listener
 from artcloak.settings import (
@@ -27,9 +27,9 @@ def job(seed: int = 0, width: int = 96, height: int = 72, **kwargs) -> ImageJob:
     return ImageJob(name=f"image{seed}", colour=painting(width, height, seed), **kwargs)
 
 
-def protect_one(engine: Engine, image: ImageJob, settings: ProtectionSettings) -> Protected:
+def protect_one(engine: Engine, image: ImageJob, settings: ProtectionSettings) -> ImageResult:
     (result,) = engine.protect([image], settings)
-    assert isinstance(result, Protected), getattr(result, "message", "")
+    assert isinstance(result, ImageResult), getattr(result, "message", "")
     return result
 
 
@@ -39,7 +39,7 @@ def test_budget_holds_on_the_quantised_samples(engine, fast_settings):
     budget = fast_settings.budget()
     assert np.abs(result.colour.astype(int) - original).max() <= round(budget.eps * 255)
     assert result.measured.lpips <= budget.lpips
-    assert result.measured.within(budget)
+    assert result.measured.within_budget
     assert result.colour.dtype == np.uint8 and result.colour.shape == original.shape
 
 
@@ -47,7 +47,7 @@ def test_latent_moves_toward_the_target_and_loss_falls(engine):
     settings = ProtectionSettings(steps=12, resolution=64, lpips=0.5, eps_255=16)
     result = protect_one(engine, job(), settings)
     assert result.losses[-1] < result.losses[0]
-    assert result.latent[0]["distance_closed"] > 0.02
+    assert result.latent[0].distance_closed > 0.02
 
 
 def test_same_seed_gives_the_same_samples(engine, fast_settings):
@@ -87,7 +87,7 @@ def test_sixteen_bit_samples_keep_their_precision(engine, fast_settings):
 def test_lpips_over_budget_is_scaled_back_until_it_holds(engine):
     settings = ProtectionSettings(steps=4, resolution=64, lpips=0.0005, eps_255=32)
     result = protect_one(engine, job(), settings)
-    assert result.scale < 1
+    assert result.measured.perturbation_kept < 1
     assert result.measured.lpips <= 0.0005
 
 
@@ -103,10 +103,10 @@ def test_a_batch_protects_like_single_images(tiny_model_settings, fast_settings)
     batched = Engine(tiny_model_settings, batch_size=3).protect(jobs, fast_settings)
     alone = Engine(tiny_model_settings, batch_size=1).protect(jobs, fast_settings)
     for together, single in zip(batched, alone, strict=True):
-        closed_together = together.latent[0]["distance_closed"]
-        closed_alone = single.latent[0]["distance_closed"]
+        closed_together = together.latent[0].distance_closed
+        closed_alone = single.latent[0].distance_closed
         assert closed_together == pytest.approx(closed_alone, abs=0.03)
-        assert together.measured.within(fast_settings.budget())
+        assert together.measured.within_budget
 
 
 def test_images_of_different_sizes_are_grouped_and_keep_their_order(engine, fast_settings):
@@ -190,15 +190,25 @@ def test_an_ensemble_moves_every_encoder_toward_its_target(tiny_models, tmp_path
     )
     settings = replace(fast_settings, steps=10, eps_255=16)
     result = protect_one(Engine(models), job(), settings)
-    assert [figure["encoder"] for figure in result.latent] == [str(p) for p in models.encoders]
-    assert all(figure["distance_closed"] > 0 for figure in result.latent)
+    assert [shift.encoder for shift in result.latent] == [str(p) for p in models.encoders]
+    assert all(shift.distance_closed > 0 for shift in result.latent)
 
 
 def test_in_memory_target_images_are_used(engine, fast_settings):
     target_pixels = painting(seed=5)[::-1].astype(np.float32) / 255
     settings = replace(fast_settings, steps=10, target=Target(images=(target_pixels,)))
     result = protect_one(engine, job(), settings)
-    assert result.latent[0]["distance_closed"] > 0
+    assert result.latent[0].distance_closed > 0
+
+
+def test_a_target_that_is_the_image_itself_is_refused(engine, fast_settings):
+    """Nothing to move toward: one clear failure, not a closure of minus billions of percent."""
+    itself = painting(64, 64).astype(np.float32) / 255  # at the working size: the same latent
+    settings = replace(fast_settings, target=Target(images=(itself,)))
+    (result,) = engine.protect([job(width=64, height=64)], settings)
+    assert isinstance(result, Failed) and "looks like the image itself" in result.message
+    (moved,) = engine.latent_figures(painting(64, 64), painting(64, 64, seed=1), 255, settings)
+    assert moved.distance_closed is None and moved.relative_shift > 0
 
 
 def test_progress_reports_the_budget_used(engine, fast_settings):
@@ -217,7 +227,8 @@ def test_lpips_of_large_images_is_measured_downscaled_and_says_so(engine, monkey
     protected[::3] += 2
     figures = budget.measure(engine.lpips, original, protected, 255)
     assert figures.lpips_size == (48, 36)
-    assert figures.as_dict()["lpips_measured_at"] == [48, 36]
+    reported = figures.figures(ProtectionSettings().budget()).as_dict()
+    assert reported["lpips_measured_at"] == [48, 36]
     assert figures.linf == 2 / 255  # L-inf stays exact at full resolution
 
 
@@ -228,13 +239,13 @@ def test_images_in_one_batch_can_have_their_own_targets(tiny_model_settings, fas
     together = Engine(tiny_model_settings, batch_size=2).protect(jobs, settings)
     alone = [protect_one(Engine(tiny_model_settings), j, settings) for j in jobs]
     for batched, single in zip(together, alone, strict=True):
-        assert batched.latent[0]["distance_closed"] > 0.05
-        assert batched.latent[0]["distance_closed"] == pytest.approx(
-            single.latent[0]["distance_closed"], abs=0.03
+        assert batched.latent[0].distance_closed > 0.05
+        assert batched.latent[0].distance_closed == pytest.approx(
+            single.latent[0].distance_closed, abs=0.03
         )
     # each was measured against its own target, not the shared default
     shared = protect_one(Engine(tiny_model_settings), job(0), settings)
-    assert together[0].latent[0]["distance_closed"] != shared.latent[0]["distance_closed"]
+    assert together[0].latent[0].distance_closed != shared.latent[0].distance_closed
 
 
 def test_in_memory_target_images_in_8_bit_units_are_refused_before_any_model_loads():
@@ -272,10 +283,10 @@ def test_a_chain_with_the_original_keeps_one_budget(tiny_models, tmp_path, fast_
     budget = settings.budget()
     change = np.abs(chained.colour.astype(int) - original.astype(int)).max()
     assert change <= round(budget.eps * 255)
-    assert chained.measured.within(budget) and chained.measured.linf * 255 == pytest.approx(change)
-    assert chained.latent[0]["distance_closed"] > 0  # measured from the original
+    assert chained.measured.within_budget and chained.measured.linf_255 == pytest.approx(change)
+    assert chained.latent[0].distance_closed > 0  # measured from the original
     kept = first_engine.latent_figures(original, chained.colour, 255, settings)
-    assert kept[0]["distance_closed"] > 0  # the first encoder's closure survives the chain
+    assert kept[0].distance_closed > 0  # the first encoder's closure survives the chain
 
     unchained = protect_one(
         second_engine, ImageJob(name="unchained", colour=first.colour), replace(settings, seed=1)

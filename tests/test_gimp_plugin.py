@@ -254,7 +254,8 @@ def test_build_request_for_each_target(logic, client, installed, tmp_path, sourc
     assert json.loads(shade.to_json())["anchors"] == [str(source)]  # flat on the wire
     # what the plug-in sends is what the worker accepts
     assert protocol.WorkerRequest.from_json(shade.to_json()).settings["anchors"] == [str(source)]
-    request, protection, _ = read_request(shade.to_json())
+    request, run, _ = read_request(shade.to_json())
+    protection = run.asked
     assert request.input == str(source) and protection.intensity.value == "high"
     with pytest.raises(client.PluginError, match="output file"):
         client.build_request(logic.Arguments(), str(source), config)

@@ -333,7 +333,8 @@ def test_build_request_for_each_target(plugin, tmp_path):
     assert again == protocol.WorkerRequest.from_wire(json.loads(shade.to_json()))
     assert again.to_wire() == shade.to_wire()
     assert json.loads(shade.to_json())["anchors"] == [anchor_a, anchor_b]
-    _, protection, models = read_request(shade.to_json())
+    _, run, models = read_request(shade.to_json())
+    protection = run.asked
     assert protection.mode.value == "shade" and models.device == "cpu"
     # the dialog checks before it accepts; the request refuses what would not run anyway
     with pytest.raises(client.PluginError, match="at least one image"):

@@ -106,6 +106,59 @@ def test_the_layer_check_sees_an_upward_import(tmp_path, monkeypatch):
         test_imports_go_down_the_layers(module)
 
 
+def engine_modules_imported(path: Path, source: str | None = None) -> set[str]:
+    """The engine modules (``engine.protect``, ...) a file imports, other than the seam
+    (``source``: the file's text, if not read from ``path``)."""
+    tree = ast.parse(path.read_text() if source is None else source)
+    inside = path.is_relative_to(PACKAGE)
+    depth = len(path.relative_to(PACKAGE).parent.parts) if inside else 0
+    found = set()
+    for node in ast.walk(tree):
+        module = None
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            module = node.module or ""
+        elif isinstance(node, ast.ImportFrom) and inside and node.level == depth + 1:
+            module = f"artcloak.{node.module}" if node.module else None
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names
+                         if alias.name.startswith("artcloak.engine."))  # fmt: skip
+        if module and module.startswith("artcloak.engine."):
+            found.add(module)
+    return found
+
+
+FRONT_END_FILES = sorted(
+    [
+        *(p for p in PACKAGE.rglob("*.py") if part_of(p) in FRONT_ENDS),
+        *(ROOT / "comfy_nodes").rglob("*.py"),
+    ]
+)
+
+
+@pytest.mark.parametrize("path", FRONT_END_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_front_ends_import_only_the_engine_seam(path):
+    """Front ends and the ComfyUI pack use the engine through ``artcloak.engine`` alone."""
+    assert engine_modules_imported(path) == set(), f"{path.name} reaches into the engine"
+
+
+def test_the_seam_check_sees_an_engine_module():
+    source = "from ..engine.protect import Engine\nfrom ..engine import Run\nimport os\n"
+    in_cli = PACKAGE / "cli" / "options.py"
+    assert engine_modules_imported(in_cli, source) == {"artcloak.engine.protect"}
+    pack = "from artcloak.engine.verify import verify_images\nfrom artcloak.engine import Run\n"
+    in_pack = ROOT / "comfy_nodes" / "nodes.py"
+    assert engine_modules_imported(in_pack, pack) == {"artcloak.engine.verify"}
+
+
+def test_the_seam_exports_what_it_lists():
+    import artcloak.engine as seam
+
+    for name in seam.__all__:
+        assert getattr(seam, name) is not None, name
+    with pytest.raises(AttributeError):
+        seam.not_exported  # noqa: B018
+
+
 CLI_OPTION = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
 
 
@@ -135,3 +188,35 @@ def test_core_messages_name_no_command_line_option(path):
     (errors.Named), which the CLI turns into its options."""
     named = [text for text in _message_strings(path) if CLI_OPTION.search(text)]
     assert named == [], f"{path.name} names a CLI option: {named}"
+
+
+PRODUCT = sorted(
+    path
+    for folder in ("core/artcloak", "comfy_nodes", "krita_plugin", "gimp_plugin")
+    for path in (ROOT / folder).rglob("*.py")
+    if "testing" not in path.relative_to(ROOT).parts
+)
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 500, 60
+
+
+def long_functions(source: str) -> list[str]:
+    """The functions of ``source`` longer than MAX_FUNCTION_LINES, with their lengths."""
+    return [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+
+
+@pytest.mark.parametrize("path", PRODUCT, ids=lambda p: str(p.relative_to(ROOT)))
+def test_product_modules_and_functions_stay_small(path):
+    source = path.read_text()
+    assert source.count("\n") <= MAX_MODULE_LINES, f"{path.name}: split the module"
+    assert long_functions(source) == [], f"{path.name}: split these"
+
+
+def test_the_size_check_sees_a_long_function():
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    assert long_functions(f"def long():\n{body}\n") == [f"long ({MAX_FUNCTION_LINES + 1} lines)"]
+    assert long_functions("def short():\n    return 1\n") == []

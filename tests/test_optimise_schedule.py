@@ -7,17 +7,17 @@ from dataclasses import replace
 import pytest
 import torch
 from artcloak.engine.optimize import lpips_due, plateaued
-from artcloak.engine.protect import Engine, ImageJob, Protected
+from artcloak.engine.protect import Engine, ImageJob, ImageResult
 from artcloak.progress import Listener
 from artcloak.settings import Effort, ProtectionSettings
 from conftest import painting
 
 
-def run(engine: Engine, settings: ProtectionSettings) -> tuple[Protected, list]:
+def run(engine: Engine, settings: ProtectionSettings) -> tuple[ImageResult, list]:
     events: list = []
     job = ImageJob(name="art", colour=painting(64, 64, 3))
     (result,) = engine.protect([job], settings, Listener(on_event=events.append))
-    assert isinstance(result, Protected), getattr(result, "message", "")
+    assert isinstance(result, ImageResult), getattr(result, "message", "")
     return result, [e for e in events if e.stage == "optimise"]
 
 
@@ -96,11 +96,11 @@ def test_a_coarse_stage_shows_the_encoder_half_the_working_size(engine, fast_set
     (result,) = engine.protect([job], replace(fast_settings, resolution=128), listener)
     assert sizes == [64] * 4 + [128] * 4
     assert [e.step for e in events if e.stage == "optimise"] == list(range(9))
-    assert result.latent[0]["distance_closed"] > 0
+    assert result.latent[0].distance_closed > 0
 
 
 def test_no_coarse_stage_where_half_the_size_is_too_small(engine, fast_settings, monkeypatch):
-    from artcloak.engine.transforms import coarse_size
+    from artcloak.engine.resizing import coarse_size
 
     assert coarse_size((64, 96)) is None and coarse_size((128, 192)) == (64, 96)
     effort = Effort(steps=4, patience=None, coarse_share=0.5)

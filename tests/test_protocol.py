@@ -29,7 +29,8 @@ def test_protocol_module_uses_only_the_standard_library():
 def read(data: dict | str):
     from artcloak.worker import read_request
 
-    return read_request(data if isinstance(data, str) else json.dumps(data))
+    request, run, models = read_request(data if isinstance(data, str) else json.dumps(data))
+    return request, run.asked, models
 
 
 def test_robust_and_adaptive_reach_the_protection_settings():

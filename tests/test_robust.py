@@ -62,7 +62,7 @@ def test_robust_protection_holds_the_budget_and_differs_from_standard(engine, fa
     job = ImageJob("art", painting())
     standard = engine.protect([job], fast_settings)[0]
     robust = engine.protect([job], replace(fast_settings, robust=True))[0]
-    assert robust.measured.within(fast_settings.budget())
+    assert robust.measured.within_budget
     assert not np.array_equal(standard.colour, robust.colour)
 
 
@@ -84,7 +84,7 @@ def test_the_adaptive_budget_changes_flat_areas_less(engine, fast_settings):
     def flat_change(result):
         return np.abs(result.colour.astype(int) - samples)[:, :24].max()
 
-    assert adaptive.measured.within(settings.budget())
+    assert adaptive.measured.within_budget
     assert flat_change(adaptive) <= np.ceil(FLOOR * 8) + 1 < flat_change(uniform)
 
 

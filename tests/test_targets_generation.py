@@ -291,10 +291,10 @@ def test_worker_request_with_a_concept(tiny_pipeline, rgb_png):
     settings = {"mode": "shade", "concept": "handbag", "anchors_count": 2,
                 "diffusion": str(tiny_pipeline), "diffusion_config": "sd1"}  # fmt: skip
     request = protocol.WorkerRequest(input=str(rgb_png), output="out.png", settings=settings)
-    target = read_request(request.to_json())[1].target
+    target = read_request(request.to_json())[1].asked.target
     assert (target.concept, target.anchors_count) == ("handbag", 2)
     assert (target.diffusion.model, target.diffusion.config) == (str(tiny_pipeline), "sd1")
     plain = protocol.WorkerRequest("a", "b", settings={"diffusion_enabled": False})
-    assert read_request(plain.to_json())[1].target.diffusion.enabled is False
+    assert read_request(plain.to_json())[1].asked.target.diffusion.enabled is False
     with pytest.raises(SettingsError, match="anchors_count"):
         read_request(json.dumps({**json.loads(request.to_json()), "anchors_count": 0}))

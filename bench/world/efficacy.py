@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from artcloak.engine.encoders.model import VaeEncoder
-from artcloak.engine.protect import Engine, ImageJob, Protected
+from artcloak.engine.protect import Engine, ImageJob, ImageResult
 from artcloak.settings import ModelSettings, ProtectionSettings, Target
 from torch.nn import functional as F
 
@@ -65,7 +65,7 @@ class Cloaked:
     cases: list[Case]
     originals: np.ndarray  # (N, H, W, 3) uint8
     protected: np.ndarray  # (N, H, W, 3) uint8
-    results: list[Protected]
+    results: list[ImageResult]
     seconds: float
     passes: int | None = None  # the baseline's encoder passes (artcloak's are in its results)
 
@@ -86,7 +86,7 @@ def cloak(
     started = time.perf_counter()
     results = engine.protect(jobs, settings)
     seconds = time.perf_counter() - started
-    failed = [r for r in results if not isinstance(r, Protected)]
+    failed = [r for r in results if not isinstance(r, ImageResult)]
     if failed:
         raise RuntimeError(f"{len(failed)} images failed: {failed[0]}")
     protected = np.stack([r.colour for r in results])

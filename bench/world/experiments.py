@@ -174,7 +174,7 @@ def _closed(world: World, cloaked: Cloaked) -> float:
     """Mean share of the latent distance to the target closed, measured on the written
     images (the engine's own figure for the texture target, whose latent it alone knows)."""
     if any(case.target < 0 for case in cloaked.cases):
-        return float(np.mean([r.latent[0]["distance_closed"] for r in cloaked.results]))
+        return float(np.mean([r.latent[0].distance_closed for r in cloaked.results]))
     probe = Probe(world.vae, world.judge, cloaked.cases)
     return float(probe.closed(to_tensor(cloaked.protected)).mean())
 

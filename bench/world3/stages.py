@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
-from artcloak.engine.protect import Engine, ImageJob, Protected
+from artcloak.engine.protect import Engine, ImageJob, ImageResult
 from artcloak.settings import Intensity, ModelSettings, ProtectionSettings, Quality, Target
 from world.metrics import psnr
 from world.survival import transforms
@@ -62,7 +62,7 @@ def protect_cases(world: World3, settings: ProtectionSettings, engine: Engine | 
     started = time.perf_counter()
     results = (engine or engine_for(world)).protect(jobs, settings)
     seconds = time.perf_counter() - started
-    failed = [r for r in results if not isinstance(r, Protected)]
+    failed = [r for r in results if not isinstance(r, ImageResult)]
     if failed:
         raise RuntimeError(f"{len(failed)} images failed: {failed[0]}")
     images = to_tensor(np.stack([r.colour for r in results]))

@@ -153,7 +153,7 @@ def _is_ours(folder: Path) -> bool:
 
 
 def _styles() -> list[str]:
-    from .engine.targets import available_styles
+    from .engine import available_styles
 
     return available_styles()
 
@@ -183,6 +183,27 @@ def request_defaults(encoders: tuple[str, ...], device: str | None) -> dict:
     if device:
         defaults["device"] = device
     return defaults
+
+
+def _install_package(
+    host: str,
+    expect: str,
+    destination: Path,
+    python: str | None,
+    encoders: tuple[str, ...],
+    device: str | None,
+    force: bool,
+) -> tuple[Path, InstallReport]:
+    """Check the worker's Python (this one unless named), then copy ``host``'s plugin package
+    to ``destination`` with a worker.json for it. Returns the shipped plugin folder and a
+    report that starts with what was copied."""
+    python = python or sys.executable
+    check_python(python)
+    source = plugin_source(host, expect)
+    copied = install_plugin_files(
+        source / destination.name, destination, python, request_defaults(encoders, device), force
+    )
+    return source, InstallReport(done=copied)
 
 
 # --- settings files (Krita's kritarc is KConfig: INI-like groups) -----------------------
@@ -240,13 +261,11 @@ def install_krita(
     device: str | None = None,
     force: bool = False,
 ) -> InstallReport:
-    python = python or sys.executable
-    check_python(python)
-    source = plugin_source("krita")
-    report = InstallReport()
+    """Install the Krita plugin into ``locations`` and enable it in kritarc; its worker runs
+    ``python`` (this one unless named) with these encoders and device."""
     destination = locations.pykrita / KRITA_PLUGIN
-    report.done += install_plugin_files(
-        source / KRITA_PLUGIN, destination, python, request_defaults(encoders, device), force
+    source, report = _install_package(
+        "krita", "*.desktop", destination, python, encoders, device, force
     )
     desktop = locations.pykrita / f"{KRITA_PLUGIN}.desktop"
     shutil.copy2(source / f"{KRITA_PLUGIN}.desktop", desktop)
@@ -337,13 +356,11 @@ def install_gimp(
     device: str | None = None,
     force: bool = False,
 ) -> InstallReport:
-    python = python or sys.executable
-    check_python(python)
-    source = plugin_source("gimp", f"{GIMP_PLUGIN}/{GIMP_PLUGIN}.py")
-    report = InstallReport()
+    """Install the GIMP 3 plug-in into ``plugins_dir``; its worker runs ``python`` (this one
+    unless named) with these encoders and device."""
     destination = plugins_dir / GIMP_PLUGIN
-    report.done += install_plugin_files(
-        source / GIMP_PLUGIN, destination, python, request_defaults(encoders, device), force
+    _source, report = _install_package(
+        "gimp", f"{GIMP_PLUGIN}/{GIMP_PLUGIN}.py", destination, python, encoders, device, force
     )
     script = destination / f"{GIMP_PLUGIN}.py"
     script.chmod(script.stat().st_mode | 0o111)  # GIMP runs only executable plug-ins

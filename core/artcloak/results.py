@@ -47,6 +47,54 @@ class TargetDescription:
 
 
 @dataclass(frozen=True)
+class BudgetFigures:
+    """The budget a protected image used, measured against its original."""
+
+    lpips: float
+    linf_255: float  # the largest change of a sample, in 0-255 units
+    psnr_db: float | None  # None where nothing changed (infinite)
+    within_budget: bool
+    lpips_measured_at: tuple[int, int] | None = None  # (w, h), where not at full size
+    perturbation_kept: float | None = None  # share of the optimised perturbation kept
+
+    def as_dict(self) -> dict:
+        data = {"lpips": self.lpips, "linf_255": self.linf_255, "psnr_db": self.psnr_db}
+        if self.lpips_measured_at is not None:
+            data["lpips_measured_at"] = list(self.lpips_measured_at)
+        data["within_budget"] = self.within_budget
+        if self.perturbation_kept is not None:
+            data["perturbation_kept"] = self.perturbation_kept
+        return data
+
+
+@dataclass(frozen=True)
+class LatentShift:
+    """How far one encoder's view of an image moved: relative to the latent's size and,
+    where there is a target, as the share of the distance to the target's latent closed."""
+
+    encoder: str
+    relative_shift: float
+    distance_closed: float | None = None
+
+    def as_dict(self) -> dict:
+        data = {"encoder": self.encoder, "relative_shift": self.relative_shift}
+        if self.distance_closed is not None:
+            data["distance_closed"] = self.distance_closed
+        return data
+
+
+@dataclass(frozen=True)
+class BeforeEncoding:
+    """A lossy output's perturbation as protected, before JPEG or WebP changed it again."""
+
+    measured: BudgetFigures
+    latent: list[LatentShift]
+
+    def as_dict(self) -> dict:
+        return {"measured": self.measured.as_dict(), "latent": [s.as_dict() for s in self.latent]}
+
+
+@dataclass(frozen=True)
 class ImageFacts:
     width: int
     height: int
@@ -69,14 +117,14 @@ class Report:
     models: dict  # encoders, device, precision, LPIPS
     keep_mask: str | None
     working_size: list[int]
-    measured: dict  # lpips, linf_255, psnr_db, within_budget, perturbation_kept, ...
-    latent: list[dict]  # per encoder: how far the model's view moved toward the target
+    measured: BudgetFigures
+    latent: list[LatentShift]  # per encoder: how far the model's view moved toward the target
     encoder_passes: int
     seconds: float
     notices: list[str] = field(default_factory=list)
     # Lossy outputs: ``measured`` and ``latent`` are the file's as written, and these the
-    # perturbation's before encoding ({measured, latent}); see engine/as_written.py.
-    before_encoding: dict | None = None
+    # perturbation's before encoding; see engine/as_written.py.
+    before_encoding: BeforeEncoding | None = None
     sections: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -96,8 +144,10 @@ class Report:
 
 
 def _as_json(value: object) -> object:
-    if isinstance(value, TargetDescription):
-        return value.as_dict()  # without the facts that do not apply
+    if hasattr(value, "as_dict"):
+        return value.as_dict()  # its own layout, without the facts that do not apply
+    if isinstance(value, list):
+        return [_as_json(item) for item in value]
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     return value

@@ -14,28 +14,23 @@ from pathlib import Path
 from typing import TextIO
 
 from . import protocol
+from .engine import Run
 from .errors import ArtcloakError
-from .settings import (
-    FileRequest,
-    ModelSettings,
-    OutputSettings,
-    ProtectionSettings,
-    request_from_flat,
-)
+from .settings import FileRequest, ModelSettings, OutputSettings, request_from_flat
 
 
-def read_request(text: str) -> tuple[protocol.WorkerRequest, ProtectionSettings, ModelSettings]:
-    """The request and its settings, each value's type and range checked; ProtocolError or
-    SettingsError naming the first problem. Loads nothing."""
+def read_request(text: str) -> tuple[protocol.WorkerRequest, Run, ModelSettings]:
+    """The request, its run (each setting's type and range, and its target, checked) and its
+    models (checked by the engine that takes them); ProtocolError or SettingsError naming the
+    first problem. Loads no model."""
     request = protocol.WorkerRequest.from_json(text)
-    protection, models = request_from_flat(request.settings)
-    return request, protection, models
+    protection, models = request_from_flat(request.settings, check=False)
+    return request, Run(protection), models
 
 
 def run_worker(text: str, out: TextIO) -> int:
     """Run one request; returns the exit status (0 after a result, 1 after an error)."""
-    from .engine.files import protect_files
-    from .engine.protect import Engine
+    from .engine import Engine, protect_files
     from .progress import Listener, as_protocol
 
     signal.signal(signal.SIGTERM, _exit_on_terminate)
@@ -49,7 +44,7 @@ def run_worker(text: str, out: TextIO) -> int:
         send(as_protocol(event))
 
     try:
-        request, protection, models = read_request(text)
+        request, run, models = read_request(text)
         file_request = FileRequest(
             Path(request.input),
             Path(request.output),
@@ -57,7 +52,7 @@ def run_worker(text: str, out: TextIO) -> int:
         )
         engine = Engine(models)
         output = OutputSettings(overwrite=request.overwrite)
-        (outcome,) = protect_files(engine, [file_request], protection, output, Listener(on_event))
+        (outcome,) = protect_files(engine, [file_request], run, output, Listener(on_event))
     except (ArtcloakError, protocol.ProtocolError) as error:
         send(protocol.error(str(error)))
         return 1
@@ -71,10 +66,10 @@ def run_worker(text: str, out: TextIO) -> int:
         protocol.result(
             request.output,
             report=request.output + ".json",
-            lpips=measured["lpips"],
-            linf_255=measured["linf_255"],
-            psnr_db=measured["psnr_db"],
-            latent=outcome.report.latent,
+            lpips=measured.lpips,
+            linf_255=measured.linf_255,
+            psnr_db=measured.psnr_db,
+            latent=[shift.as_dict() for shift in outcome.report.latent],
             seconds=round(time.perf_counter() - started, 3),
         )
     )

@@ -135,89 +135,54 @@ class ArtcloakExport(Gimp.PlugIn):
             | Gimp.ProcedureSensitivityMask.DRAWABLES
             | Gimp.ProcedureSensitivityMask.NO_DRAWABLES
         )
-        procedure.set_menu_label("Export Protected…")
-        procedure.add_menu_path("<Image>/File/Export")
-        procedure.set_documentation(
-            "Export a copy protected by artcloak",
-            "Writes a protected copy of the image as displayed (cloak: style protection; "
-            "shade: concept poisoning), measured against its perceptual budget. The image "
-            "itself is not modified.",
-            name,
-        )
-        procedure.set_attribution("artcloak", "artcloak", "2026")
-        procedure.add_file_argument(
-            "output",
-            "_Output file",
-            "Where the protected image is written (.png, .jpg, .webp)",
-            Gimp.FileChooserAction.SAVE,
-            False,
-            None,
-            RW,
-        )
-        procedure.add_choice_argument(
-            "protection",
-            "_Protection",
-            "cloak (style) or shade (concept)",
-            _choice(
-                ("cloak", "Cloak (protect the style)"), ("shade", "Shade (poison the concept)")
-            ),
-            "cloak",
-            RW,
-        )
-        procedure.add_choice_argument(
-            "target-kind",
-            "Cloak _target",
-            "auto, style (by name) or image",
-            _choice(
-                ("auto", f"Default ({client.protocol.DEFAULT_STYLE})"),
-                ("style", "A style by name"),
-                ("image", "A style image"),
-            ),
-            "auto",
-            RW,
-        )
-        procedure.add_string_argument(
-            "style", "_Style", "Name of a built-in style (target 'style')", "", RW
-        )
-        procedure.add_file_argument(
-            "style-image",
-            "Style _image",
-            "Image in the target style (target 'image')",
-            Gimp.FileChooserAction.OPEN,
-            True,
-            None,
-            RW,
-        )
-        procedure.add_string_argument(
-            "anchors",
-            "_Anchor images",
-            "Shade: images of the target concept, one path per line",
-            "",
-            RW,
-        )
-        procedure.add_choice_argument(
-            "intensity",
-            "_Intensity",
-            "The perceptual budget",
-            _choice(("low", "Low"), ("default", "Default"), ("high", "High")),
-            "default",
-            RW,
-        )
-        procedure.add_choice_argument(
-            "render-quality",
-            "_Render quality",
-            "Optimisation effort",
-            _choice(("faster", "Faster"), ("default", "Default"), ("slower", "Slower")),
-            "default",
-            RW,
-        )
-        procedure.add_boolean_argument(
-            "overwrite", "O_verwrite", "Replace an existing output file", False, RW
-        )
-        procedure.add_boolean_argument(
-            "open-result", "Open the _result", "Open the protected image in GIMP", False, RW
-        )
+        _describe(procedure, name)
+        for kind, *values in _arguments():
+            getattr(procedure, f"add_{kind}_argument")(*values, RW)
         return procedure
+
+
+def _describe(procedure, name):
+    """Menu entry, help text and attribution."""
+    procedure.set_menu_label("Export Protected…")
+    procedure.add_menu_path("<Image>/File/Export")
+    procedure.set_documentation(
+        "Export a copy protected by artcloak",
+        "Writes a protected copy of the image as displayed (cloak: style protection; "
+        "shade: concept poisoning), measured against its perceptual budget. The image "
+        "itself is not modified.",
+        name,
+    )
+    procedure.set_attribution("artcloak", "artcloak", "2026")
+
+
+def _arguments():
+    """The procedure's arguments in the dialog's order: the kind (``add_<kind>_argument``),
+    then that call's values up to its flags (name, label, help, then the kind's own: a file's
+    chooser action, whether it may be empty and its default; a choice's items and default; a
+    string's or boolean's default)."""
+    return [
+        ("file", "output", "_Output file",
+         "Where the protected image is written (.png, .jpg, .webp)",
+         Gimp.FileChooserAction.SAVE, False, None),
+        ("choice", "protection", "_Protection", "cloak (style) or shade (concept)",
+         _choice(("cloak", "Cloak (protect the style)"), ("shade", "Shade (poison the concept)")),
+         "cloak"),
+        ("choice", "target-kind", "Cloak _target", "auto, style (by name) or image",
+         _choice(("auto", f"Default ({client.protocol.DEFAULT_STYLE})"),
+                 ("style", "A style by name"), ("image", "A style image")),
+         "auto"),
+        ("string", "style", "_Style", "Name of a built-in style (target 'style')", ""),
+        ("file", "style-image", "Style _image", "Image in the target style (target 'image')",
+         Gimp.FileChooserAction.OPEN, True, None),
+        ("string", "anchors", "_Anchor images",
+         "Shade: images of the target concept, one path per line", ""),
+        ("choice", "intensity", "_Intensity", "The perceptual budget",
+         _choice(("low", "Low"), ("default", "Default"), ("high", "High")), "default"),
+        ("choice", "render-quality", "_Render quality", "Optimisation effort",
+         _choice(("faster", "Faster"), ("default", "Default"), ("slower", "Slower")), "default"),
+        ("boolean", "overwrite", "O_verwrite", "Replace an existing output file", False),
+        ("boolean", "open-result", "Open the _result", "Open the protected image in GIMP", False),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -47,13 +47,26 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export Protected")
         self.document_path = document_path
         self.overwrite = False
+        self._add_mode_buttons()
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self._cloak_page(styles))
+        self.pages.addWidget(self._shade_page())
+        settings = self._settings_form()
+        self._lay_out(settings)
+        self._connect_reactions()
+        self.set_values(values)
 
+    # the parts, top to bottom ------------------------------------------------------
+
+    def _add_mode_buttons(self) -> None:
         self.cloak = QRadioButton("Cloak: protect the style (Glaze-like)")
         self.shade = QRadioButton("Shade: poison the concept (Nightshade-like)")
         self.modes = QButtonGroup(self)
         self.modes.addButton(self.cloak)
         self.modes.addButton(self.shade)
 
+    def _cloak_page(self, styles: list[str]) -> QWidget:
+        """The target style: the default, one by name, or a style image."""
         self.target = QComboBox()
         self.target.addItem(f"Default ({protocol.DEFAULT_STYLE})", ("auto", ""))
         for style in styles:
@@ -61,54 +74,53 @@ class ExportDialog(QDialog):
         self.target.addItem("A style image…", ("image", ""))
         self.style_image = QLineEdit()
         self.style_image.setPlaceholderText("Image in the style the encoder should see")
-        cloak_page = QWidget()
-        cloak_form = QFormLayout(cloak_page)
-        cloak_form.addRow("Target style:", self.target)
-        cloak_form.addRow("Style image:", self._with_browse(self.style_image, self._browse_style))
+        page = QWidget()
+        form = QFormLayout(page)
+        form.addRow("Target style:", self.target)
+        form.addRow("Style image:", self._with_browse(self.style_image, self._browse_style))
+        return page
 
+    def _shade_page(self) -> QWidget:
         self.anchors = QLineEdit()
         self.anchors.setPlaceholderText("Images of the concept the encoder should see instead")
-        shade_page = QWidget()
-        shade_form = QFormLayout(shade_page)
-        shade_form.addRow("Concept images:", self._with_browse(self.anchors, self._browse_anchors))
+        page = QWidget()
+        form = QFormLayout(page)
+        form.addRow("Concept images:", self._with_browse(self.anchors, self._browse_anchors))
+        return page
 
-        self.pages = QStackedWidget()
-        self.pages.addWidget(cloak_page)
-        self.pages.addWidget(shade_page)
-
+    def _settings_form(self) -> QFormLayout:
+        """Intensity, quality, output file and format (the same for both modes)."""
         self.intensity = _combo(INTENSITY_LABELS)
         self.quality = _combo(QUALITY_LABELS)
         self.output = QLineEdit()
         self.format = _combo(FORMAT_LABELS)
-        self.warning = QLabel()
-        self.warning.setWordWrap(True)
-        self.warning.setObjectName("artcloak_format_warning")
-        self.open_result = QCheckBox("Open the result as a new document")
-
         form = QFormLayout()
         form.addRow("Intensity:", self.intensity)
         form.addRow("Render quality:", self.quality)
         form.addRow("Output file:", self._with_browse(self.output, self._browse_output))
         form.addRow("Format:", self.format)
+        return form
 
+    def _lay_out(self, settings: QFormLayout) -> None:
+        self.warning = QLabel()
+        self.warning.setWordWrap(True)
+        self.warning.setObjectName("artcloak_format_warning")
+        self.open_result = QCheckBox("Open the result as a new document")
         buttons = QDialogButtonBox(OK_CANCEL)
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
-
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Protection:"))
-        layout.addWidget(self.cloak)
-        layout.addWidget(self.shade)
-        layout.addWidget(self.pages)
-        layout.addLayout(form)
-        layout.addWidget(self.warning)
-        layout.addWidget(self.open_result)
-        layout.addWidget(buttons)
+        for widget in (self.cloak, self.shade, self.pages):
+            layout.addWidget(widget)
+        layout.addLayout(settings)
+        for widget in (self.warning, self.open_result, buttons):
+            layout.addWidget(widget)
 
+    def _connect_reactions(self) -> None:
         self.cloak.toggled.connect(self._mode_changed)
         self.target.currentIndexChanged.connect(self._target_changed)
         self.format.currentIndexChanged.connect(self._format_changed)
-        self.set_values(values)
 
     # values in and out -------------------------------------------------------------
 

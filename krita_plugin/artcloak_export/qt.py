@@ -16,55 +16,38 @@ _HOST_RUNS_QT6 = "PyQt6.QtCore" in sys.modules and "PyQt5.QtCore" not in sys.mod
 try:
     if _HOST_RUNS_QT6:
         raise ImportError("Krita runs PyQt6")
-    from PyQt5.QtCore import QProcess, QProcessEnvironment, Qt, QTimer
-    from PyQt5.QtWidgets import (
-        QApplication,
-        QButtonGroup,
-        QCheckBox,
-        QComboBox,
-        QDialog,
-        QDialogButtonBox,
-        QFileDialog,
-        QFormLayout,
-        QHBoxLayout,
-        QLabel,
-        QLineEdit,
-        QMenu,
-        QMessageBox,
-        QProgressDialog,
-        QPushButton,
-        QRadioButton,
-        QStackedWidget,
-        QVBoxLayout,
-        QWidget,
-    )
+    from PyQt5 import QtCore, QtWidgets
 
     QT_API = "PyQt5"
 except ImportError:  # Krita 6
-    from PyQt6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer  # type: ignore
-    from PyQt6.QtWidgets import (  # type: ignore
-        QApplication,
-        QButtonGroup,
-        QCheckBox,
-        QComboBox,
-        QDialog,
-        QDialogButtonBox,
-        QFileDialog,
-        QFormLayout,
-        QHBoxLayout,
-        QLabel,
-        QLineEdit,
-        QMenu,
-        QMessageBox,
-        QProgressDialog,
-        QPushButton,
-        QRadioButton,
-        QStackedWidget,
-        QVBoxLayout,
-        QWidget,
-    )
+    from PyQt6 import QtCore, QtWidgets  # type: ignore
 
     QT_API = "PyQt6"
+
+# The same names under either binding: the rest of the plugin imports them from here.
+QProcess = QtCore.QProcess
+QProcessEnvironment = QtCore.QProcessEnvironment
+Qt = QtCore.Qt
+QTimer = QtCore.QTimer
+QApplication = QtWidgets.QApplication
+QButtonGroup = QtWidgets.QButtonGroup
+QCheckBox = QtWidgets.QCheckBox
+QComboBox = QtWidgets.QComboBox
+QDialog = QtWidgets.QDialog
+QDialogButtonBox = QtWidgets.QDialogButtonBox
+QFileDialog = QtWidgets.QFileDialog
+QFormLayout = QtWidgets.QFormLayout
+QHBoxLayout = QtWidgets.QHBoxLayout
+QLabel = QtWidgets.QLabel
+QLineEdit = QtWidgets.QLineEdit
+QMenu = QtWidgets.QMenu
+QMessageBox = QtWidgets.QMessageBox
+QProgressDialog = QtWidgets.QProgressDialog
+QPushButton = QtWidgets.QPushButton
+QRadioButton = QtWidgets.QRadioButton
+QStackedWidget = QtWidgets.QStackedWidget
+QVBoxLayout = QtWidgets.QVBoxLayout
+QWidget = QtWidgets.QWidget
 
 # PyQt6 only has the scoped enum names; PyQt5 has both, so use the scoped ones everywhere.
 WINDOW_MODAL = Qt.WindowModality.WindowModal

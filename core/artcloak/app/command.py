@@ -32,6 +32,11 @@ QUIET_ENVIRONMENT = {
 }
 
 
+def _limit_option(flag: str, default: float, help_text: str):
+    """One of the page's size limits: a number above 0, its default shown in --help."""
+    return click.option(flag, type=float, default=default, show_default=True, help=help_text)
+
+
 @click.command()
 @click.option(
     "--host",
@@ -41,19 +46,11 @@ QUIET_ENVIRONMENT = {
 )
 @click.option("--port", type=int, default=0, help="Port. Default: a free one (printed).")
 @click.option("--no-browser", is_flag=True, help="Do not open the default browser.")
-@click.option(
-    "--max-upload-mb",
-    type=float,
-    default=Limits.max_upload_mb,
-    show_default=True,
-    help="Largest file the page takes.",
-)
-@click.option(
+@_limit_option("--max-upload-mb", Limits.max_upload_mb, "Largest file the page takes.")
+@_limit_option(
     "--max-megapixels",
-    type=float,
-    default=Limits.max_megapixels,
-    show_default=True,
-    help="Most pixels an image may have (refused from its header, before decoding).",
+    Limits.max_megapixels,
+    "Most pixels an image may have (refused from its header, before decoding).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result.")
 @click.option(
@@ -68,37 +65,18 @@ def app(host: str, port: int, no_browser: bool, max_upload_mb: float, max_megapi
     limits = Limits(max_upload_mb=max_upload_mb, max_megapixels=max_megapixels)
     if limits.max_upload_mb <= 0 or limits.max_megapixels <= 0:
         raise ArtcloakError("--max-upload-mb and --max-megapixels must be above 0.")
-    root = Path(tempfile.mkdtemp(prefix="artcloak-app-"))
-    os.environ.update(QUIET_ENVIRONMENT)
-    os.environ["GRADIO_TEMP_DIR"] = str(root / "gradio")  # uploads too go when the app stops
-    try:
-        import gradio
-    except ImportError:
-        gradio = None
-    if gradio is None or int(gradio.__version__.split(".")[0]) < 6:
-        os.rmdir(root)
-        raise ArtcloakError(
-            "artcloak app needs Gradio 6: pip install 'artcloak[app]' (or -e '.[app]' in a checkout)."
-        )
-    from ..engine.protect import Engine
+    root = _private_folder()
+    _require_gradio(root)
+    from ..engine import Engine
     from .jobs import JobRunner
     from .ui import build, launch
 
     if not is_loopback(host):
-        click.echo(f"artcloak app: WARNING: listening on {host}: anyone who can reach this machine "
-                   "can use the page and see the images given to it. There is no password; use "
-                   "this only on a network you trust.", err=True)  # fmt: skip
+        _warn_open_network(host)
     engine = Engine(request_settings(options)[1], batch_size=batch_size)
-    click.echo("artcloak app: loading the models...", err=True)
-    try:  # before the page is served: a page that cannot protect is no use
-        engine.load_models()
-    except ArtcloakError:
-        shutil.rmtree(root, ignore_errors=True)
-        raise
+    _load_models(engine, root)
     runner = JobRunner(engine, limits, root=root, resolution=options["resolution"])
-    stop = threading.Event()
-    for stopping in (signal.SIGINT, signal.SIGTERM):  # Ctrl+C, and a service manager's stop
-        signal.signal(stopping, lambda *_: stop.set())
+    stop = _stop_on_signals()
     page = None
     try:
         port = port or free_port(host)
@@ -107,12 +85,7 @@ def app(host: str, port: int, no_browser: bool, max_upload_mb: float, max_megapi
             launch(page, runner, host, port)
         except OSError as error:  # the port is taken, or the address is not this machine's
             raise ArtcloakError(f"Cannot serve on {host}:{port}: {error}") from None
-        url = f"http://{url_host(host)}:{port}/"
-        click.echo(f"artcloak app: serving on {url}  (Ctrl+C stops it)", err=True)
-        click.echo(url, file=stdout)
-        stdout.flush()
-        if not no_browser:
-            webbrowser.open(url)
+        _announce(f"http://{url_host(host)}:{port}/", stdout, open_browser=not no_browser)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -122,6 +95,61 @@ def app(host: str, port: int, no_browser: bool, max_upload_mb: float, max_megapi
             page.close()
         runner.close()
         click.echo("artcloak app: stopped; its temporary files are removed.", err=True)
+
+
+def _private_folder() -> Path:
+    """A new temporary folder for this run's files, and the environment that keeps Gradio
+    quiet and its uploads inside that folder (set before Gradio is imported)."""
+    root = Path(tempfile.mkdtemp(prefix="artcloak-app-"))
+    os.environ.update(QUIET_ENVIRONMENT)
+    os.environ["GRADIO_TEMP_DIR"] = str(root / "gradio")  # uploads too go when the app stops
+    return root
+
+
+def _require_gradio(root: Path) -> None:
+    """Refuse, removing the still empty ``root``, where Gradio 6 is not installed."""
+    try:
+        import gradio
+    except ImportError:
+        gradio = None
+    if gradio is None or int(gradio.__version__.split(".")[0]) < 6:
+        os.rmdir(root)
+        raise ArtcloakError(
+            "artcloak app needs Gradio 6: pip install 'artcloak[app]' (or -e '.[app]' in a checkout)."
+        )
+
+
+def _warn_open_network(host: str) -> None:
+    click.echo(f"artcloak app: WARNING: listening on {host}: anyone who can reach this machine "
+               "can use the page and see the images given to it. There is no password; use "
+               "this only on a network you trust.", err=True)  # fmt: skip
+
+
+def _load_models(engine, root: Path) -> None:
+    """Load before the page is served: a page that cannot protect is no use."""
+    click.echo("artcloak app: loading the models...", err=True)
+    try:
+        engine.load_models()
+    except ArtcloakError:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by Ctrl+C and by a service manager's stop (SIGTERM)."""
+    stop = threading.Event()
+    for stopping in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stopping, lambda *_: stop.set())
+    return stop
+
+
+def _announce(url: str, stdout, open_browser: bool) -> None:
+    """The URL for people (stderr) and for scripts (its own line on stdout), then the browser."""
+    click.echo(f"artcloak app: serving on {url}  (Ctrl+C stops it)", err=True)
+    click.echo(url, file=stdout)
+    stdout.flush()
+    if open_browser:
+        webbrowser.open(url)
 
 
 def is_loopback(host: str) -> bool:

@@ -10,10 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..engine.images import load_image
-from ..engine.protect import Engine
-from ..engine.verify import DEGRADATIONS, model_view, viewing_encoder
-from ..results import Report
+from ..engine import DEGRADATIONS, Engine, load_image, model_view, viewing_encoder
+from ..results import BudgetFigures, LatentShift, Report
 from ..settings import ProtectionSettings
 
 PREVIEW_SIDE = 768  # longest side of the pictures shown on the page
@@ -39,7 +37,7 @@ class ResultFigures:
     seen_before: Path | None  # what the model reconstructs from the original (None: no decoder)
     seen_after: Path | None  # ... and from the protected image
     encoder: str
-    measured: dict  # lpips, linf_255, psnr_db, within_budget
+    measured: BudgetFigures  # on the written file
     budget: str
     toward_target: float | None  # share of the latent distance to the target closed, as written
     survival: dict[str, float | None] = field(default_factory=dict)  # label -> same, degraded
@@ -111,9 +109,9 @@ def _short(source: str) -> str:
     return path.name if path.is_absolute() else source
 
 
-def _closed(latent: list[dict]) -> float | None:
+def _closed(latent: list[LatentShift]) -> float | None:
     """The mean over encoders of ``distance_closed``."""
-    values = [entry["distance_closed"] for entry in latent if "distance_closed" in entry]
+    values = [shift.distance_closed for shift in latent if shift.distance_closed is not None]
     return round(float(np.mean(values)), 4) if values else None
 
 

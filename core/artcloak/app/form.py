@@ -33,7 +33,7 @@ LOSSY_WARNING = (
 
 def style_choices() -> list[str]:
     """The catalogue (with ``auto`` first when the catalogue has it), then a style image."""
-    from ..engine.targets import available_styles
+    from ..engine import available_styles
 
     styles = list(available_styles())
     if "auto" in styles:
@@ -125,5 +125,5 @@ class FormValues:
             raise SettingsError(
                 "shade needs a concept or one or more images of the target concept."
             )
-        settings, _ = request_from_flat(values)
+        settings, _ = request_from_flat(values, check=False)  # checked when submitted
         return settings

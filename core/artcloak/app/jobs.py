@@ -4,7 +4,7 @@ The queue is fair between page sessions (``owner``): the worker takes the waitin
 session that has had the fewest jobs started, the oldest first among equals, so one visitor's
 ten jobs do not make everyone else wait behind them; how many jobs may wait is bounded.
 
-Every job runs through the core's one file pipeline (``files.FileRun`` on an ``Engine`` loaded
+Every job runs through the core's one file pipeline (``engine.Run`` on an ``Engine`` loaded
 once). Uploads are copied into the job's temporary folder, which is removed when the job ends;
 the protected files, their reports and previews stay in the job's results folder (for download)
 until the runner closes, which removes everything it made. Originals are only read.
@@ -23,10 +23,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..engine.files import SUFFIXES, FileRun, read_file
-from ..engine.images import check_output_fits
-from ..engine.protect import Engine
-from ..engine.targets import check_target
+from ..engine import SUFFIXES, Engine, Run, check_output_fits, read_file
 from ..errors import ArtcloakError, Cancelled
 from ..progress import Listener, ProgressEvent
 from ..report import report_path
@@ -92,12 +89,11 @@ class JobRunner:
             raise ArtcloakError("Drop one or more images first.")
         if len(uploads) > self.limits.max_files:
             raise ArtcloakError(f"This page takes up to {self.limits.max_files} images at a time.")
-        settings.check()
-        check_target(settings.target, settings.mode)
+        run = Run(settings)
         images = [ImageState(name=_display_name(Path(p)), upload=Path(p)) for p in uploads]
         _check_outputs_fit(images, extension)
         job_id = uuid.uuid4().hex[:12]
-        job = Job(job_id, owner, settings, extension, images,
+        job = Job(job_id, owner, run, extension, images,
                   work=self.root / "work" / job_id, results=self.root / "results" / job_id)  # fmt: skip
         with self._wake:
             self._check_room(owner)
@@ -194,7 +190,7 @@ class JobRunner:
             self.engine.load_models()
             job.state = RUNNING
             staged = self._stage(job)
-            run = FileRun(self.engine, job.settings, [request.source for _, request in staged])
+            run = job.run.with_sources([request.source for _, request in staged])
             size = max(1, self.engine.batch_size)
             job.chunk_size = size
             for start in range(0, len(staged), size):
@@ -228,7 +224,7 @@ class JobRunner:
         return staged
 
     def _protect_chunk(
-        self, job: Job, run: FileRun, chunk: list[tuple[ImageState, FileRequest]]
+        self, job: Job, run: Run, chunk: list[tuple[ImageState, FileRequest]]
     ) -> None:
         if job.cancel_event.is_set():
             raise Cancelled()
@@ -250,7 +246,7 @@ class JobRunner:
         output = OutputSettings(write_report=True)
         try:
             read = [read_file(request, output) for request in requests]
-            outcomes = run.protect(read, output, listener)
+            outcomes = run.protect_files(self.engine, read, output, listener)
         except Cancelled:
             for image, _ in chunk:
                 image.state = CANCELLED

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine import Run
 from ..settings import ProtectionSettings
 from .figures import ResultFigures
 
@@ -33,7 +34,7 @@ class ImageState:
 class Job:
     id: str
     owner: str  # the browser session that asked
-    settings: ProtectionSettings
+    run: Run  # the settings asked for, checked when the job was submitted
     extension: str
     images: list[ImageState]
     work: Path  # temporary: removed when the job ends
@@ -49,6 +50,10 @@ class Job:
     chunk_size: int = 1
     chunk_started: float | None = None
     chunk_estimate: float | None = None  # the engine's estimate before the chunk's first step
+
+    @property
+    def settings(self) -> ProtectionSettings:
+        return self.run.asked
 
     @property
     def done(self) -> bool:

@@ -1,32 +1,24 @@
-"""The page, in Gradio: a thin layer over the job runner (imported only when the app runs)."""
+"""The page, in Gradio: a thin layer over the job runner (imported only when the app runs).
+Its panels are laid out in panels.py; this module builds the page and wires its events."""
 
 from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gradio as gr
 
-from ..engine.images.formats import IMAGE_EXTENSIONS
 from ..errors import ArtcloakError
-from ..settings import Intensity, Mode, Quality
-from .form import (
-    FORMATS,
-    LOSSY_WARNING,
-    STYLE_IMAGE,
-    FormValues,
-    intensity_label,
-    quality_label,
-    style_choices,
-)
+from ..settings import Mode
+from .form import STYLE_IMAGE, FormValues
 from .jobs import JobRunner
-from .view import figures_markdown, message_html, status_html
+from .panels import Controls, Settings, controls_panel, results_panel, settings_panel
+from .state import Job
+from .view import message_html, status_html
 
-IMAGE_TYPES = sorted(IMAGE_EXTENSIONS)
 POLL_SECONDS = 0.4
-PICTURE_HEIGHT = 320
 STORAGE_KEY = "artcloak-app-settings-v1"
 CSS = """
 .artcloak-status progress { width: 12em; }
@@ -57,132 +49,122 @@ def build(runner: JobRunner, seed: int = 0) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=3):
-                files = gr.File(label="Images (drop one or many)", file_count="multiple",
-                                file_types=IMAGE_TYPES, type="filepath", elem_id="images")  # fmt: skip
-                with gr.Row():
-                    protect = gr.Button("Protect", variant="primary", elem_id="protect")
-                    cancel = gr.Button("Cancel", variant="stop", elem_id="cancel",
-                                       interactive=False)  # fmt: skip
-                status = gr.HTML(elem_id="status")
+                controls = controls_panel()
             with gr.Column(scale=2):
-                mode = gr.Radio([("cloak: hide my style", Mode.CLOAK.value),
-                                 ("shade: poison a concept", Mode.SHADE.value)],
-                                value=first.mode, label="Protection", elem_id="mode")  # fmt: skip
-                style = gr.Dropdown(style_choices(), value=first.style, label="Target style",
-                                    elem_id="style")  # fmt: skip
-                style_image = gr.File(label="Style image", file_types=IMAGE_TYPES,
-                                      type="filepath", visible=False)  # fmt: skip
-                concept = gr.Textbox(label="Concept the model should see instead", visible=False,
-                                     placeholder="e.g. a handbag", max_length=200)  # fmt: skip
-                anchors = gr.File(label="Images of the concept the model should see instead",
-                                  file_count="multiple", file_types=IMAGE_TYPES,
-                                  type="filepath", visible=False)  # fmt: skip
-                intensity = gr.Radio([(intensity_label(i), i.value) for i in Intensity],
-                                     value=first.intensity, label="Intensity")  # fmt: skip
-                quality = gr.Radio([(quality_label(q), q.value) for q in Quality],
-                                   value=first.quality, label="Render quality")  # fmt: skip
-                output_format = gr.Radio(list(FORMATS), value=first.output_format,
-                                         label="Output format", elem_id="format")  # fmt: skip
-                lossy = gr.Markdown(f"⚠ {LOSSY_WARNING}", visible=first.lossy)
+                settings = settings_panel(first)
         download_all = gr.DownloadButton(
             "Download all (zip)", visible=False, elem_id="download-all"
         )
-
-        form = [mode, style, concept, intensity, quality, output_format]
-        toggled = [style, style_image, concept, anchors, lossy]
-
-        def visibility(values: FormValues) -> list:
-            cloak = values.mode == Mode.CLOAK.value
-            return [
-                gr.update(visible=cloak),
-                gr.update(visible=cloak and values.style == STYLE_IMAGE),
-                gr.update(visible=not cloak),
-                gr.update(visible=not cloak),
-                gr.update(visible=values.lossy),
-            ]
-
-        def restore(remembered: dict) -> list:
-            values = FormValues.from_dict(remembered)
-            return [*(getattr(values, name) for name in FormValues.__dataclass_fields__),
-                    *visibility(values)]  # fmt: skip
-
-        def remember(*chosen) -> tuple:
-            values = FormValues(*chosen)
-            return values.as_dict(), *visibility(values)
-
-        page.load(restore, inputs=stored, outputs=[*form, *toggled], queue=False)
-        gr.on([c.input for c in form], remember, inputs=form, outputs=[stored, *toggled],
-              queue=False)  # fmt: skip
-
-        def run(uploads, style_file, anchor_files, mode_, style_, concept_, intensity_,
-                quality_, format_, request: gr.Request) -> Iterator:  # fmt: skip
-            owner = request.session_hash or ""
-            values = FormValues(mode_, style_, concept_, intensity_, quality_, format_)
-            hidden = gr.update(visible=False)
-            idle = (gr.update(interactive=True), gr.update(interactive=False))
-            try:
-                settings = values.settings(
-                    style_image=Path(style_file) if style_file else None,
-                    anchors=[Path(p) for p in anchor_files or []],
-                    resolution=runner.resolution,
-                    seed=seed,
-                )
-                job = runner.submit([Path(p) for p in uploads or []], settings, values.extension,
-                                    owner=owner)  # fmt: skip
-            except ArtcloakError as error:
-                yield message_html(str(error)), [], hidden, *idle
-                return
-            shown = -1
-            try:
-                while True:
-                    ready = job.results_ready()
-                    new = ready if len(ready) != shown else gr.skip()
-                    shown = len(ready)
-                    busy = (gr.update(interactive=False), gr.update(interactive=True))
-                    if job.done:
-                        zip_file = str(job.zip_path) if job.zip_path else None
-                        zipped = gr.update(value=zip_file, visible=zip_file is not None)
-                        yield status_html(job, 0), new, zipped, *idle
-                        return
-                    yield status_html(job, runner.position(job)), new, hidden, *busy
-                    time.sleep(POLL_SECONDS)
-            finally:
-                if not job.done:  # the page went away: stop its work
-                    runner.cancel(job.id)
-
-        protect.click(run, inputs=[files, style_image, anchors, *form],
-                      outputs=[status, results, download_all, protect, cancel],
-                      concurrency_limit=None, show_progress="hidden")  # fmt: skip
-
-        def stop(request: gr.Request) -> None:
-            runner.cancel_owner(request.session_hash or "")
-
-        cancel.click(stop, inputs=None, outputs=None, queue=False)
-
-        @gr.render(inputs=results)
-        def show(items: list) -> None:
-            for result in items:
-                with gr.Group(elem_classes="artcloak-result"):
-                    gr.Markdown(f"### {result.name} → {result.output.name}")
-                    with gr.Row():
-                        gr.ImageSlider((str(result.before), str(result.after)), type="filepath",
-                                       label="Before | after (drag the line)",
-                                       interactive=False, height=PICTURE_HEIGHT,
-                                       key=f"slider-{result.output}")  # fmt: skip
-                        gr.Image(str(result.amplified), interactive=False, height=PICTURE_HEIGHT,
-                                 key=f"amp-{result.output}",
-                                 label=f"The change, magnified {result.amplification:.0f}x")  # fmt: skip
-                    if result.seen_before is not None:  # None: the encoder has no decoder
-                        with gr.Row():
-                            gr.Image(str(result.seen_before), interactive=False, height=PICTURE_HEIGHT,
-                                     label="What the model sees: original", key=f"sb-{result.output}")  # fmt: skip
-                            gr.Image(str(result.seen_after), interactive=False, height=PICTURE_HEIGHT,
-                                     label="What the model sees: protected", key=f"sa-{result.output}")  # fmt: skip
-                    gr.Markdown(figures_markdown(result))
-                    gr.DownloadButton(f"Download {result.output.name}", value=str(result.output),
-                                      elem_classes="artcloak-download", key=f"dl-{result.output}")  # fmt: skip
-
+        _wire_settings(page, stored, settings)
+        _wire_buttons(runner, seed, controls, settings, results, download_all)
+        gr.render(inputs=results)(results_panel)
     return page
+
+
+# --- the settings: remembered in the browser, and what they show ----------------------
+
+
+def _wire_settings(page: gr.Blocks, stored: gr.BrowserState, settings: Settings) -> None:
+    """Restore the remembered settings on load; remember each change."""
+    page.load(_restore, inputs=stored, outputs=[*settings.remembered, *settings.toggled],
+              queue=False)  # fmt: skip
+    gr.on([c.input for c in settings.remembered], _remember, inputs=settings.remembered,
+          outputs=[stored, *settings.toggled], queue=False)  # fmt: skip
+
+
+def _visibility(values: FormValues) -> list:
+    """Style, style image, concept, anchors, lossy warning: which of them ``values`` shows."""
+    cloak = values.mode == Mode.CLOAK.value
+    return [
+        gr.update(visible=cloak),
+        gr.update(visible=cloak and values.style == STYLE_IMAGE),
+        gr.update(visible=not cloak),
+        gr.update(visible=not cloak),
+        gr.update(visible=values.lossy),
+    ]
+
+
+def _restore(remembered: dict) -> list:
+    values = FormValues.from_dict(remembered)
+    return [*(getattr(values, name) for name in FormValues.__dataclass_fields__),
+            *_visibility(values)]  # fmt: skip
+
+
+def _remember(*chosen) -> tuple:
+    values = FormValues(*chosen)
+    return values.as_dict(), *_visibility(values)
+
+
+# --- Protect and Cancel -----------------------------------------------------------------
+
+
+def _wire_buttons(runner: JobRunner, seed: int, controls: Controls, settings: Settings,
+                  results: gr.State, download_all: gr.DownloadButton) -> None:  # fmt: skip
+    controls.protect.click(
+        _protect_handler(runner, seed),
+        inputs=[controls.files, settings.style_image, settings.anchors, *settings.remembered],
+        outputs=[controls.status, results, download_all, controls.protect, controls.cancel],
+        concurrency_limit=None,
+        show_progress="hidden",
+    )
+
+    def stop(request: gr.Request) -> None:
+        runner.cancel_owner(request.session_hash or "")
+
+    controls.cancel.click(stop, inputs=None, outputs=None, queue=False)
+
+
+def _protect_handler(runner: JobRunner, seed: int) -> Callable[..., Iterator]:
+    """Protect's handler: submit the job, then stream its progress and results (status,
+    results, download-all, Protect, Cancel)."""
+
+    def run(uploads, style_file, anchor_files, mode_, style_, concept_, intensity_,
+            quality_, format_, request: gr.Request) -> Iterator:  # fmt: skip
+        values = FormValues(mode_, style_, concept_, intensity_, quality_, format_)
+        try:
+            settings = values.settings(
+                style_image=Path(style_file) if style_file else None,
+                anchors=[Path(p) for p in anchor_files or []],
+                resolution=runner.resolution,
+                seed=seed,
+            )
+            job = runner.submit([Path(p) for p in uploads or []], settings, values.extension,
+                                owner=request.session_hash or "")  # fmt: skip
+        except ArtcloakError as error:
+            yield message_html(str(error)), [], gr.update(visible=False), *_buttons(busy=False)
+            return
+        yield from _follow(runner, job)
+
+    return run
+
+
+def _follow(runner: JobRunner, job: Job) -> Iterator:
+    """The job's progress every POLL_SECONDS, with results as they finish, until it ends."""
+    shown = -1
+    try:
+        while True:
+            ready = job.results_ready()
+            new = ready if len(ready) != shown else gr.skip()
+            shown = len(ready)
+            if job.done:
+                yield status_html(job, 0), new, _download_all(job), *_buttons(busy=False)
+                return
+            hidden = gr.update(visible=False)
+            yield status_html(job, runner.position(job)), new, hidden, *_buttons(busy=True)
+            time.sleep(POLL_SECONDS)
+    finally:
+        if not job.done:  # the page went away: stop its work
+            runner.cancel(job.id)
+
+
+def _buttons(busy: bool) -> tuple:
+    """Protect, then Cancel: only one of them can be pressed."""
+    return gr.update(interactive=not busy), gr.update(interactive=busy)
+
+
+def _download_all(job: Job) -> dict:
+    zip_file = str(job.zip_path) if job.zip_path else None
+    return gr.update(value=zip_file, visible=zip_file is not None)
 
 
 def launch(page: gr.Blocks, runner: JobRunner, host: str, port: int) -> None:

@@ -70,11 +70,11 @@ def _row(image) -> str:
 def figures_markdown(result: ResultFigures) -> str:
     """The measured budget and what survives, for one result."""
     measured = result.measured
-    held = "holds" if measured.get("within_budget") else "does NOT hold"
-    psnr = measured.get("psnr_db")
+    held = "holds" if measured.within_budget else "does NOT hold"
+    psnr = measured.psnr_db
     lines = [
         f"**Budget** {result.budget}: {held} on the written file. Measured LPIPS "
-        f"{measured.get('lpips', float('nan')):.4f}, L-inf {measured.get('linf_255', 0):g}/255"
+        f"{measured.lpips:.4f}, L-inf {measured.linf_255:g}/255"
         + (f", PSNR {psnr:.1f} dB." if psnr is not None else "."),
         "",
         "| What the model sees of the protected file | distance to the target closed |",

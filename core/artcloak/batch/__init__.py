@@ -38,11 +38,10 @@ def run_batch(
     in-process, "local" starts a Ray instance here, else it is the cluster's address.
     ``progress(plan)`` makes the per-outcome callback; ``on_ready(runner)`` is called once
     the models are loaded (tests use it to reach the workers)."""
-    from ..engine.targets import check_target
-    from .run import Clock, remove_stale_temporaries
+    from ..engine import Run
+    from .run import remove_stale_temporaries
 
-    settings.check()
-    check_target(settings.target, settings.mode)
+    run = Run(settings)
     if ray_address is not None:
         from .ray_runner import import_ray
 
@@ -53,55 +52,72 @@ def run_batch(
     summary = Summary(total=plan.total, skipped=len(plan.skipped))
     # Outputs that cannot be written were refused before any model loads.
     summary.outcomes.extend(failed(refused.item, refused.reason) for refused in plan.refused)
-    observers: list[Callable[[ItemOutcome], None]] = []
-
-    def ready(runner: object) -> None:
-        """Models are loaded: the clock and the progress bar start now (and show the refused)."""
-        if on_ready:
-            on_ready(runner)
-        if progress:
-            observers.append(progress(plan))
-            for outcome in summary.outcomes:
-                observers[-1](outcome)
-
-    def record(outcome: ItemOutcome) -> None:
-        summary.outcomes.append(outcome)
-        for observe in observers:
-            observe(outcome)
-
+    told = Told(plan, summary, progress, on_ready)
     if plan.todo and ray_address is None:
-        _run_in_process(plan, settings, models, batch_size, summary, record, ready)
+        _run_in_process(plan, run, models, batch_size, summary, told)
     elif plan.todo:
-        from .ray_runner import RayRunner
-
-        runner = RayRunner(ray_address, models, settings, plan.run_key, batch_size, workers,
-                           cpus_per_worker, _sources(plan))  # fmt: skip
-        try:
-            runner.start()
-            summary.runner = f"Ray, {runner.shape.describe() if runner.shape else ''}"
-            ready(runner)
-            clock = Clock()
-            runner.run(chunks(plan.todo, runner.batch_size, runner.resolution), record)
-            summary.seconds = clock.seconds()
-        finally:
-            runner.stop()
+        _run_on_ray(plan, run, models, summary, told, ray_address, batch_size, workers,
+                    cpus_per_worker)  # fmt: skip
     else:
-        ready(None)
+        told.ready(None)
     remove_stale_temporaries(plan.todo)
     write_json(dest / SUMMARY_NAME, json.loads(json.dumps(summary.as_dict())))
     return summary
 
 
-def _run_in_process(plan, settings, models, batch_size, summary, record, ready) -> None:
+class Told:
+    """The run's outcomes as they come, into the summary and, once the models are loaded, to
+    the progress callback (the refused first) and ``on_ready``."""
+
+    def __init__(self, plan: Plan, summary: Summary, progress, on_ready) -> None:
+        self.plan, self.summary = plan, summary
+        self.progress, self.on_ready = progress, on_ready
+        self.observers: list[Callable[[ItemOutcome], None]] = []
+
+    def ready(self, runner: object) -> None:
+        """Models are loaded: the clock and the progress bar start now (and show the refused)."""
+        if self.on_ready:
+            self.on_ready(runner)
+        if self.progress:
+            self.observers.append(self.progress(self.plan))
+            for outcome in self.summary.outcomes:
+                self.observers[-1](outcome)
+
+    def record(self, outcome: ItemOutcome) -> None:
+        self.summary.outcomes.append(outcome)
+        for observe in self.observers:
+            observe(outcome)
+
+
+def _run_in_process(plan, run, models, batch_size, summary: Summary, told: Told) -> None:
     from .run import ChunkProtector, Clock, run_local
 
-    protector = ChunkProtector(models, settings, plan.run_key, batch_size, sources=_sources(plan))
-    ready(protector)
+    protector = ChunkProtector(models, run.with_sources(_sources(plan)), plan.run_key, batch_size)
+    told.ready(protector)
     clock = Clock()
     run_local(
-        chunks(plan.todo, protector.engine.batch_size, protector.resolution), protector, record
-    )
+        chunks(plan.todo, protector.engine.batch_size, protector.resolution), protector,
+        told.record,
+    )  # fmt: skip
     summary.seconds = clock.seconds()
+
+
+def _run_on_ray(plan, run, models, summary: Summary, told: Told, address, batch_size, workers,
+                cpus_per_worker) -> None:  # fmt: skip
+    from .ray_runner import RayRunner
+    from .run import Clock
+
+    runner = RayRunner(address, models, run.with_sources(_sources(plan)), plan.run_key,
+                       batch_size, workers, cpus_per_worker)  # fmt: skip
+    try:
+        runner.start()
+        summary.runner = f"Ray, {runner.shape.describe() if runner.shape else ''}"
+        told.ready(runner)
+        clock = Clock()
+        runner.run(chunks(plan.todo, runner.batch_size, runner.resolution), told.record)
+        summary.seconds = clock.seconds()
+    finally:
+        runner.stop()
 
 
 def _sources(plan: Plan) -> list[Path]:

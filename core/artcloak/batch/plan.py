@@ -15,8 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.images.formats import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, LOSSLESS_EXTENSIONS
-from ..engine.images.write import check_output_fits, format_for_path
+from ..engine import (
+    FORMAT_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    LOSSLESS_EXTENSIONS,
+    check_output_fits,
+    format_for_path,
+)
 from ..errors import ArtcloakError
 from ..report import report_path, settings_section
 from ..settings import ModelSettings, ProtectionSettings
@@ -163,7 +168,7 @@ def _mirrored(root: Path, source: Path, dest: Path, fmt: str | None) -> tuple[Pa
 
 def run_key(settings: ProtectionSettings, models: ModelSettings, fmt: str | None) -> dict:
     """What a report must say for its output to count as done with these settings."""
-    from ..engine.targets import describe_target
+    from ..engine import describe_target
 
     key = {
         "settings": settings_section(settings),
@@ -229,7 +234,7 @@ def _refusal(item: Item) -> str | None:
 def chunks(items: Sequence[Item], size: int, resolution: int) -> list[list[Item]]:
     """Items bucketed by working size (read from the file headers), in chunks of ``size``:
     images optimised together share a tensor shape, so nothing is padded."""
-    from ..engine.transforms import working_size
+    from ..engine import working_size
 
     buckets: dict[tuple[int, int], list[Item]] = {}
     for item in items:

@@ -15,11 +15,11 @@ import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from ..engine import Run
 from ..errors import ArtcloakError
-from ..settings import ModelSettings, ProtectionSettings
+from ..settings import ModelSettings
 from .outcome import ItemOutcome, failed
 from .plan import Item
 from .read import load_chunk
@@ -76,7 +76,7 @@ def pool_shape(
 class Protector:
     """The actor: one engine per worker process."""
 
-    def __init__(self, index: int, models, settings, run_key, batch_size, threads, sources) -> None:
+    def __init__(self, index: int, models, run, run_key, batch_size, threads) -> None:
         import torch
 
         from .run import ChunkProtector
@@ -84,9 +84,7 @@ class Protector:
         torch.set_num_threads(threads)
         self.error = ""
         try:
-            self.protector = ChunkProtector(
-                models, settings, run_key, batch_size, f"worker {index}", sources
-            )
+            self.protector = ChunkProtector(models, run, run_key, batch_size, f"worker {index}")
         except ArtcloakError as error:  # said once by the driver, not retried
             self.error = str(error)
 
@@ -111,17 +109,16 @@ class RayRunner:
         self,
         address: str | None,
         models: ModelSettings,
-        settings: ProtectionSettings,
+        run: Run,
         run_key: dict,
         batch_size: int | None = None,
         workers: int | None = None,
         cpus_per_worker: float | None = None,
-        sources: Sequence[Path] = (),
     ) -> None:
+        """``run``: the batch's run (checked once, by the driver; each actor protects with it)."""
         self.ray = import_ray()
-        self.sources = list(sources)
         self.address = address
-        self.args = (models, settings, run_key, batch_size)
+        self.args = (models, run, run_key, batch_size)
         self.workers, self.cpus_per_worker = workers, cpus_per_worker
         self.started_ray = False
         self.actors: list = []
@@ -156,8 +153,7 @@ class RayRunner:
             scheduling_strategy="SPREAD",
         )
         self.actors = [
-            actor_class.remote(index, *self.args, shape.threads, self.sources)
-            for index in range(shape.workers)
+            actor_class.remote(index, *self.args, shape.threads) for index in range(shape.workers)
         ]
         self.load = ray.remote(load_chunk).options(num_cpus=READ_CPUS, max_retries=RESTARTS)
         # Start the reading processes too (they import torch): the clock starts when all is up.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..engine.images import LoadedImage, check_output_path, load_image
+from ..engine import LoadedImage, check_output_path, load_image
 from ..errors import ArtcloakError
 from .outcome import ItemOutcome, failed
 from .plan import Item, source_stamp

@@ -1,7 +1,7 @@
 """The work of a batch run, shared by the in-process and the Ray runners.
 
 ``load_chunk`` reads a chunk of inputs (a CPU task on Ray); ``ChunkProtector`` hands what was
-read to the engine's file pipeline (``engine.files.FileRun``: protect, write each output and its
+read to the engine's file pipeline (``engine.Run``: protect, write each output and its
 report atomically) and says how each input ended. The
 report carries a ``batch`` section (the run's settings and the input's size and mtime) so that
 a later run can tell which outputs are still valid.
@@ -17,11 +17,10 @@ from pathlib import Path
 
 from ..atomic import temporaries
 from ..cli.options import SETTING_OPTIONS
-from ..engine.files import FileOutcome, FileRun, ReadFile
-from ..engine.protect import Engine
+from ..engine import Engine, FileOutcome, ReadFile, Run
 from ..errors import ArtcloakError
 from ..report import report_path
-from ..settings import FileRequest, ModelSettings, OutputSettings, ProtectionSettings
+from ..settings import FileRequest, ModelSettings, OutputSettings
 from .outcome import ItemOutcome, failed
 from .plan import Item
 from .read import Loaded, load_chunk
@@ -37,16 +36,16 @@ class ChunkProtector:
     def __init__(
         self,
         models: ModelSettings,
-        settings: ProtectionSettings,
+        run: Run,
         run_key: dict,
         batch_size: int | None = None,
         label: str = "in-process",
-        sources: Sequence[Path] = (),
     ) -> None:
-        """``sources``: every input of the run, for targets chosen per run (``--style auto``)."""
+        """``run``: the batch's run, over every input (for targets chosen per run, ``--style
+        auto``)."""
         self.engine = Engine(models, batch_size=batch_size)
-        self.run = FileRun(self.engine, settings, sources)
-        self.settings = self.run.settings  # loads the models: a worker is ready when built
+        self.run = run
+        self.settings = run.resolve(self.engine)  # loads the models: a worker is ready when built
         self.run_key = run_key
         self.worker = f"{label}: {self.engine.device} on {socket.gethostname()}"
 
@@ -66,7 +65,9 @@ class ChunkProtector:
                               "relative": entry.item.relative}}  # fmt: skip
 
         try:
-            outcomes = self.run.protect(files, WRITE, report_sections=batch_section)
+            outcomes = self.run.protect_files(
+                self.engine, files, WRITE, report_sections=batch_section
+            )
         except ArtcloakError as error:
             outcomes = [FileOutcome.refused(file.request, error) for file in files]
         except Exception as error:  # noqa: BLE001 - one chunk's crash (e.g. out of memory) is its own
@@ -88,9 +89,9 @@ class ChunkProtector:
             str(item.output),
             ok=True,
             worker=self.worker,
-            lpips=measured["lpips"],
-            linf_255=measured["linf_255"],
-            within_budget=measured["within_budget"],
+            lpips=measured.lpips,
+            linf_255=measured.linf_255,
+            within_budget=measured.within_budget,
         )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from .. import protocol
-from ..engine.images.formats import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
+from ..engine import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
 from ..errors import ArtcloakError
 from ..install import install
 from ..settings import (
@@ -102,8 +102,7 @@ def shade(inputs: tuple[Path, ...], **options) -> None:
 @model_options
 def verify(original: Path, protected: Path, **options) -> None:
     """Measure PROTECTED against ORIGINAL: budget used, latent shift, survival of JPEG and resizing."""
-    from ..engine.protect import Engine
-    from ..engine.verify import verify_files
+    from ..engine import Engine, verify_files
 
     configure_logging(options["verbose"])
     mode = Mode.SHADE if options["anchors"] else Mode.CLOAK
@@ -121,7 +120,7 @@ def verify(original: Path, protected: Path, **options) -> None:
 @click.option("--prompts", is_flag=True, help="Show each catalogue style's full prompt.")
 def styles(prompts: bool) -> None:
     """List the cloak targets: auto, the catalogue styles and the built-in textures."""
-    from ..engine.targets import CATALOGUE, DEFAULT_TEXTURE, TEXTURES
+    from ..engine import CATALOGUE, DEFAULT_TEXTURE, TEXTURES
 
     click.echo(
         "auto            the catalogue style measured farthest from your images (one for all)"
@@ -160,12 +159,12 @@ def _read_text(path: Path) -> str:
 
 
 def _protect(mode: Mode, inputs: tuple[Path, ...], options: dict) -> None:
-    from ..engine.files import protect_files
-    from ..engine.protect import Engine
+    from ..engine import Engine, Run, protect_files
     from .progress_view import listener_for, summarise
 
     configure_logging(options["verbose"])
-    settings, models = request_settings(options, mode)
+    settings, models = request_settings(options, mode, check=False)
+    run = Run(settings)  # checks the settings, before a folder is made or a model loads
     requests = plan_requests(mode, inputs, options["output"], options["output_format"],
                              options["keep_mask"])  # fmt: skip
     output = OutputSettings(
@@ -175,7 +174,7 @@ def _protect(mode: Mode, inputs: tuple[Path, ...], options: dict) -> None:
     )
     engine = Engine(models, batch_size=options["batch_size"])
     listener = listener_for(options["as_json"], len(requests))
-    outcomes = protect_files(engine, requests, settings, output, listener)
+    outcomes = protect_files(engine, requests, run, output, listener)
     _say_targets(outcomes)
     sys.exit(summarise(outcomes, settings, options["as_json"]))
 
@@ -209,7 +208,7 @@ def plan_requests(
     keep_mask: Path | None,
 ) -> list[FileRequest]:
     """One request per input image: folders expand to the images in them."""
-    from ..engine.files import default_output
+    from ..engine import default_output
 
     sources = [path for item in inputs for path in _expand(item)]
     if not sources:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..engine.images.formats import FORMAT_EXTENSIONS
+from ..engine import FORMAT_EXTENSIONS
 from ..settings import (
     DEFAULT_ENCODER,
     FLAT_NAMES,
@@ -164,11 +164,12 @@ def configure_logging(verbose: bool) -> None:
 
 
 def request_settings(
-    options: dict, mode: Mode | None = None
+    options: dict, mode: Mode | None = None, check: bool = True
 ) -> tuple[ProtectionSettings, ModelSettings]:
     """The settings the command's options ask for: each option whose name is a setting's flat
-    name (see ``settings.request_from_flat``) sets it; the rest are the command's own."""
+    name (see ``settings.request_from_flat``) sets it; the rest are the command's own. Without
+    ``check``, for a command whose run checks them (``engine.Run``), only their types."""
     values = {name: value for name, value in options.items() if name in FLAT_NAMES}
     if mode is not None:
         values["mode"] = mode.value
-    return request_from_flat(values)
+    return request_from_flat(values, check=check)

@@ -9,7 +9,7 @@ import click
 from tqdm import tqdm
 
 from .. import protocol
-from ..engine.files import FileOutcome
+from ..engine import FileOutcome
 from ..progress import Listener, ProgressEvent, as_protocol, duration
 from ..report import report_path
 from ..settings import ProtectionSettings
@@ -88,8 +88,11 @@ def _event(outcome: FileOutcome) -> dict:
         str(outcome.request.output),
         input=str(outcome.request.source),
         report=str(report_path(outcome.request.output)),
-        **{key: report.measured[key] for key in ("lpips", "linf_255", "psnr_db", "within_budget")},
-        latent=report.latent,
+        lpips=report.measured.lpips,
+        linf_255=report.measured.linf_255,
+        psnr_db=report.measured.psnr_db,
+        within_budget=report.measured.within_budget,
+        latent=[shift.as_dict() for shift in report.latent],
         seconds=report.seconds,
         notices=outcome.notices,
     )
@@ -104,10 +107,10 @@ def _line(outcome: FileOutcome, settings: ProtectionSettings) -> str:
     report = outcome.report
     measured = report.measured
     budget = settings.budget()
-    closed = ", ".join(f"{figure['distance_closed']:.0%}" for figure in report.latent)
+    closed = ", ".join(f"{shift.distance_closed:.0%}" for shift in report.latent)
     notices = "".join(f"\n  note: {notice}" for notice in outcome.notices)
     return (
-        f"protected: {outcome.request.output}  LPIPS {measured['lpips']:.4f} (<= {budget.lpips:g}), "
-        f"L-inf {measured['linf_255']:g}/255 (<= {budget.eps_255:g}), "
+        f"protected: {outcome.request.output}  LPIPS {measured.lpips:.4f} (<= {budget.lpips:g}), "
+        f"L-inf {measured.linf_255:g}/255 (<= {budget.eps_255:g}), "
         f"latent distance to target closed {closed}, {report.seconds:.1f} s{notices}"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..results import Report
+from ..results import BeforeEncoding, Report
 from ..settings import ProtectionSettings
 from .budget import measure_rgb
 from .images import LoadedImage, load_image
@@ -26,18 +26,14 @@ def measure_as_written(
     reread = load_image(written)
     figures = measure_rgb(engine.lpips, image.rgb, reread.rgb, reread.max_value)
     budget = settings.budget()
-    report.before_encoding = {"measured": report.measured, "latent": report.latent}
-    report.measured = {
-        **figures.as_dict(),
-        "within_budget": figures.within(budget),
-        "perturbation_kept": report.measured["perturbation_kept"],
-    }
+    report.before_encoding = BeforeEncoding(report.measured, report.latent)
+    report.measured = figures.figures(budget, kept=report.measured.perturbation_kept)
     report.latent = engine.latent_figures(image.rgb, reread.rgb, 1, settings)
-    if report.measured["within_budget"]:
+    if report.measured.within_budget:
         return None
     encoding = display_name(report.output_format)
     return (
         f"{encoding} encoding changed the pixels after the budget was kept: the file as written "
-        f"is at L-inf {report.measured['linf_255']:g}/255 and LPIPS {figures.lpips:.4f} "
+        f"is at L-inf {report.measured.linf_255:g}/255 and LPIPS {figures.lpips:.4f} "
         f"(budget {budget.describe()}); save as PNG to keep the budget on the file."
     )

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from ..errors import ModelLoadError
+from ..results import BudgetFigures
 from ..settings import Budget, LpipsNet
 from .encoders.hub import reachable
-from .transforms import resize
+from .resizing import resize
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +101,17 @@ class Measured:
     def within(self, budget: Budget) -> bool:
         return self.lpips <= budget.lpips and self.linf <= budget.eps + 1e-9
 
-    def as_dict(self) -> dict:
-        figures = {
-            "lpips": round(self.lpips, 6),
-            "linf_255": round(self.linf * 255, 4),
-            "psnr_db": None if math.isinf(self.psnr) else round(self.psnr, 3),
-        }
-        if self.lpips_size is not None:
-            figures["lpips_measured_at"] = list(self.lpips_size)
-        return figures
+    def figures(self, budget: Budget, kept: float | None = None) -> BudgetFigures:
+        """As hosts read them, checked against ``budget`` (``kept``: the share of the
+        optimised perturbation kept, for a protection)."""
+        return BudgetFigures(
+            lpips=round(self.lpips, 6),
+            linf_255=round(self.linf * 255, 4),
+            psnr_db=None if math.isinf(self.psnr) else round(self.psnr, 3),
+            within_budget=self.within(budget),
+            lpips_measured_at=self.lpips_size,
+            perturbation_kept=None if kept is None else round(kept, 4),
+        )
 
 
 def to_tensor(samples: np.ndarray, max_value: int, device: torch.device) -> torch.Tensor:

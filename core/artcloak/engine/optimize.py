@@ -17,10 +17,11 @@ from typing import Protocol
 
 import torch
 
+from ..errors import TargetError
 from ..progress import SILENT, Listener, ProgressEvent
 from ..settings import Budget, Effort, Precision
+from .resizing import resize
 from .robust import random_transform
-from .transforms import resize
 
 # A forward+backward pass costs about this many forward passes (full-size SD VAE, lean
 # backward, measured on this project's CPU at 256x256: 2.5x); it turns the timed forward pass
@@ -30,6 +31,9 @@ LPIPS_PENALTY_WEIGHT = 30.0  # as in Glaze's penalty method: latent loss + 30 * 
 RANDOM_START = 0.5  # the random start is uniform in +-RANDOM_START * eps
 LPIPS_NEAR = 0.5  # LPIPS at or above this share of its bound is evaluated every step
 PLATEAU_TOLERANCE = 3e-4  # a relative fall in the latent loss smaller than this is a plateau
+# A target whose latent is this close to the image's (a share of the target latent's size) is
+# the image itself to the encoder: there is no distance to close.
+SAME_LATENT = 1e-3
 
 
 class StepRule(Protocol):
@@ -135,9 +139,19 @@ def _stages(batch: Batch, effort: Effort) -> list[tuple[list[torch.Tensor], int 
 
 
 def _start_distances(encoders, batch: Batch, targets, dtype) -> list[torch.Tensor]:
-    """The originals' distances to ``targets``, the losses' unit."""
+    """The originals' distances to ``targets``, the losses' unit; TargetError where a target
+    is the image itself to an encoder."""
     with torch.no_grad():
-        return [d.clamp_min(1e-12) for d in latent_distances(encoders, targets, batch.base, dtype)]
+        distances = latent_distances(encoders, targets, batch.base, dtype)
+    for distance, target in zip(distances, targets, strict=True):
+        size = target.float().pow(2).flatten(1).sum(1)
+        if bool((distance <= SAME_LATENT**2 * size).any()):
+            raise TargetError(
+                "The target looks like the image itself to the encoder (their latents are the "
+                "same), so there is nothing to move toward: choose another style or other "
+                "anchor images."
+            )
+    return [distance.clamp_min(1e-12) for distance in distances]
 
 
 def _autocast(device: torch.device, dtype):
@@ -195,30 +209,26 @@ def optimise(
 
     The loop runs ``effort.steps`` steps, or fewer: once the latent loss stops falling
     (``effort.patience``; never with ``batch.robust``) the schedule is cut to a short cool-down
-    of shrinking steps. With
-    ``batch.coarse_targets``, the first ``effort.coarse_share`` of the steps show the encoder
-    the view at half the working size (each pass about 4x cheaper), until they are spent or
-    the loss stops falling there; the rest refine at the working size."""
+    of shrinking steps. With ``batch.coarse_targets``, the first ``effort.coarse_share`` of the
+    steps show the encoder the view at half the working size (each pass about 4x cheaper),
+    until they are spent or the loss stops falling there; the rest refine at the working size."""
     rule = rule or SignStep()
     # Seen through a new random transform each step, the loss rises and falls with the
     # transform, so no plateau can be read from it (on TAEF2, --robust stopped after 16 passes).
     patience = None if batch.robust else effort.patience
     dtype = autocast_dtype(precision, batch.base.device)
+    objective = Objective(batch, encoders, lpips_model, budget, effort, dtype)
     stages = _stages(batch, effort)
     targets, coarse_left = stages[0]
     timed = time.perf_counter()
     start = _start_distances(encoders, batch, targets, dtype)
-    per_step = (time.perf_counter() - timed) * PASS_OVER_FORWARD
-    delta = start_delta(batch, budget.eps)
-    horizon = effort.steps
+    per_step = (time.perf_counter() - timed) * PASS_OVER_FORWARD  # the estimate before step 1
+    delta, horizon = start_delta(batch, budget.eps), effort.steps
     listener.emit(ProgressEvent("optimise", 0, horizon, images=names,
                                 seconds_left=per_step * horizon))  # fmt: skip
     began = time.perf_counter()
-    losses: list[float] = []
-    latent_losses: list[float] = []
-    budget_used: float | None = None
-    step = 0
-    winding_down = False
+    losses, latent_losses = [], []
+    step, winding_down = 0, False
     while step < horizon:
         listener.check_cancel()
         if coarse_left is not None and (coarse_left == 0 or plateaued(latent_losses, patience)):
@@ -226,17 +236,9 @@ def optimise(
             (targets, coarse_left), latent_losses = stages[1], []
             start = _start_distances(encoders, batch, targets, dtype)
         delta.requires_grad_(True)
-        view = batch.view(delta)
-        seen = random_transform(batch.seeds[0], step)[1](view) if batch.robust else view
-        distances = latent_distances(encoders, targets, seen, dtype)
-        loss = sum(d / s for d, s in zip(distances, start, strict=True)) / len(encoders)
-        latent_losses.append(float(loss.detach().mean()))
-        if coarse_left is not None:
-            coarse_left -= 1
-        if lpips_model is not None and lpips_due(step, effort, budget_used):
-            perceptual = lpips_model(view, batch.base, normalize=True).flatten()
-            loss = loss + LPIPS_PENALTY_WEIGHT * (perceptual - budget.lpips).clamp_min(0)
-            budget_used = float(perceptual.detach().max()) / budget.lpips
+        loss, latent_loss = objective(delta, step, targets, start)
+        latent_losses.append(latent_loss)
+        coarse_left = None if coarse_left is None else coarse_left - 1
         (grad,) = torch.autograd.grad(loss.sum(), delta)
         with torch.no_grad():
             delta = project(
@@ -246,13 +248,44 @@ def optimise(
         step += 1
         if coarse_left is None and not winding_down and plateaued(latent_losses, patience):
             horizon, winding_down = min(horizon, step + effort.cool_down), True
-        per_step = (time.perf_counter() - began) / step
-        listener.emit(
-            ProgressEvent("optimise", step, horizon, loss=losses[-1], budget_used=budget_used,
-                          images=names, seconds_left=per_step * (horizon - step))
-        )  # fmt: skip
+        left = (time.perf_counter() - began) / step * (horizon - step)
+        used = objective.budget_used
+        listener.emit(ProgressEvent("optimise", step, horizon, loss=losses[-1], images=names,
+                                    budget_used=used, seconds_left=left))  # fmt: skip
     passes = (step + 1) * len(encoders)
     return Outcome(delta=delta.detach(), losses=losses, encoder_passes=passes)
+
+
+@dataclass
+class Objective:
+    """What each step minimises: the mean over encoders of the latent distance to the targets
+    (in units of the originals' distance), plus a penalty past the LPIPS bound, measured every
+    ``effort.lpips_every`` steps and every step once near it (``budget_used``: the last share
+    of the bound measured)."""
+
+    batch: Batch
+    encoders: list
+    lpips_model: object | None
+    budget: Budget
+    effort: Effort
+    dtype: torch.dtype | None
+    budget_used: float | None = None
+
+    def __call__(
+        self, delta: torch.Tensor, step: int, targets: list[torch.Tensor], start: list
+    ) -> tuple[torch.Tensor, float]:
+        """The loss per image (B,), and the latent part's mean."""
+        batch = self.batch
+        view = batch.view(delta)
+        seen = random_transform(batch.seeds[0], step)[1](view) if batch.robust else view
+        distances = latent_distances(self.encoders, targets, seen, self.dtype)
+        loss = sum(d / s for d, s in zip(distances, start, strict=True)) / len(self.encoders)
+        latent_loss = float(loss.detach().mean())
+        if self.lpips_model is not None and lpips_due(step, self.effort, self.budget_used):
+            perceptual = self.lpips_model(view, batch.base, normalize=True).flatten()
+            loss = loss + LPIPS_PENALTY_WEIGHT * (perceptual - self.budget.lpips).clamp_min(0)
+            self.budget_used = float(perceptual.detach().max()) / self.budget.lpips
+        return loss, latent_loss
 
 
 def lpips_due(step: int, effort: Effort, budget_used: float | None) -> bool:

@@ -19,15 +19,14 @@ import torch
 
 from ..errors import ArtcloakError, Cancelled, InputImageError, ModelLoadError
 from ..progress import SILENT, Listener
+from ..results import BudgetFigures, LatentShift
 from ..settings import ModelSettings, ProtectionSettings, Target
 from . import budget as budget_module
 from .encoders import choose_device, describe_encoder, load_encoders
 from .encoders.lean import make_lean
 from .masking import budget_shares
-from .optimize import Batch, autocast_dtype, optimise
-from .targets import check_target, target_images
-from .targets.resolve import image_target, resolve_run_target
-from .transforms import (
+from .optimize import SAME_LATENT, Batch, autocast_dtype, optimise
+from .resizing import (
     RoundTrip,
     coarse_size,
     resize,
@@ -35,6 +34,8 @@ from .transforms import (
     upsample,
     working_size,
 )
+from .targets import check_target, target_images
+from .targets.resolve import image_target, resolve_run_target
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +73,28 @@ class ImageJob:
 
 
 @dataclass
-class Protected:
+class ImageResult:
+    """One image protected in memory: its samples, and what was measured of them."""
+
     name: str
     colour: np.ndarray  # integer samples, within budget
-    measured: budget_module.Measured
-    scale: float  # share of the optimised perturbation that was kept
-    latent: list[dict]  # per encoder: how far the model's view moved toward the target
+    measured: BudgetFigures  # against the original; perturbation_kept: the share kept
+    latent: list[LatentShift]  # per encoder: how far the model's view moved toward the target
     working_size: tuple[int, int]
     encoder_passes: int
     seconds: float
-    losses: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # the loss at each step
+
+    def as_dict(self) -> dict:
+        """The figures as JSON (without the samples and the losses)."""
+        return {
+            "name": self.name,
+            "measured": self.measured.as_dict(),
+            "latent": [shift.as_dict() for shift in self.latent],
+            "working_size": list(self.working_size),
+            "encoder_passes": self.encoder_passes,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass
@@ -100,7 +113,9 @@ class Engine:
         encoders: list | None = None,
     ) -> None:
         """``encoders``: already loaded VaeEncoders (e.g. a host's own VAE) instead of
-        loading ``models.encoders``."""
+        loading ``models.encoders``. SettingsError for models that cannot be (checked here,
+        before anything loads)."""
+        models.check()
         self.models = models
         self.device = choose_device(models.device)
         self.batch_size = batch_size or (8 if self.device.type == "cuda" else 1)
@@ -167,22 +182,15 @@ class Engine:
         names = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
         return names[autocast_dtype(self.models.precision, self.device)]
 
-    def check_settings(self, settings: ProtectionSettings) -> None:
-        """The checks that need no model: values, and the target's files and names."""
-        settings.check()
-        check_target(settings.target, settings.mode)
-
     def prepare_run(
         self, settings: ProtectionSettings, sources: Sequence[Path] = ()
     ) -> ProtectionSettings:
         """The settings with the run's target made concrete (``sources``: the run's files,
         for ``auto``): concept anchors generated, the auto style chosen, or the textures
-        instead when no diffusion model can be had. Loads the models."""
-        self.check_settings(settings)
+        instead when no diffusion model can be had. Loads the models. The settings come
+        checked (``run.Run`` checks them once)."""
         self.load_models()
-        resolved = resolve_run_target(self, settings, sources)
-        resolved.check()
-        return resolved
+        return resolve_run_target(self, settings, sources)
 
     def image_target(
         self, settings: ProtectionSettings, colour: np.ndarray, max_value: int
@@ -199,11 +207,22 @@ class Engine:
         jobs: Sequence[ImageJob],
         settings: ProtectionSettings,
         listener: Listener = SILENT,
-    ) -> list[Protected | Failed]:
-        """Protect every job; results in the same order, a Failed for each one that could not be."""
+    ) -> list[ImageResult | Failed]:
+        """Protect every job; results in the same order, a Failed for each one that could not be.
+        The settings and each job's target are checked first (hosts use ``run.Run``, which
+        checks them once per run and calls ``protect_checked``)."""
         check_jobs(jobs, settings)
+        return self.protect_checked(jobs, settings, listener)
+
+    def protect_checked(
+        self,
+        jobs: Sequence[ImageJob],
+        settings: ProtectionSettings,
+        listener: Listener = SILENT,
+    ) -> list[ImageResult | Failed]:
+        """``protect`` for settings and jobs already checked."""
         self.load_models()
-        results: list[Protected | Failed | None] = [None] * len(jobs)
+        results: list[ImageResult | Failed | None] = [None] * len(jobs)
         for indices in self._batches(jobs, settings):
             chunk = [jobs[i] for i in indices]
             try:
@@ -216,21 +235,27 @@ class Engine:
                 results[index] = outcome
         return results  # type: ignore[return-value]
 
-    def _batches(self, jobs: Sequence[ImageJob], settings: ProtectionSettings) -> list[list[int]]:
-        """Indices of jobs grouped by working size, in chunks of at most batch_size."""
+    def work_groups(
+        self, jobs: Sequence[ImageJob], settings: ProtectionSettings
+    ) -> dict[tuple[int, int], list[int]]:
+        """Indices of jobs by the working size (width, height) they are optimised at."""
         resolution = self.resolution(settings)
         groups: dict[tuple[int, int], list[int]] = {}
         for index, job in enumerate(jobs):
             groups.setdefault(working_size(*job.size, resolution), []).append(index)
+        return groups
+
+    def _batches(self, jobs: Sequence[ImageJob], settings: ProtectionSettings) -> list[list[int]]:
+        """Indices of jobs grouped by working size, in chunks of at most batch_size."""
         return [
             indices[start : start + self.batch_size]
-            for indices in groups.values()
+            for indices in self.work_groups(jobs, settings).values()
             for start in range(0, len(indices), self.batch_size)
         ]
 
     def _protect_batch(
         self, jobs: list[ImageJob], settings: ProtectionSettings, listener: Listener
-    ) -> list[Protected | Failed]:
+    ) -> list[ImageResult | Failed]:
         started = time.perf_counter()
         work_w, work_h = working_size(*jobs[0].size, self.resolution(settings))
         batch = self._build_batch(jobs, settings, (work_h, work_w))
@@ -245,7 +270,7 @@ class Engine:
             names=tuple(job.name for job in jobs),
         )
         shared_seconds = (time.perf_counter() - started) / len(jobs)
-        results: list[Protected | Failed] = []
+        results: list[ImageResult | Failed] = []
         for index, job in enumerate(jobs):
             listener.check_cancel()
             finish_started = time.perf_counter()
@@ -330,7 +355,7 @@ class Engine:
         delta: torch.Tensor,
         settings: ProtectionSettings,
         work_size: tuple[int, int],
-    ) -> Protected:
+    ) -> ImageResult:
         """Full-resolution perturbation -> quantised samples that hold the budget."""
         full_hw = job.colour.shape[:2]
         full = upsample(delta, full_hw)
@@ -344,11 +369,10 @@ class Engine:
         if job.grey:
             colour = np.repeat(colour[..., :1], 3, axis=2)
         latent = self.latent_figures(job.before, colour, job.max_value, job.settings(settings))
-        return Protected(
+        return ImageResult(
             name=job.name,
             colour=colour,
-            measured=guaranteed.measured,
-            scale=guaranteed.scale,
+            measured=guaranteed.measured.figures(settings.budget(), kept=guaranteed.scale),
             latent=latent,
             working_size=work_size,
             encoder_passes=0,
@@ -362,7 +386,7 @@ class Engine:
         max_value: int,
         settings: ProtectionSettings,
         toward_target: bool = True,
-    ) -> list[dict]:
+    ) -> list[LatentShift]:
         """Per encoder, on the model's view of the samples: the relative latent shift and, with
         ``toward_target``, the share of the original-to-target latent distance closed."""
         height, width = original.shape[:2]
@@ -374,7 +398,7 @@ class Engine:
         before = self.encode_view(original, max_value, settings)
         after = self.encode_view(protected, max_value, settings)
         return [
-            {"encoder": encoder.source, **latent_shift(b, a, t)}
+            latent_shift(encoder.source, b, a, t)
             for encoder, b, a, t in zip(self.encoders, before, after, targets, strict=True)
         ]
 
@@ -400,6 +424,15 @@ class Engine:
 
 def check_jobs(jobs: Sequence[ImageJob], settings: ProtectionSettings) -> None:
     """Check the settings every job will actually use (its own target or the shared one)."""
+    check_originals(jobs)
+    used = {id(job.target): job.settings(settings) for job in jobs} if jobs else {0: settings}
+    for own in used.values():
+        own.check()
+        check_target(own.target, own.mode)
+
+
+def check_originals(jobs: Sequence[ImageJob]) -> None:
+    """Each job's original (a chain of protections) matches its image."""
     for job in jobs:
         original = job.original
         if original is not None and (
@@ -410,18 +443,15 @@ def check_jobs(jobs: Sequence[ImageJob], settings: ProtectionSettings) -> None:
                 f"{original.dtype}) does not match the image ({job.colour.shape[1]}x"
                 f"{job.colour.shape[0]}, {job.colour.dtype}): give each image its own original."
             )
-    used = {id(job.target): job.settings(settings) for job in jobs} if jobs else {0: settings}
-    for own in used.values():
-        own.check()
-        check_target(own.target, own.mode)
 
 
-def latent_shift(before: torch.Tensor, after: torch.Tensor, target: torch.Tensor | None) -> dict:
+def latent_shift(
+    encoder: str, before: torch.Tensor, after: torch.Tensor, target: torch.Tensor | None
+) -> LatentShift:
     """How the latent moved: relative shift, and toward a target if there is one."""
     shift = float((after - before).norm() / before.norm().clamp_min(1e-12))
-    figures = {"relative_shift": round(shift, 6)}
-    if target is not None:
-        start = float((before - target).norm())
-        end = float((after - target).norm())
-        figures["distance_closed"] = round(1 - end / max(start, 1e-12), 6)
-    return figures
+    closed = None
+    start = None if target is None else float((before - target).norm())
+    if start is not None and start > SAME_LATENT * float(target.norm()):  # else: no distance
+        closed = round(1 - float((after - target).norm()) / start, 6)
+    return LatentShift(encoder, round(shift, 6), closed)

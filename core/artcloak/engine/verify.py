@@ -101,13 +101,12 @@ def verify_images(
                                     toward_target=toward_target)
         for name, degrade in DEGRADATIONS.items()
     }  # fmt: skip
+    latent = engine.latent_figures(original, protected, 1, settings, toward_target=toward_target)
     return {
-        "measured": {**figures.as_dict(), "within_budget": figures.within(settings.budget())},
+        "measured": figures.figures(settings.budget()).as_dict(),
         "budget": settings.budget().describe(),
-        "latent": engine.latent_figures(
-            original, protected, 1, settings, toward_target=toward_target
-        ),
-        "after": survival,
+        "latent": [shift.as_dict() for shift in latent],
+        "after": {name: [shift.as_dict() for shift in shifts] for name, shifts in survival.items()},
     }
 
 

@@ -49,42 +49,62 @@ def _build_from_weights(
         weights = _original_to_diffusers(weights)
     else:
         weights = _fix_legacy_diffusers(weights)
+    family, config = _family_and_config(weights, label, family_hint, config, keys)
+    vae = _empty_vae(family, config, label)
+    if encoder_only:  # still on the meta device: dropping the decoder here costs nothing
+        for name in DECODER_PARTS:
+            if getattr(vae, name, None) is not None:
+                setattr(vae, name, None)
+        weights = {k: v for k, v in weights.items() if not k.startswith(DECODER_PREFIXES)}
+    _load_weights(vae, weights, label, family)
+    vae.eval()
+    return vae, family
 
+
+def _family_and_config(
+    weights: dict[str, Tensor],
+    label: str,
+    family_hint: str | None,
+    config: dict | None,
+    keys: Mapping | Sequence[str],
+) -> tuple[str, dict]:
+    """The model family and the config to build: the given config, else the shipped config
+    of the family given or told by the weights (their latent channels and key names)."""
+    if config is not None:
+        return family_hint or _family_of_config(config), config
     conv_out = weights.get("encoder.conv_out.weight")
     latent_channels = int(conv_out.shape[0]) // 2 if conv_out is not None else None
+    family = family_hint
+    if family is None and latent_channels is not None:
+        family = _family_from_keys(list(keys), latent_channels)
+    if family is None:
+        raise ModelLoadError(
+            f"The VAE in {label} has {latent_channels} latent channels, which matches no "
+            f"known model family ({', '.join(FAMILIES)}); give its config.json as the encoder config.",
+            named=(AS_THE_ENCODER_CONFIG,),
+        )
+    return family, shipped_config(family)
 
-    if config is None:
-        family = family_hint
-        if family is None and latent_channels is not None:
-            family = _family_from_keys(list(keys), latent_channels)
-        if family is None:
-            raise ModelLoadError(
-                f"The VAE in {label} has {latent_channels} latent channels, which matches no "
-                f"known model family ({', '.join(FAMILIES)}); give its config.json as the encoder config.",
-                named=(AS_THE_ENCODER_CONFIG,),
-            )
-        config = shipped_config(family)
-    else:
-        family = family_hint or _family_of_config(config)
 
+def _empty_vae(family: str, config: dict, label: str) -> Any:
+    """The VAE the config describes, on the meta device (no memory until weights come)."""
     vae_class = _vae_class(family, config)
     init_names = set(inspect.signature(vae_class.__init__).parameters) - {"self"}
     kwargs = {k: v for k, v in config.items() if k in init_names}
     try:
         with torch.device("meta"):
-            vae = vae_class(**kwargs)
+            return vae_class(**kwargs)
     except Exception as error:
         raise ModelLoadError(
             f"The model config for {label} does not describe a valid {vae_class.__name__} "
             f"({_short(error)}); give the VAE's own config.json as the encoder config.",
             named=(AS_THE_ENCODER_CONFIG,),
         ) from error
-    if encoder_only:  # still on the meta device: dropping the decoder here costs nothing
-        for name in DECODER_PARTS:
-            if getattr(vae, name, None) is not None:
-                setattr(vae, name, None)
-        weights = {k: v for k, v in weights.items() if not k.startswith(DECODER_PREFIXES)}
 
+
+def _load_weights(vae: Any, weights: dict[str, Tensor], label: str, family: str) -> None:
+    """Copy the weights into the meta-device VAE as fp32, refusing weights that do not fit
+    it, are not floating point, leave a part unset or hold NaN or infinite values."""
     expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
     weights = _with_batch_norm_defaults(weights, expected, label)
     mismatch = weights_mismatch(expected, weights)
@@ -96,18 +116,7 @@ def _build_from_weights(
             "or its config.json).",
             named=(AS_THE_ENCODER_CONFIG,),
         )
-
-    state = {}
-    for key, tensor in weights.items():
-        if key.endswith("num_batches_tracked"):  # an integer counter, unused at inference
-            state[key] = tensor.to(dtype=torch.long, copy=True).reshape(())
-            continue
-        if not tensor.is_floating_point():
-            raise ModelLoadError(
-                f"The VAE weight {key} in {label} is not a floating-point tensor "
-                f"({tensor.dtype}); the file is not a usable VAE."
-            )
-        state[key] = tensor.to(dtype=torch.float32, copy=True).contiguous()
+    state = {key: _as_state(key, tensor, label) for key, tensor in weights.items()}
     vae.load_state_dict(state, strict=True, assign=True)
     leftovers = [n for n, t in [*vae.named_parameters(), *vae.named_buffers()] if t.is_meta]
     if leftovers:  # pragma: no cover - would mean a diffusers change added unsaved state
@@ -120,8 +129,18 @@ def _build_from_weights(
             f"The VAE weights in {label} contain NaN or infinite values (e.g. {non_finite[0]}); "
             "the file is damaged, so download it again."
         )
-    vae.eval()
-    return vae, family
+
+
+def _as_state(key: str, tensor: Tensor, label: str) -> Tensor:
+    """A weight as the VAE holds it: fp32 (a batch-norm counter: a long scalar)."""
+    if key.endswith("num_batches_tracked"):  # an integer counter, unused at inference
+        return tensor.to(dtype=torch.long, copy=True).reshape(())
+    if not tensor.is_floating_point():
+        raise ModelLoadError(
+            f"The VAE weight {key} in {label} is not a floating-point tensor "
+            f"({tensor.dtype}); the file is not a usable VAE."
+        )
+    return tensor.to(dtype=torch.float32, copy=True).contiguous()
 
 
 def _vae_class(family: str | None, config: Mapping) -> type:

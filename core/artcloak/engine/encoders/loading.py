@@ -57,38 +57,14 @@ def load_encoder(
     ``.json`` file or a folder with ``config.json``). ``resolution`` overrides the working
     resolution (the shorter side the model family was trained at).
     """
-    if isinstance(source, Path):
-        source = str(source)
-    if not isinstance(source, str) or not source.strip():
-        raise SettingsError("The encoder source is empty; give a hub id, a folder or a file.")
-    if resolution is not None and (
-        isinstance(resolution, bool)
-        or not isinstance(resolution, int)
-        or resolution < 64
-        or resolution % 8
-    ):
-        raise SettingsError(
-            f"The encoder resolution must be a whole number of pixels, at least 64 and a "
-            f"multiple of 8, not {resolution!r}."
-        )
+    source = _checked_source(source, resolution)
     target = choose_device(device)
     family_hint, location = _split_family_prefix(source.strip())
     family_hint, config_dict = _resolve_config_argument(config, family_hint)
 
     with contextlib.redirect_stdout(sys.stderr):
         vae, family = _load_vae(location, family_hint, config_dict, allow_pickle)
-        if resolution is not None:
-            train_resolution = resolution
-        elif family in TRAIN_RESOLUTION:
-            train_resolution = TRAIN_RESOLUTION[family]
-        else:
-            train_resolution = CUSTOM_RESOLUTION
-            logger.info(
-                "Model family of %s is unknown; working at %d px (set resolution to change).",
-                source,
-                train_resolution,
-            )
-        encoder = _wrap(vae, source, family, train_resolution)
+        encoder = _wrap(vae, source, family, resolution or _train_resolution(family, source))
         try:
             encoder.to(target)
         except (RuntimeError, torch.OutOfMemoryError) as error:
@@ -105,6 +81,37 @@ def load_encoder(
         target,
     )
     return encoder
+
+
+def _checked_source(source: str | Path, resolution: int | None) -> str:
+    """The source as text; SettingsError for an empty source or an unusable resolution."""
+    if isinstance(source, Path):
+        source = str(source)
+    if not isinstance(source, str) or not source.strip():
+        raise SettingsError("The encoder source is empty; give a hub id, a folder or a file.")
+    if resolution is not None and (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, int)
+        or resolution < 64
+        or resolution % 8
+    ):
+        raise SettingsError(
+            f"The encoder resolution must be a whole number of pixels, at least 64 and a "
+            f"multiple of 8, not {resolution!r}."
+        )
+    return source
+
+
+def _train_resolution(family: str, source: str) -> int:
+    """The shorter side the family was trained at (CUSTOM_RESOLUTION when unknown)."""
+    if family in TRAIN_RESOLUTION:
+        return TRAIN_RESOLUTION[family]
+    logger.info(
+        "Model family of %s is unknown; working at %d px (set resolution to change).",
+        source,
+        CUSTOM_RESOLUTION,
+    )
+    return CUSTOM_RESOLUTION
 
 
 def load_encoders(sources: Sequence[str] | str, **same_kwargs: Any) -> list[VaeEncoder]:

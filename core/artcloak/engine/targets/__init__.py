@@ -74,9 +74,9 @@ def _is_file(path: str) -> bool:
 
 
 def target_images(target: Target, mode: Mode, width: int, height: int) -> list[np.ndarray]:
-    """The target image(s) as float32 H x W x 3 in [0, 1] at (width, height)."""
+    """The target image(s) as float32 H x W x 3 in [0, 1] at (width, height), for a target
+    already checked (``check_target``)."""
     if target.images:
-        check_target(target, mode)
         return [
             _cover(np.asarray(image, dtype=np.float32), width, height) for image in target.images
         ]
@@ -131,7 +131,7 @@ def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Scale to cover (width, height), then centre-crop."""
     import torch
 
-    from ..transforms import resize
+    from ..resizing import resize
 
     source_h, source_w = image.shape[:2]
     scale = max(width / source_w, height / source_h)

@@ -125,7 +125,7 @@ def _first(output) -> np.ndarray:
 
 
 def _resized(artwork: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    from ..transforms import resize
+    from ..resizing import resize
 
     if artwork.shape[1] == size[0] and artwork.shape[0] == size[1]:
         return np.ascontiguousarray(artwork, dtype=np.float32)

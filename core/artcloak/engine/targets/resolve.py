@@ -24,7 +24,7 @@ import torch
 from ...errors import A_CONCEPT, ANCHOR_IMAGES, ArtcloakError, TargetError
 from ...results import TargetDescription
 from ...settings import Mode, ProtectionSettings, Target
-from ..transforms import working_size
+from ..resizing import working_size
 from .auto import Choice, batch_statistics, choose_farthest
 from .catalogue import AUTO, AUTO_PER_IMAGE, CATALOGUE, CatalogueStyle, catalogue_style
 from .catalogue import anchor_prompt as concept_prompt

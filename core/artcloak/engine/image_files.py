@@ -1,4 +1,5 @@
-"""Protect image files: load, protect in batches, guarantee, write atomically, report.
+"""Image files in a run: outputs checked, inputs read, each protected image written
+atomically with its report (``run.Run`` drives them).
 
 Each file ends with exactly one written output plus its report, or one failure with a
 reason; a bad file never stops the others, and the original is never touched.
@@ -8,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ArtcloakError, InputImageError, Named, say
-from ..progress import SILENT, Listener, ProgressEvent
 from ..report import report_path, settings_section, stamp, write_json
 from ..results import ImageFacts, Report
 from ..settings import OUTPUT_SUFFIXES, FileRequest, Mode, OutputSettings, ProtectionSettings
@@ -29,7 +29,7 @@ from .images import (
     load_image,
     write_image,
 )
-from .protect import Engine, Failed, ImageJob, Protected
+from .protect import Engine, Failed, ImageResult
 from .targets import describe_target
 
 log = logging.getLogger(__name__)
@@ -67,34 +67,6 @@ def default_output(
     return (folder or source.parent) / name
 
 
-def protect_files(
-    engine: Engine,
-    requests: Sequence[FileRequest],
-    settings: ProtectionSettings,
-    output: OutputSettings | None = None,
-    listener: Listener = SILENT,
-) -> list[FileOutcome]:
-    """Protect each file; outcomes in request order. Cancelled propagates.
-
-    Every output is checked first (path, and whether its format can store the image, from the
-    file's header), so an output that cannot be written is refused before any model loads;
-    each chunk's files are then read before anything is loaded for them, so a run whose inputs
-    are all unusable says so without loading a model."""
-    output = output or OutputSettings()
-    outcomes = {index: refused for index, request in enumerate(requests)
-                if (refused := refuse_output(request, output)) is not None}  # fmt: skip
-    todo = [index for index in range(len(requests)) if index not in outcomes]
-    run = FileRun(engine, settings, [requests[index].source for index in todo])
-    size = engine.batch_size
-    for start in range(0, len(todo), size):
-        chunk = [requests[index] for index in todo[start : start + size]]
-        listener.emit(ProgressEvent("file", todo[start] + 1, len(requests),
-                                    message=str(chunk[0].source)))  # fmt: skip
-        done = run.protect([read_file(request, output) for request in chunk], output, listener)
-        outcomes.update(zip(todo[start : start + size], done, strict=True))
-    return [outcomes[index] for index in range(len(requests))]
-
-
 def refuse_output(request: FileRequest, output: OutputSettings) -> FileOutcome | None:
     """A failed outcome for an output that cannot be written (checked without reading pixels),
     else None."""
@@ -129,72 +101,6 @@ def read_file(request: FileRequest, output: OutputSettings) -> ReadFile | FileOu
     return ReadFile(request, image, free)
 
 
-class FileRun:
-    """One run over files, the seam every file host shares (CLI, worker, app, batch): the
-    run's target is made concrete once, when the first usable file needs it (models load
-    then), and each chunk of read files is protected, written and reported."""
-
-    def __init__(
-        self, engine: Engine, settings: ProtectionSettings, sources: Sequence[Path] = ()
-    ) -> None:
-        engine.check_settings(settings)
-        self.engine = engine
-        self._asked = settings
-        self._sources = list(sources)
-        self._settings: ProtectionSettings | None = None
-
-    @property
-    def settings(self) -> ProtectionSettings:
-        """The run's settings with their target resolved (loads the models on first use)."""
-        return self.resolve()
-
-    def resolve(self, listener: Listener = SILENT) -> ProtectionSettings:
-        """``settings``, saying "load" to ``listener`` when the models load now."""
-        if self._settings is None:
-            listener.emit(ProgressEvent("load", 0, 1, message="Loading models"))
-            self._settings = self.engine.prepare_run(self._asked, self._sources)
-        return self._settings
-
-    def protect(
-        self,
-        files: Sequence[ReadFile | FileOutcome],
-        output: OutputSettings,
-        listener: Listener = SILENT,
-        report_sections: Callable[[ReadFile], dict] | None = None,
-    ) -> list[FileOutcome]:
-        """Outcomes in the order of ``files``; ``report_sections`` adds sections to a report.
-        Models load here, and only when some file is usable."""
-        if not any(isinstance(entry, ReadFile) for entry in files):
-            return [entry for entry in files if isinstance(entry, FileOutcome)]
-        settings = self.resolve(listener)
-        jobs: list[tuple[ReadFile, ImageJob]] = []
-        outcomes: dict[int, FileOutcome] = {}
-        for index, entry in enumerate(files):
-            if isinstance(entry, FileOutcome):
-                outcomes[index] = entry
-                continue
-            try:
-                jobs.append((entry, self._job(entry, settings)))
-            except ArtcloakError as error:
-                outcomes[index] = FileOutcome.refused(entry.request, error)
-        results = self.engine.protect([job for _, job in jobs], settings, listener) if jobs else []
-        done = iter(zip(jobs, results, strict=True))
-        for index in range(len(files)):
-            if index not in outcomes:
-                (read, job), result = next(done)
-                sections = report_sections(read) if report_sections else {}
-                outcomes[index] = finish(self.engine, read.request, read.image, result,
-                                         job.settings(settings), output, sections)  # fmt: skip
-        return [outcomes[index] for index in range(len(files))]
-
-    def _job(self, entry: ReadFile, settings: ProtectionSettings) -> ImageJob:
-        image = entry.image
-        job = ImageJob(name=str(entry.request.source), colour=image.colour_samples(),
-                       max_value=image.max_value, free=entry.free, grey=image.greyscale)  # fmt: skip
-        job.target = self.engine.image_target(settings, job.colour, job.max_value)
-        return job
-
-
 def load_keep_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
     """Bool H x W, True where the mask is light (those pixels are left bit-exact)."""
     mask = load_image(path)
@@ -210,7 +116,7 @@ def finish(
     engine: Engine,
     request: FileRequest,
     image: LoadedImage,
-    result: Protected | Failed,
+    result: ImageResult | Failed,
     settings: ProtectionSettings,
     output: OutputSettings,
     sections: dict | None = None,
@@ -245,7 +151,7 @@ def build_report(
     engine: Engine,
     request: FileRequest,
     image: LoadedImage,
-    result: Protected,
+    result: ImageResult,
     settings: ProtectionSettings,
 ) -> Report:
     width, height = image.size
@@ -260,11 +166,7 @@ def build_report(
         models=engine.describe(),
         keep_mask=None if request.keep_mask is None else str(request.keep_mask),
         working_size=list(result.working_size),
-        measured={
-            **result.measured.as_dict(),
-            "within_budget": result.measured.within(settings.budget()),
-            "perturbation_kept": round(result.scale, 4),
-        },
+        measured=result.measured,
         latent=result.latent,
         encoder_passes=result.encoder_passes,
         seconds=round(result.seconds, 3),
