@@ -26,10 +26,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from artcloak.engine.protect import Engine  # noqa: E402
 from artcloak.settings import QUALITY_EFFORT, ProtectionSettings  # noqa: E402
 from world import experiments  # noqa: E402
 from world.efficacy import Case, cases, cloak, make_engine, to_tensor, visibility  # noqa: E402
 from world.gallery import SIZE  # noqa: E402
+from world.models import WorldVae  # noqa: E402
 from world.pgd import sign_pgd  # noqa: E402
 
 REFERENCE_STEPS = 500
@@ -68,6 +70,29 @@ def artcloak_run(engine, chosen: list[Case], steps: int):
             seen["linf_255_max"])  # fmt: skip
 
 
+def artcloak_grid(
+    engine: Engine,
+    vae: WorldVae,
+    chosen: list[Case],
+    originals: torch.Tensor,
+    targets: torch.Tensor,
+) -> dict[int, dict]:
+    """artcloak's figures at each step count of the grid, by step count."""
+    grid = {}
+    for steps in (2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200):
+        protected, seconds, passes, lpips_max, linf = artcloak_run(engine, chosen, steps)
+        distance = relative_distances(vae, originals, protected, targets).mean()
+        grid[steps] = {
+            "relative_distance": float(distance),
+            "seconds": seconds,
+            "encoder_passes": passes,
+            "lpips_max": lpips_max,
+            "linf_255_max": linf,
+        }
+        print(steps, grid[steps], flush=True)
+    return grid
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -88,18 +113,7 @@ def main() -> None:
     engine = make_engine(vae)
     with torch.no_grad():
         reference_lpips = float(engine.lpips(written, originals, normalize=True).max())
-    grid = {}
-    for steps in (2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200):
-        protected, seconds, passes, lpips_max, linf = artcloak_run(engine, chosen, steps)
-        distance = relative_distances(vae, originals, protected, targets).mean()
-        grid[steps] = {
-            "relative_distance": float(distance),
-            "seconds": seconds,
-            "encoder_passes": passes,
-            "lpips_max": lpips_max,
-            "linf_255_max": linf,
-        }
-        print(steps, grid[steps], flush=True)
+    grid = artcloak_grid(engine, vae, chosen, originals, targets)
     reached = [s for s, g in grid.items() if g["relative_distance"] <= reference]
     needed = min(reached, key=lambda s: grid[s]["encoder_passes"]) if reached else None
     presets = {}

@@ -41,20 +41,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from world import experiments  # noqa: E402
 from world.checkpoints import CheckpointError  # noqa: E402
 from world.report import write_report  # noqa: E402
+from world.stages import STAGE_NAMES, STAGES, Stage, stages_named  # noqa: E402
 from world3 import run as world3  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 from world3.report import write_report as write_world3_report  # noqa: E402
-
-STAGES = (
-    "presets",
-    "ceiling",
-    "objectives",
-    "fragility",
-    "survival",
-    "adaptive",
-    "mimicry",
-    "shade",
-)
 
 
 def earlier_figures(out: Path, scale: str, command: str) -> dict:
@@ -83,12 +73,12 @@ def record_rerun(
         "seconds": seconds, "machine": machine}]  # fmt: skip
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Fewer images and steps (CI).")
     parser.add_argument("--world", type=int, choices=(2, 3), default=3,
                         help="3: real pretrained encoders (default); 2: the VAE trained here.")  # fmt: skip
-    parser.add_argument("--only", nargs="*", choices=sorted({*STAGES, *world3.STAGES}),
+    parser.add_argument("--only", nargs="*", choices=sorted({*STAGE_NAMES, *world3.STAGES}),
                         help="Run only these stages.")  # fmt: skip
     parser.add_argument("--weights", type=Path,
                         help="World 3: folder with taef2/ and taesana/ (default ../shared/models).")  # fmt: skip
@@ -112,29 +102,53 @@ def main() -> None:
     args = parser.parse_args()
     if args.mimicry_generators is not None and args.mimicry_generators < 1:
         parser.error("--mimicry-generators takes a whole number of generators, 1 or more")
+    unknown = set(args.only or ()) - set(STAGE_NAMES)
+    if args.world == 2 and unknown:
+        parser.error(f"world 2 has no stage {', '.join(sorted(unknown))}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     if args.world == 3:
         main_world3(args)
-        return
-    unknown = set(args.only or ()) - set(STAGES)
-    if unknown:
-        parser.error(f"world 2 has no stage {', '.join(sorted(unknown))}")
+    else:
+        main_world2(args)
+
+
+def machine_line(threads: int) -> str:
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs ({threads} torch threads), "
+            f"torch {torch.__version__}")  # fmt: skip
+
+
+def world2_run(args: argparse.Namespace) -> tuple[experiments.Scale, Path, str]:
+    """World 2's scale, report path and command (as the report names it) for ``args``."""
     scale = experiments.QUICK if args.quick else experiments.FULL
     out = args.out or (
         Path("bench/out/efficacy-world2-quick.md")
         if args.quick
         else Path("bench/reports/efficacy-world2.md")
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
     command = "python bench/efficacy.py --world 2" + (" --quick" if args.quick else "")
     if args.mimicry_generators is not None:
         scale = dataclasses.replace(scale, mimicry_generators=args.mimicry_generators)
         command += f" --mimicry-generators {args.mimicry_generators}"
+    return scale, out, command
+
+
+def main_world2(args: argparse.Namespace) -> None:
+    """World 2: the stages named (all by default) into the report, or with --update into the
+    report of an earlier run of the same scale."""
+    stages = stages_named(args.only)
+    scale, out, command = world2_run(args)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if args.report_only:  # rewrite the report from a run's figures
         figures = json.loads(out.with_suffix(".json").read_text())
-        write_report(figures, out, figures.get("command", command), figures.get("seconds", 0.0))
+        write_report(figures, out, figures.get("command", command), figures.get("seconds", 0.0),
+                     STAGES)  # fmt: skip
         return
     if args.update and not args.only:
         sys.exit("efficacy: --update reruns the stages named by --only")
@@ -149,27 +163,37 @@ def main() -> None:
         world = experiments.build_world(scale)
     except CheckpointError as error:
         sys.exit(f"efficacy: {error}")
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs ({args.threads} torch threads), "
-               f"torch {torch.__version__}")  # fmt: skip
+    machine = machine_line(args.threads)
     if earlier is not None:
         figures = earlier
         command += " --only " + " ".join(args.only) + " --update"
     else:
         figures = {"scale": scale.name, "machine": machine, "world": world.figures}
-    for stage in args.only or STAGES:
-        stage_started = time.perf_counter()
-        figures[stage] = getattr(experiments, stage)(world, scale)
-        figures.setdefault("stage_seconds", {})[stage] = time.perf_counter() - stage_started
-        # Partial figures after every stage: a failure later loses nothing measured.
-        out.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    run_stages(stages, world, scale, figures, out.with_suffix(".json"))
     seconds = time.perf_counter() - started
     if args.update:
         record_rerun(figures, args.only, command, seconds, machine)
     else:
         figures |= {"command": command, "seconds": seconds}
-    write_report(figures, out, figures["command"], figures["seconds"])
+    write_report(figures, out, figures["command"], figures["seconds"], STAGES)
     out.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print(f"wrote {out} in {seconds / 60:.1f} min")
+
+
+def run_stages(
+    stages: tuple[Stage, ...],
+    world: experiments.World,
+    scale: experiments.Scale,
+    figures: dict,
+    json_path: Path,
+) -> None:
+    """Each stage's figures into ``figures`` under its name, with its seconds; the figures so
+    far written to ``json_path`` after every stage, so a failure later loses nothing measured."""
+    for stage in stages:
+        stage_started = time.perf_counter()
+        figures[stage.name] = stage.run(world, scale)
+        figures.setdefault("stage_seconds", {})[stage.name] = time.perf_counter() - stage_started
+        json_path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
 
 
 def main_world3(args: argparse.Namespace) -> None:
@@ -195,8 +219,7 @@ def main_world3(args: argparse.Namespace) -> None:
         return
     if args.update and not args.only:
         sys.exit("efficacy: --update reruns the stages named by --only")
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs ({args.threads} torch threads), "
-               f"torch {torch.__version__}")  # fmt: skip
+    machine = machine_line(args.threads)
     figures = earlier_figures(out, scale.name, command) if args.update else {
         "scale": scale.name, "machine": machine}  # fmt: skip
     started = time.perf_counter()

@@ -158,3 +158,48 @@ def test_mimicry_figures_pool_every_generator_and_list_each():
     section = mimicry_section(figures)
     assert "all 2 generators' samples pooled" in section
     assert "| cloaked | 50% | 75%, 25% | 38% |" in section
+
+
+def test_world2_stages_are_one_registry_that_runs_and_reports_them_by_name():
+    from world.stages import STAGE_NAMES, STAGES, stages_named
+
+    assert len(set(STAGE_NAMES)) == len(STAGES) and STAGE_NAMES[0] == "presets"
+    assert [s.name for s in stages_named(["survival", "presets"])] == ["survival", "presets"]
+    assert stages_named(None) == STAGES
+    with pytest.raises(KeyError, match="spot check"):
+        stages_named(["survival", "spot check"])
+    assert all(stage.measures and callable(stage.run) for stage in STAGES)
+
+
+def test_the_committed_world2_report_is_what_its_figures_write(tmp_path):
+    """Every section of the committed report comes from its JSON through the stage registry."""
+    from world.report import write_report
+    from world.stages import STAGES
+
+    committed = ROOT / "bench/reports/efficacy-world2.md"
+    figures = json.loads(committed.with_suffix(".json").read_text())
+    written = tmp_path / "efficacy-world2.md"
+    write_report(figures, written, figures["command"], figures["seconds"], STAGES)
+    assert written.read_text() == committed.read_text()
+
+
+def test_sign_pgd_takes_the_first_steps_of_a_longer_schedule():
+    """speed.py times the reference loop's first steps of its 500-step schedule with the
+    benches' one sign-PGD: the step size decays over ``schedule_steps``, not ``steps``."""
+    from world.pgd import sign_pgd
+
+    images = torch.full((1, 3, 4, 4), 0.5)
+    weights = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(3))
+    eps, start = 64 / 255, 0.1
+
+    def moved(schedule: int) -> torch.Tensor:
+        found = sign_pgd(lambda x: (x * weights).flatten(1).sum(1), images, eps, 3, start=start,
+                         schedule_steps=schedule)  # fmt: skip
+        return (images - found) * weights.sign()  # how far each pixel went downhill
+
+    def expected(schedule: int) -> float:
+        return sum(eps * (start + (0.01 - start) * k / (schedule - 1)) for k in range(3))
+
+    for schedule in (3, 500):
+        assert torch.allclose(moved(schedule), torch.tensor(expected(schedule)), atol=1 / 255)
+    assert expected(500) - expected(3) > 4 / 255  # the two schedules are told apart

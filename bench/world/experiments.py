@@ -1,4 +1,5 @@
-"""The efficacy bench's experiments, each returning plain figures for the report."""
+"""The efficacy bench's experiments, each returning plain figures for the report (the stages
+that run them: ``stages.py``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from artcloak.engine.protect import ImageJob
+from artcloak.engine.protect import Engine, ImageJob
 from artcloak.settings import Intensity, Mode, ProtectionSettings, Target
 
-from .ceiling import ceiling  # noqa: F401  (a stage, called by name)
+from .ceiling import PRESET_AT
 from .checkpoints import for_attacks, load_vae
 from .data import Dataset
 from .efficacy import (
@@ -28,12 +29,11 @@ from .efficacy import (
     to_tensor,
     visibility,
 )
-from .fragility import fragility  # noqa: F401  (a stage)
 from .gallery import STYLES
 from .generator import GUIDANCE, SAMPLE_STEPS, FlowRecipe, fit, sample, seeded_flow
 from .metrics import psnr
+from .mimicry_sets import MIMICRY_SETS, Protection, TrainingSet
 from .models import StyleClassifier, WorldVae
-from .objectives import compare_objectives as objectives  # noqa: F401  (a stage)
 from .survival import transforms
 from .train import ClassifierRecipe, cached, predict, reconstruct, train_classifier
 from .world2 import VARIANTS, make_gallery
@@ -158,12 +158,11 @@ def presets(world: World, scale: Scale) -> dict:
     for intensity in scale.intensities:
         settings = ProtectionSettings(intensity=intensity)
         cloaked = cloak(engine, style_cases, settings)
-        rows[f"{intensity.value}, style target: artcloak"] = _row(world, cloaked)
+        artcloak_row = _row(world, cloaked)
+        rows[f"{intensity.value}, style target: artcloak"] = artcloak_row
         baseline = plain_pgd(world.vae, style_cases, settings.budget().eps, encoder_passes(cloaked))
         rows[f"{intensity.value}, style target: plain PGD"] = _row(world, baseline)
-        log.info(
-            "preset %s: %s", intensity.value, rows[f"{intensity.value}, style target: artcloak"]
-        )
+        log.info("preset %s: %s", intensity.value, artcloak_row)
     if scale.texture:
         texture = cloak(engine, cases(scale.per_style, texture=True), ProtectionSettings())
         rows["default, texture target (weave): artcloak"] = _row(world, texture)
@@ -279,19 +278,34 @@ def mimicry(world: World, scale: Scale, protected_style: int = 0, target_style: 
 
 
 def _mimicry_training_sets(world: World, artist: list[Case]) -> dict[str, np.ndarray]:
-    """The artist's images as a mimic would fine-tune on them: clean, or protected."""
+    """The artist's images as a mimic would fine-tune on them, per set of ``MIMICRY_SETS``:
+    clean, or protected."""
     engine = make_engine(world.vae)
-    cloaked = cloak(engine, artist, ProtectionSettings())
-    baseline = plain_pgd(world.vae, artist, 8 / 255, encoder_passes(cloaked))
-    high = cloak(engine, artist, ProtectionSettings(intensity=Intensity.HIGH))
-    high_baseline = plain_pgd(world.vae, artist, 16 / 255, encoder_passes(high))
-    return {
-        "clean": cloaked.originals,
-        "cloaked": cloaked.protected,
-        "plain PGD": baseline.protected,
-        "cloaked, high (16/255)": high.protected,
-        "plain PGD, 16/255": high_baseline.protected,
-    }
+    artcloak_at: dict[int, Cloaked] = {}  # plain PGD takes as many passes as these took
+    images = {}
+    for training_set in MIMICRY_SETS:
+        images[training_set.label] = _protected(world, engine, artist, training_set, artcloak_at)
+    return images
+
+
+def _protected(
+    world: World,
+    engine: Engine,
+    artist: list[Case],
+    training_set: TrainingSet,
+    artcloak_at: dict[int, Cloaked],
+) -> np.ndarray:
+    """``artist``'s images as ``training_set`` protects them; artcloak's runs are kept in
+    ``artcloak_at`` by budget, for plain PGD's passes at the same budget."""
+    eps_255 = training_set.eps_255
+    if training_set.protection is Protection.NONE:
+        return np.stack([case.images()[0] for case in artist])
+    if training_set.protection is Protection.ARTCLOAK:
+        settings = ProtectionSettings(intensity=PRESET_AT[eps_255])
+        artcloak_at[eps_255] = cloak(engine, artist, settings)
+        return artcloak_at[eps_255].protected
+    passes = encoder_passes(artcloak_at[eps_255])
+    return plain_pgd(world.vae, artist, eps_255 / 255, passes).protected
 
 
 def _mimic(

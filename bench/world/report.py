@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from .mimicry_sets import CLEAN, CLOAKED, MIMICRY_SETS  # noqa: E402
+
+if TYPE_CHECKING:
+    from .stages import Stage
 
 
 def _pct(value: float) -> str:
@@ -182,13 +189,10 @@ def adaptive_section(rows: dict) -> str:
     )
 
 
-MIMICRY_RUNS = ("clean", "cloaked", "plain PGD", "cloaked, high (16/255)", "plain PGD, 16/255")
-
-
 def mimicry_section(m: dict) -> str:
     generators = m.get("generators", 1)
     body = [[name, _pct(m[name]["artist_style_share"]), _per_generator(m[name]),
-             _pct(m[name]["target_style_share"])] for name in MIMICRY_RUNS if name in m]  # fmt: skip
+             _pct(m[name]["target_style_share"])] for name in _mimicry_sets_in(m)]  # fmt: skip
     pooled = f"all {generators} generators' samples pooled" if generators > 1 else "one generator"
     return "\n".join([
         "## 8. Mimicry proxy",
@@ -202,6 +206,12 @@ def mimicry_section(m: dict) -> str:
         _table(["fine-tuned on", f"{m['artist_style']} (artist)", "per generator seed",
                 f"{m['target_style']} (target)"], body),
     ])  # fmt: skip
+
+
+def _mimicry_sets_in(figures: dict) -> list[str]:
+    """The labels of the training sets a mimicry run's figures hold (a quick run or an old
+    one may lack some), in the experiment's order."""
+    return [s.label for s in MIMICRY_SETS if s.label in figures]
 
 
 def _per_generator(run: dict) -> str:
@@ -269,9 +279,9 @@ def plots(figures: dict, folder: Path) -> list[str]:
                                   "cloak success (%)", (7, 3.5), rotate=True))  # fmt: skip
     mim = figures.get("mimicry")
     if mim:
-        styles = list(mim["clean"]["histogram"])
+        styles = list(mim[CLEAN.label]["histogram"])
         series = {f"fine-tuned on {name}": [100 * mim[name]["histogram"][s] for s in styles]
-                  for name in MIMICRY_RUNS if name in mim}  # fmt: skip
+                  for name in _mimicry_sets_in(mim)}  # fmt: skip
         names.append(_paired_bars(folder / "mimicry.png", styles, series,
                                   "share of samples (%)", (6, 3.2)))  # fmt: skip
     return names
@@ -330,7 +340,8 @@ def goals_section(figures: dict) -> str:
                            f"after, {_pct(clean)} clean", clean > 0 and jpeg >= 0.5 * clean))  # fmt: skip
     if "mimicry" in figures:
         m = figures["mimicry"]
-        cloaked, clean = m["cloaked"]["artist_style_share"], m["clean"]["artist_style_share"]
+        cloaked = m[CLOAKED.label]["artist_style_share"]
+        clean = m[CLEAN.label]["artist_style_share"]
         lines.append(_goal(f"mimicry: the artist's style in <= 30% of samples after fine-tuning on cloaked "
                            f"images ({_pct(cloaked)}), >= 80% on clean ({_pct(clean)}); "
                            f"{m.get('generators', 1)} generator(s)",
@@ -356,7 +367,11 @@ def reruns_lines(reruns: list[dict]) -> list[str]:
     return lines
 
 
-def write_report(figures: dict, path: Path, command: str, seconds: float) -> None:
+def write_report(
+    figures: dict, path: Path, command: str, seconds: float, stages: Sequence[Stage]
+) -> None:
+    """The report of a run's ``figures``: its header and goals, the world, and the section
+    of each of ``stages`` the figures hold."""
     sections = [
         "# artcloak efficacy bench: a miniature world",
         f"Command: `{command}`  \nScale: {figures['scale']}; seeds fixed in the code; run time "
@@ -366,17 +381,7 @@ def write_report(figures: dict, path: Path, command: str, seconds: float) -> Non
         goals_section(figures),
         world_section(figures["world"]),
     ]
-    named = {
-        "presets": lambda f: presets_section(f["presets"]),
-        "ceiling": lambda f: ceiling_section(f["ceiling"]),
-        "objectives": lambda f: objectives_section(f["objectives"], f.get("ceiling")),
-        "fragility": lambda f: fragility_section(f["fragility"]),
-        "survival": lambda f: survival_section(f["survival"]),
-        "adaptive": lambda f: adaptive_section(f["adaptive"]),
-        "mimicry": lambda f: mimicry_section(f["mimicry"]),
-        "shade": lambda f: shade_section(f["shade"]),
-    }
-    sections += [section(figures) for stage, section in named.items() if stage in figures]
+    sections += [stage.section(figures) for stage in stages if stage.name in figures]
     images = plots(figures, path.parent / "plots")
     sections.append("## Plots\n" + "\n".join(f"![{n}](plots/{n})" for n in images))
     path.write_text("\n\n".join(sections) + "\n")
