@@ -33,7 +33,10 @@ def virtual_display(log_path: Path, timeout_s: float = START_TIMEOUT_S) -> Itera
     read_end, write_end = os.pipe()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp", "-screen", "0", "1280x1024x24"],
+            # -noreset: the readiness probe below is a client too; when it closes, an X server
+            # that resets with its last client would drop a Krita connecting meanwhile.
+            ["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp", "-noreset",
+             "-screen", "0", "1280x1024x24"],
             pass_fds=(write_end,),
             stdout=log,
             stderr=subprocess.STDOUT,
