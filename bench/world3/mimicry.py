@@ -46,13 +46,16 @@ class MimicryScale:
     samples: int  # per generator and training set
 
 
-def artist_cases(count: int) -> list[Case]:
-    """One artist's artworks in the cel style, each toward the same composition in watercolour."""
+def artist_cases(count: int, target_style: int = TARGET_STYLE) -> list[Case]:
+    """One artist's artworks in the cel style, each toward the same composition in
+    ``target_style`` (watercolour unless said); a case's name says its target where that is
+    not watercolour, so that runs toward different targets never share the world's memo."""
     out = []
     for seed in range(ARTIST_SEEDS, ARTIST_SEEDS + count):
         pair = [(render(seed, STYLES[s], SIZE) * 255).round().astype(np.uint8)
-                for s in (ARTIST_STYLE, TARGET_STYLE)]  # fmt: skip
-        out.append(Case(f"artist-{seed}", *pair, ARTIST_STYLE, TARGET_STYLE))
+                for s in (ARTIST_STYLE, target_style)]  # fmt: skip
+        toward = "" if target_style == TARGET_STYLE else f"-to-{STYLES[target_style]}"
+        out.append(Case(f"artist-{seed}{toward}", *pair, ARTIST_STYLE, target_style))
     return out
 
 
@@ -76,9 +79,13 @@ def encode(world: World3, images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def decode(world: World3, latents: torch.Tensor) -> torch.Tensor:
+    """TAEF2's decoder's images of ``latents`` (what the judge reads)."""
+    return torch.cat([world.attacked.decode(part) for part in latents.split(64)])
+
+
 def judge_samples(world: World3, latents: torch.Tensor) -> torch.Tensor:
-    images = torch.cat([world.attacked.decode(part) for part in latents.split(64)])
-    return predict(world.style_judge, images)
+    return predict(world.style_judge, decode(world, latents))
 
 
 def mimicry(world: World3, scale: MimicryScale) -> dict:
@@ -111,6 +118,14 @@ def mimicry(world: World3, scale: MimicryScale) -> dict:
     return out
 
 
+@dataclass
+class MimicSamples:
+    """What one generator fine-tuned on one training set made."""
+
+    labels: torch.Tensor  # (samples,) the style judge's label of each sample
+    images: torch.Tensor  # (samples, 3, SIZE, SIZE) the samples as TAEF2's decoder shows them
+
+
 def mimic_labels(
     world: World3,
     scale: MimicryScale,
@@ -122,6 +137,20 @@ def mimic_labels(
 ) -> dict[str, torch.Tensor]:
     """One generator (``seed``) pre-trained once on the gallery's latents, then fine-tuned from
     there on each set under a new label: the judge's labels of that label's samples, per set."""
+    found = mimic_samples(world, scale, latents, labels, sets, norm, seed)
+    return {name: samples.labels for name, samples in found.items()}
+
+
+def mimic_samples(
+    world: World3,
+    scale: MimicryScale,
+    latents: torch.Tensor,
+    labels: torch.Tensor,
+    sets: dict[str, torch.Tensor],
+    norm: float,
+    seed: int,
+) -> dict[str, MimicSamples]:
+    """``mimic_labels``, keeping the decoded samples beside their labels."""
     base = seeded_unet(len(STYLES) + 1, latents.shape[1], seed=seed)
     fit(base, latents, labels, FlowRecipe(steps=scale.flow_steps, batch=FLOW_BATCH, seed=seed))
     new_label = len(STYLES)
@@ -134,5 +163,6 @@ def mimic_labels(
         )
         fit(model, artist_latents, artist_labels, recipe)
         generated = sample(model, new_label, scale.samples, 1 + seed, tuple(latents.shape[1:]))
-        judged[name] = judge_samples(world, generated * norm)
+        images = decode(world, generated * norm)
+        judged[name] = MimicSamples(predict(world.style_judge, images), images)
     return judged

@@ -3,6 +3,7 @@ reconstruction of each, in one picture for the report."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +58,34 @@ def _grid(columns: list[torch.Tensor], size: int) -> Image.Image:
             pixels = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
             sheet.paste(Image.fromarray(pixels), (c * size, LABEL_HEIGHT + r * size))
     return sheet
+
+
+SHOWN = 4  # training images and samples per row of the mimicry montage
+LABEL_WIDTH = 150
+
+
+def mimicry_montage(rows: list[tuple[str, torch.Tensor, torch.Tensor]], path: Path) -> dict:
+    """Per (label, training images, mimic's samples): ``SHOWN`` of each side by side, at their
+    own size, in one picture at ``path``; returns its name and the rows' labels."""
+    size = rows[0][1].shape[-1]
+    gap = size // 4
+    width = LABEL_WIDTH + 2 * SHOWN * size + gap
+    sheet = Image.new("RGB", (width, LABEL_HEIGHT + size * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((LABEL_WIDTH + 4, 1), "training images", fill="black")
+    draw.text((LABEL_WIDTH + SHOWN * size + gap + 4, 1), "mimic's samples", fill="black")
+    for r, (label, training, samples) in enumerate(rows):
+        top = LABEL_HEIGHT + r * size
+        draw.multiline_text((4, top + 4), textwrap.fill(label, 22), fill="black")
+        for c, image in enumerate(training[:SHOWN]):
+            sheet.paste(_picture(image), (LABEL_WIDTH + c * size, top))
+        for c, image in enumerate(samples[:SHOWN]):
+            sheet.paste(_picture(image), (LABEL_WIDTH + (SHOWN + c) * size + gap, top))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return {"file": path.name, "rows": [label for label, _, _ in rows]}
+
+
+def _picture(image: torch.Tensor) -> Image.Image:
+    pixels = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return Image.fromarray(pixels)

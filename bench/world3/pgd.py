@@ -18,14 +18,15 @@ from .world import Probe
 def per_image_pgd(
     probes: tuple[Probe, ...],
     images: torch.Tensor,
-    eps: float,
+    eps: float | torch.Tensor,
     steps: int,
     random_start: torch.Generator | None = None,
 ) -> torch.Tensor:
     """World 2's sign-PGD (step 0.5 eps decaying to 1%) on the mean of ``probes``' latent
     distances, each divided by its start (the engine's ensemble objective; with one probe the
     same steps as the distance itself), from the original or, with ``random_start``, from a
-    uniform point of the ball. Returns the 8-bit images."""
+    uniform point of the ball. ``eps``: one L-inf bound for every pixel, or a bound per pixel
+    (N, 1, H, W) (a budget shaped by texture). Returns the 8-bit images."""
     found = []
     for index in range(len(images)):
         rows = [probe.row(index) for probe in probes]
@@ -38,5 +39,6 @@ def per_image_pgd(
             seed = int(torch.randint(0, 2**62, (1,), generator=random_start))
             restart = torch.Generator().manual_seed(seed)
         one = images[index : index + 1]
-        found.append(sign_pgd(loss, one, eps, steps, start=0.5, random_start=restart))
+        bound = eps[index : index + 1] if isinstance(eps, torch.Tensor) else eps
+        found.append(sign_pgd(loss, one, bound, steps, start=0.5, random_start=restart))
     return torch.cat(found)

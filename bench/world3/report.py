@@ -14,6 +14,7 @@ from .report_more import (
     run_time_goal,
     spot_section,
 )
+from .report_stops import saved_section
 from .run import STAGES
 
 NOT_YET = (
@@ -161,6 +162,9 @@ def write_report(figures: dict, path: Path) -> None:
         m = figures["montage"]
         sections.append(f"## What the decoder shows\n\n![montage](plots/{m['file']})\n\nRows: "
                         f"{', '.join(m['cases'])}.")  # fmt: skip
+    stops = saved_section(path.parent) if figures.get("scale") == "full" else None
+    if stops:  # bench/mimicry_objectives.py's last run (bench/world3/report_stops.py)
+        sections.append(stops)
     sections.append(NOT_YET)
     sections.append("World 2 (a VAE trained here from scratch), the from-scratch comparison: "
                     "[efficacy-world2.md](efficacy-world2.md).")  # fmt: skip
