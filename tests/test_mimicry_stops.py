@@ -94,7 +94,8 @@ def test_quick_mimicry_bench_runs_end_to_end(tmp_path):
     figures = json.loads(out.with_suffix(".json").read_text())
     rows = {row["name"]: row for row in figures["rows"]}
     ours = [name for name, row in rows.items() if row["method"] == "artcloak"]
-    assert len(ours) == 6  # flat 8/255, texture-shaped, 16/255 and shaped, nearest target
+    # flat 8/255, texture-shaped, 16/255, texture-shaped 16/255, nearest target: five rows
+    assert len(ours) == 5, ours
     for name in ours:
         theirs = rows[name.replace("artcloak", "plain PGD", 1)]
         assert theirs["method"] == "plain PGD" and theirs["passes"] == rows[name]["passes"]
