@@ -78,7 +78,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="Fewer images and steps (CI).")
     parser.add_argument("--world", type=int, choices=(2, 3), default=3,
                         help="3: real pretrained encoders (default); 2: the VAE trained here.")  # fmt: skip
-    parser.add_argument("--only", nargs="*", choices=sorted({*STAGE_NAMES, *world3.STAGES}),
+    parser.add_argument("--only", nargs="*", choices=sorted({*STAGE_NAMES, *world3.STAGE_NAMES}),
                         help="Run only these stages.")  # fmt: skip
     parser.add_argument("--weights", type=Path,
                         help="World 3: folder with taef2/ and taesana/ (default ../shared/models).")  # fmt: skip
@@ -199,7 +199,7 @@ def run_stages(
 def main_world3(args: argparse.Namespace) -> None:
     """World 3: the stages named (all by default) into the report, or with --update into the
     report of an earlier run of the same scale."""
-    unknown = set(args.only or ()) - set(world3.STAGES)
+    unknown = set(args.only or ()) - set(world3.STAGE_NAMES)
     if unknown:
         sys.exit(f"efficacy: world 3 has no stage {', '.join(sorted(unknown))}")
     if args.retrain or args.mimicry_generators is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from artcloak.protocol import ADAPTIVE_HELP, ADAPTIVE_LABEL
 from artcloak.settings import (
     INTENSITY_BUDGETS,
     MAX_EPS,
@@ -73,6 +74,9 @@ def budget_inputs() -> list:
             tooltip="Optimisation steps; 0 uses the quality preset.",
         ),
         *model_inputs(),
+        io.Boolean.Input(
+            "adaptive", default=False, optional=True, tooltip=f"{ADAPTIVE_LABEL}. {ADAPTIVE_HELP}"
+        ),
         io.Image.Input("original", optional=True, tooltip=ORIGINAL_TOOLTIP),
         io.String.Input(
             "previous_report", optional=True, force_input=True, tooltip=PREVIOUS_REPORT_TOOLTIP

@@ -10,6 +10,7 @@ report is an output, shown on the node (``ui``), and logged in short, with any w
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 
@@ -142,23 +143,36 @@ class ProtectNode(io.ComfyNode):
         )
 
     @classmethod
-    def protect(cls, inputs: dict) -> io.NodeOutput:
-        """Run the node on its inputs by name (``execute``'s locals)."""
-        inputs = {name: value for name, value in inputs.items() if name != "cls"}
-        return cls.protect_toward(inputs.pop(cls.TARGET_INPUT), **inputs)
-
-    @classmethod
     def protect_toward(
-        cls, target_images, image, vae, intensity, quality, seed, mask, eps, lpips, steps,
-        model_family, resolution, vae_config, original, previous_report, more_vaes,
+        cls, image, vae, target_images, intensity="default", quality="default", seed=0, mask=None,
+        eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0, vae_config="",
+        adaptive=False, original=None, previous_report="", more_vaes=None,
     ) -> io.NodeOutput:  # fmt: skip
+        """Run the node on its inputs (``target_images``: its target input's images); the
+        defaults are what ComfyUI's unconnected optional inputs get."""
         targets = convert.to_arrays(target_images, cls.TARGET_WHAT)
         count = image.shape[0] if image.ndim == 4 else 1
-        values = flat_values(cls.MODE, intensity, quality, seed, eps, lpips, steps, resolution)
+        values = flat_values(cls.MODE, intensity, quality, seed, eps, lpips, steps, resolution,
+                             adaptive)  # fmt: skip
         run = node_run(values, targets)  # checked here, before the VAE is copied
         per_image = cls.PER_IMAGE and count > 1 and len(targets) == count
         choices = vae_choices(vae, model_family, vae_config, more_vaes)
         return _protect(run, image, targets, per_image, mask, choices, original, previous_report)
+
+
+def execute_taking(target_input: str) -> classmethod:
+    """Cloak's or Shade's ``execute``: ComfyUI passes every input by name (leaving out the
+    unconnected optional ones), here to ``protect_toward``. Its signature, which says which
+    inputs it takes, is ``protect_toward``'s with the target images named ``target_input``."""
+
+    def execute(cls, **inputs) -> io.NodeOutput:
+        return cls.protect_toward(target_images=inputs.pop(target_input), **inputs)
+
+    signature = inspect.signature(ProtectNode.protect_toward.__func__)
+    parameters = [item.replace(name=target_input) if item.name == "target_images" else item
+                  for item in signature.parameters.values()]  # fmt: skip
+    execute.__signature__ = signature.replace(parameters=parameters)
+    return classmethod(execute)
 
 
 class Cloak(ProtectNode):
@@ -179,11 +193,7 @@ class Cloak(ProtectNode):
     TARGET_WHAT = "style target"
     PER_IMAGE = True
 
-    @classmethod
-    def execute(cls, image, vae, style_target, intensity="default", quality="default", seed=0,
-                mask=None, eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0,
-                vae_config="", original=None, previous_report="", more_vaes=None):  # fmt: skip
-        return cls.protect(locals())  # every input, by name
+    execute = execute_taking(TARGET_INPUT)
 
 
 class Shade(ProtectNode):
@@ -202,11 +212,7 @@ class Shade(ProtectNode):
     TARGET_WHAT = "anchor images"
     PER_IMAGE = False
 
-    @classmethod
-    def execute(cls, image, vae, anchors, intensity="default", quality="default", seed=0,
-                mask=None, eps=0.0, lpips=0.0, steps=0, model_family="auto", resolution=0,
-                vae_config="", original=None, previous_report="", more_vaes=None):  # fmt: skip
-        return cls.protect(locals())  # every input, by name
+    execute = execute_taking(TARGET_INPUT)
 
 
 NODES: list[type[io.ComfyNode]] = [Cloak, Shade, Verify]

@@ -181,12 +181,12 @@ def node_run(values: dict, images: tuple[np.ndarray, ...] = ()) -> Run:
 
 
 def flat_values(mode: Mode, intensity, quality="default", seed=0, eps=0.0, lpips=0.0, steps=0,
-            resolution=0) -> dict:  # fmt: skip
+            resolution=0, adaptive=False) -> dict:  # fmt: skip
     """The protection inputs by the core's flat names; 0 (a number widget's default) means
     the preset's value."""
     return {"mode": mode.value, "intensity": intensity, "quality": quality, "seed": seed,
             "eps_255": eps or None, "lpips": lpips or None, "steps": steps or None,
-            "resolution": resolution or None}  # fmt: skip
+            "resolution": resolution or None, "adaptive": adaptive}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the time estimate

@@ -151,6 +151,7 @@ def report_json(mode, settings, results, engine, per_image, target_count, warnin
             "within_budget": all(r.measured.within_budget for r in results),
             "steps": settings.effort().steps,
             "seed": settings.seed,
+            "adaptive": settings.adaptive,
             "target": (
                 "one target image per input image"
                 if per_image

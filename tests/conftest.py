@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +112,33 @@ def checks(monkeypatch) -> Checks:
         ):
             monkeypatch.setattr(module, "check_target", target_check)
     return counted
+
+
+@dataclass
+class EngineCalls:
+    """What the engine was asked to protect with, and how often it shaped a budget to texture."""
+
+    settings: list[ProtectionSettings] = field(default_factory=list)
+    shaped: int = 0
+
+
+@pytest.fixture
+def engine_calls(monkeypatch) -> EngineCalls:
+    """Records every ``Engine.protect_checked`` call's settings (whichever host in this process
+    made it) and counts the texture-shaped budgets the engine computed."""
+    from artcloak.engine import protect
+
+    calls = EngineCalls()
+    protect_checked, budget_shares = protect.Engine.protect_checked, protect.budget_shares
+
+    def recording(self, jobs, settings, *args, **kwargs):
+        calls.settings.append(settings)
+        return protect_checked(self, jobs, settings, *args, **kwargs)
+
+    def counting(base):
+        calls.shaped += 1
+        return budget_shares(base)
+
+    monkeypatch.setattr(protect.Engine, "protect_checked", recording)
+    monkeypatch.setattr(protect, "budget_shares", counting)
+    return calls

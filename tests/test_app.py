@@ -248,3 +248,41 @@ def test_default_style_is_the_cores():
     assert default_style() == DEFAULT_STYLE == DEFAULT_TEXTURE
     assert FormValues.from_dict({}).style == DEFAULT_STYLE
     assert DEFAULT_STYLE in style_choices()
+
+
+def test_the_form_keeps_the_texture_shaped_budget_off_unless_ticked():
+    """Issue 35: the texture-shaped budget is off by default, remembered only as true or
+    false, and reaches the settings the job runs with."""
+    assert FormValues().adaptive is False and FormValues.from_dict({}).adaptive is False
+    assert FormValues.from_dict({"adaptive": "yes"}).adaptive is False
+    ticked = FormValues.from_dict({"adaptive": True})
+    assert ticked.adaptive is True and FormValues.from_dict(ticked.as_dict()) == ticked
+    assert ticked.settings().adaptive is True and FormValues().settings().adaptive is False
+
+
+def test_protect_with_the_texture_shaped_budget_ticked_on_the_page(runner, engine_calls, tmp_path):
+    """The page's checkbox, in the words every host uses, is wired to Protect and remembered;
+    Protect with it ticked runs the engine with the texture-shaped budget."""
+    gr = pytest.importorskip("gradio", reason="needs Gradio (the app extra)")
+    from artcloak.app import ui
+    from artcloak.protocol import ADAPTIVE_HELP, ADAPTIVE_LABEL
+
+    events = {event.name: event for event in ui.build(runner).fns.values()}
+    box = next(c for c in events["run"].inputs if getattr(c, "elem_id", None) == "adaptive")
+    assert isinstance(box, gr.Checkbox) and box.value is False
+    assert (box.label, box.info) == (ADAPTIVE_LABEL, ADAPTIVE_HELP)
+    assert box in events["_remember"].inputs
+    ticked = FormValues.from_dict({"adaptive": True, "quality": "faster"})
+    remembered = events["_remember"].fn(*ticked.as_dict().values())[0]
+    assert FormValues.from_dict(remembered) == ticked
+    restored = events["_restore"].fn(remembered)
+    assert len(restored) == len(events["_restore"].outputs) and box in events["_restore"].outputs
+    assert restored[events["_restore"].outputs.index(box)] is True
+    art = rgba_png(tmp_path / "art.png")
+    request = SimpleNamespace(session_hash="me")
+    shown = list(events["run"].fn([str(art)], None, None, *ticked.as_dict().values(), request))
+    assert 'data-state="done"' in shown[-1][0], shown[-1][0]
+    assert [settings.adaptive for settings in engine_calls.settings] == [True]
+    assert engine_calls.shaped == 1
+    (job,) = runner.jobs.values()
+    assert job.images[0].result.measured.within_budget is True

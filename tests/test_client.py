@@ -313,3 +313,13 @@ def test_a_temp_folder_left_by_a_dead_plugin_is_reclaimed(tmp_path, monkeypatch)
     made = Path(client.private_temp_folder("artcloak-gimp-"))
     assert made.is_dir() and made.name.startswith(f"artcloak-gimp-{os.getpid()}-")
     assert not left.exists() and live.exists() and other.exists()
+
+
+def test_the_texture_shaped_budget_is_the_artists_choice(tmp_path):
+    """Issue 35: sent only when ticked (off is the core's default), whatever worker.json says."""
+    config = client.WorkerConfig(python="p", request={"adaptive": True, "device": "cpu"})
+    output = str(tmp_path / "o.png")
+    off = client.build_request(client.Choices(output=output), "i", config)
+    assert "adaptive" not in off.settings and off.settings["device"] == "cpu"
+    on = client.build_request(client.Choices(output=output, adaptive=True), "i", config)
+    assert on.settings["adaptive"] is True

@@ -1321,3 +1321,25 @@ def test_a_cloak_and_a_shade_node_check_their_run_once(comfy, checks):
         run_node(node, image=picture(batch=2), vae=StandInVAE(), **{target: picture(seed=5)},
                  **FAST | {"steps": 1})  # fmt: skip
         assert (checks.settings - before[0], checks.target - before[1]) == (1, 1), node
+
+
+def test_the_texture_shaped_budget_is_an_input_that_reaches_the_engine(comfy, engine_calls):
+    """Issue 35: Cloak and Shade offer the texture-shaped budget, off by default and in the
+    words every host uses; turned on, the engine protects with it (within the same bound)."""
+    from artcloak.protocol import ADAPTIVE_HELP, ADAPTIVE_LABEL
+
+    for node, target in ((comfy.pack.nodes.Cloak, "style_target"), (comfy.pack.nodes.Shade,
+                                                                     "anchors")):  # fmt: skip
+        adaptive = {item.id: item for item in node.define_schema().inputs}["adaptive"]
+        assert (adaptive.io_type, adaptive.default, adaptive.optional) == ("BOOLEAN", False, True)
+        assert ADAPTIVE_LABEL in adaptive.tooltip and ADAPTIVE_HELP in adaptive.tooltip
+        image = picture(seed=2)
+        inputs = dict(image=image, vae=StandInVAE(), seed=1, **{target: picture(seed=5)}, **FAST)
+        flat, flat_report = run_node(node, **inputs)
+        shaped, report = run_node(node, **inputs, adaptive=True)
+        assert json.loads(flat_report)["adaptive"] is False
+        assert json.loads(report)["adaptive"] is True and json.loads(report)["within_budget"]
+        assert np.abs(samples_of(shaped) - samples_of(image)).max() <= FAST["eps"]
+        assert not torch.equal(flat, shaped)
+    assert [settings.adaptive for settings in engine_calls.settings] == [False, True] * 2
+    assert engine_calls.shaped == 2

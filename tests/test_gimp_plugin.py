@@ -35,9 +35,10 @@ NAME = "artcloak-export"
 def installed(tmp_path_factory, tiny_models):
     profile = tmp_path_factory.mktemp("gimp-profile")
     plugins = installer.gimp_plugins_dir(profile_dir=profile)
-    report = installer.install_gimp(
-        plugins, encoders=(str(tiny_models["diffusers_folder"]),), device="cpu"
+    options = installer.WorkerOptions(
+        encoders=(str(tiny_models["diffusers_folder"]),), device="cpu"
     )
+    report = installer.install_gimp(plugins, options)
     return SimpleNamespace(plugins=plugins, report=report, plugin=plugins / NAME)
 
 
@@ -376,3 +377,28 @@ def test_real_worker_cancel_leaves_no_output(logic, client, installed, tmp_path,
     )
     assert outcome.kind == "cancelled"
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_the_texture_shaped_budget_is_an_argument_that_reaches_the_workers_engine(
+    logic, client, installed, tmp_path, source
+):
+    """Issue 35: the procedure has a texture-shaped budget argument (a check box in its
+    dialog), off by default and in the words every host uses; turned on, the worker's engine
+    protects with it and the report says so."""
+    text = (installed.plugin / f"{NAME}.py").read_text()
+    tuples = [node for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Tuple)]
+    (argument,) = [item for item in tuples
+                   if len(item.elts) > 1 and getattr(item.elts[1], "value", None) == "adaptive"]  # fmt: skip
+    kind, _, label, help_text, default = (ast.unparse(item) for item in argument.elts)
+    assert (kind, default) == ("'boolean'", "False")
+    assert (label, help_text) == ("client.protocol.ADAPTIVE_LABEL", "client.protocol.ADAPTIVE_HELP")
+    assert 'adaptive=config.get_property("adaptive")' in text
+    assert logic.Arguments().adaptive is False
+    config = client.WorkerConfig.load(str(installed.plugin), "gimp")
+    args = logic.Arguments(output=str(tmp_path / "out.png"), adaptive=True)
+    request = client.build_request(args, str(source), config)
+    assert read_request(request.to_json())[1].asked.adaptive is True
+    outcome = client.run_worker(config.python, tiny(request), host=logic.HOST)
+    assert outcome.kind == "result", outcome.message
+    assert outcome.result["linf_255"] <= 8
+    assert client.read_report(outcome.result)["settings"]["adaptive"] is True

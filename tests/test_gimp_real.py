@@ -154,7 +154,9 @@ def profile(gimp):
     profile = gimp.scratch / "profile"
     plugins = installer.gimp_plugins_dir(profile_dir=profile)
     models = save_tiny_models(gimp.scratch / "models")  # where the chroot sees it too
-    installer.install_gimp(plugins, encoders=(str(models["diffusers_folder"]),))
+    installer.install_gimp(
+        plugins, installer.WorkerOptions(encoders=(str(models["diffusers_folder"]),))
+    )
     config_path = plugins / "artcloak-export" / "worker.json"
     config = json.loads(config_path.read_text())
     config["request"].update(device="cpu", steps=3, resolution=64, lpips_random_backbone=True)
@@ -236,6 +238,22 @@ def test_cancel_closes_the_plug_in_and_its_worker_writing_nothing(gimp, profile)
     again = run_in_gimp(gimp, profile, source, gimp.scratch / "again.png")
     assert again["status"] == "success", again["message"]
     assert not list((gimp.chroot.path / "tmp").glob("artcloak-gimp-*"))
+
+
+def test_the_texture_shaped_budget_argument_reaches_the_workers_engine(gimp, profile):
+    """Issue 35: the procedure's ``adaptive`` argument, set as GIMP sets it, reaches the
+    worker's engine (the report says so) and the export stays within the budget."""
+    source = gimp.scratch / "shaped.png"
+    pixels = np.random.default_rng(1).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(source)
+    output = gimp.scratch / "shaped" / "art-shaped.png"
+    output.parent.mkdir()
+    result = run_in_gimp(gimp, profile, source, output, adaptive=True)
+    assert result["status"] == "success", result["message"]
+    report = json.loads(Path(f"{output}.json").read_text())
+    assert report["settings"]["adaptive"] is True and report["measured"]["within_budget"]
+    written = np.asarray(Image.open(output).convert("RGB")).astype(int)
+    assert np.abs(written - pixels.astype(int)).max() <= 8
 
 
 def test_worker_error_becomes_execution_error(gimp, profile):

@@ -37,9 +37,10 @@ PLUGIN_MODULES = ("form", "client", "document", "qt", "dialog", "runner", "exten
 def installed(tmp_path_factory, tiny_models):
     root = tmp_path_factory.mktemp("profile")
     locations = installer.krita_locations(resource_dir=root / "krita", kritarc=root / "kritarc")
-    report = installer.install_krita(
-        locations, encoders=(str(tiny_models["diffusers_folder"]),), device="cpu"
+    options = installer.WorkerOptions(
+        encoders=(str(tiny_models["diffusers_folder"]),), device="cpu"
     )
+    report = installer.install_krita(locations, options)
     return SimpleNamespace(
         locations=locations, report=report, plugin=locations.pykrita / "artcloak_export"
     )
@@ -189,7 +190,7 @@ def test_install_refuses_a_folder_it_did_not_make(tmp_path):
     with pytest.raises(installer.InstallError, match="not installed by artcloak"):
         installer.install_krita(locations)
     assert (foreign / "mine.py").exists()
-    installer.install_krita(locations, force=True)
+    installer.install_krita(locations, installer.WorkerOptions(force=True))
     assert not (foreign / "mine.py").exists() and (foreign / "worker.json").exists()
 
 
@@ -198,7 +199,9 @@ def test_install_refuses_a_python_without_artcloak(tmp_path):
         resource_dir=tmp_path / "krita", kritarc=tmp_path / "kritarc"
     )
     with pytest.raises(installer.InstallError, match="cannot run artcloak"):
-        installer.install_krita(locations, python=str(tmp_path / "no-python"))
+        installer.install_krita(
+            locations, installer.WorkerOptions(python=str(tmp_path / "no-python"))
+        )
     assert not locations.pykrita.exists()
 
 
@@ -529,3 +532,29 @@ def test_failed_export_says_so_and_leaves_no_temp(plugin, krita_stub, monkeypatc
         plugin.document.export_to_temp(document, krita_stub.InfoObject)
     assert list(tmp_path.iterdir()) == []
     assert document.batchmode() is True
+
+
+def test_the_texture_shaped_budget_reaches_the_workers_engine(plugin, installed, tmp_path):
+    """Issue 35: the dialog's texture-shaped budget is off by default and remembered; ticked,
+    the request asks for it, the worker's engine protects with it and the report says so."""
+    form, client = plugin.form, plugin.client
+    assert form.FormValues().adaptive is False
+    assert form.FormValues.from_settings(form.FormValues(adaptive=True).to_settings()).adaptive
+    assert form.FormValues.from_settings('{"adaptive": "yes"}').adaptive is False
+    config = client.WorkerConfig.load(str(installed.plugin), "krita")
+    source = tmp_path / "in.png"
+    Image.fromarray(np.full((40, 48, 3), 90, np.uint8)).save(source)
+    flat = client.build_request(
+        form.FormValues(output=str(tmp_path / "f.png")).choices(), "i", config
+    )
+    assert read_request(flat.to_json())[1].asked.adaptive is False
+    values = form.FormValues(adaptive=True, output=str(tmp_path / "out.png"))
+    request = client.build_request(values.choices(), str(source), config)
+    assert request.settings["adaptive"] is True
+    assert read_request(request.to_json())[1].asked.adaptive is True
+    request.settings.update(steps=3, resolution=64, lpips_random_backbone=True)
+    outcome = run_worker(plugin, request)
+    assert outcome.kind == "result", outcome.message
+    assert outcome.result["linf_255"] <= 8
+    report = json.loads(Path(outcome.result["report"]).read_text())
+    assert report["settings"]["adaptive"] is True

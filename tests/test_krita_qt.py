@@ -48,9 +48,10 @@ def session(request, tmp_path_factory, tiny_models):
         pytest.skip(f"{api} is not installed in this Python (pip install {api}: the dev extra)")
     root = tmp_path_factory.mktemp(api)
     locations = installer.krita_locations(resource_dir=root / "krita", kritarc=root / "kritarc")
-    installer.install_krita(
-        locations, encoders=(str(tiny_models["diffusers_folder"]),), device="cpu"
+    options = installer.WorkerOptions(
+        encoders=(str(tiny_models["diffusers_folder"]),), device="cpu"
     )
+    installer.install_krita(locations, options)
     config_path = locations.pykrita / "artcloak_export" / "worker.json"
     config = json.loads(config_path.read_text())
     config["request"].update(steps=3, resolution=64, lpips_random_backbone=True)
@@ -76,6 +77,11 @@ def session(request, tmp_path_factory, tiny_models):
                     "output": str(out / "art-protected.png"),
                 },
             },  # fmt: skip
+            {
+                "name": "adaptive",
+                "document": str(root / "art.png"),
+                "form": {"adaptive": True, "output": str(out / "art-shaped.png")},
+            },
             {
                 "name": "refused",
                 "document": str(root / "art.png"),
@@ -172,6 +178,24 @@ def test_export_shows_progress_and_writes_the_protected_file(session):
     assert_document_untouched(run)
     remembered = json.loads(session["record"]["settings"]["artcloak_export/form"])
     assert remembered["output_folder"] == str(session["out"])
+
+
+def test_the_texture_shaped_budget_ticked_in_the_dialog_reaches_the_worker(session):
+    """Issue 35: the dialog's check box, in the words every host uses, off unless ticked;
+    ticked, the worker's engine protects with the texture-shaped budget."""
+    from artcloak import protocol
+
+    run = session["runs"]["adaptive"]
+    assert run["adaptive_box"] == [protocol.ADAPTIVE_LABEL, protocol.ADAPTIVE_HELP]
+    assert session["runs"]["result"]["dialog_values"]["adaptive"] is False
+    assert run["dialog_values"]["adaptive"] is True
+    assert run["outcome"]["kind"] == "result", run["outcome"]
+    report = json.loads((session["out"] / "art-shaped.png.json").read_text())
+    assert report["settings"]["adaptive"] is True and report["measured"]["within_budget"]
+    flat = json.loads((session["out"] / "art-protected.png.json").read_text())
+    assert flat["settings"]["adaptive"] is False
+    assert run["progress_dialogs_left"] == [] and run["temp_left"] == []
+    assert_document_untouched(run)
 
 
 def test_dialog_refuses_a_missing_folder_and_nothing_runs(session):

@@ -166,3 +166,13 @@ def test_dormant_names_are_gone():
     assert not hasattr(errors, "BudgetError")
     assert not hasattr(pipelines, "forget_loaded")
     assert not hasattr(RayRunner, "pids")
+
+
+def test_the_texture_shaped_budgets_words_are_for_a_setting_off_by_default():
+    """Issue 35: every host shows the texture-shaped budget in protocol's words; they name
+    what it does and that it does not stop mimicry better than the default (the bench)."""
+    from artcloak.settings import FLAT_NAMES, ProtectionSettings
+
+    assert "adaptive" in FLAT_NAMES and ProtectionSettings().adaptive is False
+    assert "texture" in protocol.ADAPTIVE_LABEL and "flat colour" in protocol.ADAPTIVE_HELP
+    assert "does not stop mimicry better" in protocol.ADAPTIVE_HELP

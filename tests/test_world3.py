@@ -91,6 +91,30 @@ def _check_variants(figures: dict) -> None:
     assert mimicry["closed"]["clean"] == 0 and mimicry["closed"]["artcloak"] > 0.05
 
 
+def test_world3_stages_are_one_registry_run_by_name_in_order():
+    from world3.run import STAGE_NAMES, STAGES, stages_named
+
+    assert STAGE_NAMES == ("ceiling", "presets", "survival", "adaptive", "ensemble",
+                           "spot check", "mimicry", "montage")  # fmt: skip
+    assert stages_named(()) == STAGES
+    assert [s.name for s in stages_named(("survival", "ceiling"))] == ["survival", "ceiling"]
+    with pytest.raises(KeyError, match="shade"):
+        stages_named(("ceiling", "shade"))
+    assert all(stage.measures and callable(stage.run) for stage in STAGES)
+
+
+def test_the_committed_world3_report_is_what_its_figures_write(tmp_path):
+    """Every section of the committed report comes from its JSON (the marked section from the
+    mimicry-objectives.json beside it), through the table rows' dataclasses."""
+    from world3.report import write_report
+
+    reports = ROOT / "bench/reports"
+    shutil.copy(reports / "mimicry-objectives.json", tmp_path)
+    written = tmp_path / "efficacy.md"
+    write_report(json.loads((reports / "efficacy.json").read_text()), written)
+    assert written.read_text() == (reports / "efficacy.md").read_text()
+
+
 def test_the_flat_box_is_interpolated_at_the_adaptive_psnr():
     from world3.variants import at_psnr
 

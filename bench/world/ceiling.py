@@ -11,6 +11,7 @@ attack's, on the same images; every distance is measured on the written 8-bit im
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import torch
 from artcloak.settings import Intensity, ProtectionSettings
@@ -20,6 +21,46 @@ from .pgd import sign_pgd
 
 log = logging.getLogger("world")
 PRESET_AT = {4: Intensity.LOW, 8: Intensity.DEFAULT, 16: Intensity.HIGH}
+
+
+@dataclass(frozen=True)
+class Attack:
+    """What one attack's images did (``Probe.summary``): the latent distance closed toward the
+    target, the share the judge reads as the target style, the share it no longer reads as the
+    source style; at the preset budgets, artcloak's and plain PGD's share of the ceiling."""
+
+    latent_distance_closed: float
+    success: float
+    source_style_lost: float
+    share_of_ceiling: float | None = None
+
+
+@dataclass(frozen=True)
+class CeilingRow:
+    """One budget: the latent attack (the ceiling) and the judge attack; at the preset
+    budgets, artcloak's preset and plain PGD with as many encoder passes (``passes``)."""
+
+    eps_255: int
+    latent_steps: int
+    restarts: int
+    latent_attack: Attack
+    judge_attack: Attack
+    artcloak: Attack | None = None
+    plain_pgd: Attack | None = None
+    passes: int | None = None
+
+    @classmethod
+    def from_json(cls, row: dict) -> CeilingRow:
+        def preset(name: str) -> Attack | None:
+            return Attack(**row[name]) if name in row else None
+
+        return cls(row["eps_255"], row["latent_steps"], row["restarts"],
+                   Attack(**row["latent_attack"]), Attack(**row["judge_attack"]),
+                   preset("artcloak"), preset("plain_pgd"), row.get("passes"))  # fmt: skip
+
+
+def ceiling_rows(ceiling: dict) -> list[CeilingRow]:
+    return [CeilingRow.from_json(row) for row in ceiling["rows"]]
 
 
 def latent_attack(probe: Probe, eps: float, steps: int, restarts: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from .generator import GUIDANCE, SAMPLE_STEPS, FlowRecipe, fit, sample, seeded_f
 from .metrics import psnr
 from .mimicry_sets import MIMICRY_SETS, Protection, TrainingSet
 from .models import StyleClassifier, WorldVae
-from .survival import transforms
+from .survival import SurvivalRow, transforms
 from .train import ClassifierRecipe, cached, predict, reconstruct, train_classifier
 from .world2 import VARIANTS, make_gallery
 
@@ -209,11 +209,12 @@ def survival(world: World, scale: Scale) -> dict:
     for name, transform in named.items():
         purify = transform is None
         clean = model_labels(world.vae, world.judge, originals, transform, purify)
-        row = {"clean_still_recognised": float((clean == source).float().mean())}
+        success = {}
         for run_name, cloaked in runs.items():
             labels = model_labels(world.vae, world.judge, cloaked.protected, transform, purify)
-            row[run_name] = success_rate(cloaked, labels)
-        table[name] = row
+            success[run_name] = success_rate(cloaked, labels)
+        row = SurvivalRow(float((clean == source).float().mean()), **success)
+        table[name] = asdict(row)
         log.info("survival %s: %s", name, row)
     return {
         "table": table,

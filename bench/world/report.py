@@ -11,7 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .ceiling import Attack, CeilingRow, ceiling_rows  # noqa: E402
 from .mimicry_sets import CLEAN, CLOAKED, MIMICRY_SETS  # noqa: E402
+from .survival import JPEG_Q75, NO_TRANSFORM, survival_rows  # noqa: E402
 
 if TYPE_CHECKING:
     from .stages import Stage
@@ -77,28 +79,31 @@ def presets_section(rows: dict) -> str:
     ])  # fmt: skip
 
 
-def _default_row(c: dict) -> dict | None:
-    return next((r for r in c["rows"] if r["eps_255"] == 8 and "artcloak" in r), None)
+def _default_row(c: dict) -> CeilingRow | None:
+    return next((r for r in ceiling_rows(c) if r.eps_255 == 8 and r.artcloak is not None), None)
+
+
+def _preset_cells(attack: Attack | None) -> list[str]:
+    if attack is None:
+        return ["-"] * 3
+    return [
+        _pct(attack.latent_distance_closed),
+        _pct(attack.share_of_ceiling),
+        _pct(attack.success),
+    ]
 
 
 def ceiling_section(c: dict) -> str:
-    body = []
-    for r in c["rows"]:
-        la, ja = r["latent_attack"], r["judge_attack"]
-        art, pgd = r.get("artcloak"), r.get("plain_pgd")
-        body.append([
-            f"{r['eps_255']}/255", f"{r['latent_steps']} x {r['restarts']}",
-            _pct(la["latent_distance_closed"]), _pct(la["success"]), _pct(ja["success"]),
-            _pct(art["latent_distance_closed"]) if art else "-", _pct(art["share_of_ceiling"]) if art else "-",
-            _pct(art["success"]) if art else "-",
-            _pct(pgd["latent_distance_closed"]) if pgd else "-", _pct(pgd["share_of_ceiling"]) if pgd else "-",
-            _pct(pgd["success"]) if pgd else "-", r.get("passes", "-"),
-        ])  # fmt: skip
+    body = [[f"{r.eps_255}/255", f"{r.latent_steps} x {r.restarts}",
+             _pct(r.latent_attack.latent_distance_closed), _pct(r.latent_attack.success),
+             _pct(r.judge_attack.success), *_preset_cells(r.artcloak), *_preset_cells(r.plain_pgd),
+             "-" if r.passes is None else r.passes]
+            for r in ceiling_rows(c)]  # fmt: skip
     default = _default_row(c)
     headline = (
-        f"**share of the ceiling: {100 * default['artcloak']['share_of_ceiling']:.1f}%** (default preset, "
-        f"8/255; goal >= 95%: {'met' if default['artcloak']['share_of_ceiling'] >= 0.95 else 'not met'}). "
-        f"Plain PGD with the same passes: {100 * default['plain_pgd']['share_of_ceiling']:.1f}%."
+        f"**share of the ceiling: {100 * default.artcloak.share_of_ceiling:.1f}%** (default preset, "
+        f"8/255; goal >= 95%: {'met' if default.artcloak.share_of_ceiling >= 0.95 else 'not met'}). "
+        f"Plain PGD with the same passes: {100 * default.plain_pgd.share_of_ceiling:.1f}%."
         if default
         else "(no default-preset row in this run)"
     )
@@ -123,9 +128,8 @@ def ceiling_section(c: dict) -> str:
 def objectives_section(o: dict, ceiling: dict | None) -> str:
     top = None
     if ceiling:
-        top = next(r for r in ceiling["rows"] if r["eps_255"] == 8)["latent_attack"][
-            "latent_distance_closed"
-        ]
+        at_8 = next(r for r in ceiling_rows(ceiling) if r.eps_255 == 8)
+        top = at_8.latent_attack.latent_distance_closed
     body = [[name, _pct(r["latent_distance_closed"]), _pct(r["latent_distance_closed"] / top) if top else "-",
              _pct(r["success"]), _pct(r["success_sampled_view"]), _pct(r["source_style_lost"])]
             for name, r in o["rows"].items()]  # fmt: skip
@@ -159,9 +163,8 @@ def fragility_section(f: dict) -> str:
 
 
 def survival_section(survival: dict) -> str:
-    table = survival["table"]
-    body = [[name, _pct(r["clean_still_recognised"]), _pct(r["standard"]), _pct(r["robust"]),
-             _pct(r["plain_pgd"])] for name, r in table.items()]  # fmt: skip
+    body = [[name, _pct(r.clean_still_recognised), _pct(r.standard), _pct(r.robust),
+             _pct(r.plain_pgd)] for name, r in survival_rows(survival).items()]  # fmt: skip
     vis = survival["visibility"]
     return "\n".join([
         "## 6. Survival, without and with robust optimisation (default intensity)",
@@ -248,16 +251,16 @@ def plots(figures: dict, folder: Path) -> list[str]:
     ceiling = figures.get("ceiling")
     if ceiling:
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
-        rows = ceiling["rows"]
-        budgets = [r["eps_255"] for r in rows]
-        ax.plot(budgets, [100 * r["latent_attack"]["latent_distance_closed"] for r in rows], "o-",
+        rows = ceiling_rows(ceiling)
+        budgets = [r.eps_255 for r in rows]
+        ax.plot(budgets, [100 * r.latent_attack.latent_distance_closed for r in rows], "o-",
                 label="latent attack (ceiling)")  # fmt: skip
-        for name, label in (
-            ("artcloak", "artcloak preset"),
-            ("plain_pgd", "plain PGD, same passes"),
+        for label, presets in (
+            ("artcloak preset", [(r.eps_255, r.artcloak) for r in rows]),
+            ("plain PGD, same passes", [(r.eps_255, r.plain_pgd) for r in rows]),
         ):
             points = [
-                (r["eps_255"], 100 * r[name]["latent_distance_closed"]) for r in rows if name in r
+                (eps_255, 100 * a.latent_distance_closed) for eps_255, a in presets if a is not None
             ]
             ax.plot(*zip(*points, strict=True), "s--", label=label)
         ax.set_xscale("log", base=2)
@@ -270,12 +273,13 @@ def plots(figures: dict, folder: Path) -> list[str]:
         plt.close(fig)
     survival = figures.get("survival")
     if survival:
-        table = survival["table"]
+        rows = survival_rows(survival)
         series = {
-            run: [100 * r[run] for r in table.values()]
-            for run in ("standard", "robust", "plain_pgd")
+            "standard": [100 * r.standard for r in rows.values()],
+            "robust": [100 * r.robust for r in rows.values()],
+            "plain_pgd": [100 * r.plain_pgd for r in rows.values()],
         }
-        names.append(_paired_bars(folder / "survival.png", list(table), series,
+        names.append(_paired_bars(folder / "survival.png", list(rows), series,
                                   "cloak success (%)", (7, 3.5), rotate=True))  # fmt: skip
     mim = figures.get("mimicry")
     if mim:
@@ -325,17 +329,17 @@ def goals_section(figures: dict) -> str:
                        f"({_pct(world['reconstruction_accuracy'])})", judge_ok))  # fmt: skip
     default = _default_row(figures["ceiling"]) if "ceiling" in figures else None
     if default:
-        share = default["artcloak"]["share_of_ceiling"]
+        share = default.artcloak.share_of_ceiling
         lines.append(
             _goal(f"share of the ceiling at 8/255 >= 95%: {100 * share:.1f}%", share >= 0.95)
         )
-        ceiling = default["judge_attack"]["success"]
-        success = default["artcloak"]["success"]
+        ceiling = default.judge_attack.success
+        success = default.artcloak.success
         lines.append(_goal(f"default preset success >= 50% of the judge-attack ceiling at 8/255: "
                            f"{_pct(success)} of {_pct(ceiling)}", ceiling > 0 and success >= 0.5 * ceiling))  # fmt: skip
     if "survival" in figures:
-        table = figures["survival"]["table"]
-        clean, jpeg = table["none"]["robust"], table["JPEG q75"]["robust"]
+        rows = survival_rows(figures["survival"])
+        clean, jpeg = rows[NO_TRANSFORM].robust, rows[JPEG_Q75].robust
         lines.append(_goal(f"with --robust, success after JPEG q75 >= half of clean success: {_pct(jpeg)} "
                            f"after, {_pct(clean)} clean", clean > 0 and jpeg >= 0.5 * clean))  # fmt: skip
     if "mimicry" in figures:

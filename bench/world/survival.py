@@ -1,4 +1,5 @@
-"""What a scraper or a purifier does to a posted image before a model sees it.
+"""What a scraper or a purifier does to a posted image before a model sees it, and world 2's
+survival table (a row per transform).
 
 Each transform maps uint8 (H, W, 3) to float32 (H', W', 3) in [0, 1]. Seeds make the noisy
 ones repeatable.
@@ -8,10 +9,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+
+NO_TRANSFORM, JPEG_Q75 = "none", "JPEG q75"  # the transforms the goals read
 
 
 def _pil(samples: np.ndarray) -> Image.Image:
@@ -65,10 +69,10 @@ def identity(samples: np.ndarray) -> np.ndarray:
 def transforms(resize_size: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Name -> transform, in the order of the report's survival table."""
     return {
-        "none": identity,
+        NO_TRANSFORM: identity,
         "JPEG q95": _encode("JPEG", quality=95),
         "JPEG q85": _encode("JPEG", quality=85),
-        "JPEG q75": _encode("JPEG", quality=75),
+        JPEG_Q75: _encode("JPEG", quality=75),
         "WebP q80": _encode("WEBP", quality=80),
         "x0.5 down-up": down_up,
         f"resize to {resize_size}": resize_to(resize_size),
@@ -76,3 +80,19 @@ def transforms(resize_size: int) -> dict[str, Callable[[np.ndarray], np.ndarray]
         "noise 8/255": noise(8),
         "blur sigma 1": blur,
     }
+
+
+@dataclass(frozen=True)
+class SurvivalRow:
+    """World 2's survival after one transform: the judge's accuracy on the clean images so
+    transformed, and each run's success (as its JSON names them)."""
+
+    clean_still_recognised: float
+    standard: float
+    robust: float
+    plain_pgd: float
+
+
+def survival_rows(survival: dict) -> dict[str, SurvivalRow]:
+    """World 2's survival figures as rows, by transform, in the report's order."""
+    return {name: SurvivalRow(**row) for name, row in survival["table"].items()}

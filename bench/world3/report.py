@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from world.report import _goal, _table, reruns_lines
+from world.survival import JPEG_Q75, NO_TRANSFORM
 
 from .report_more import (
     adaptive_section,
@@ -15,7 +16,8 @@ from .report_more import (
     spot_section,
 )
 from .report_stops import saved_section
-from .run import STAGES
+from .run import STAGE_NAMES
+from .stages import ceiling_rows, survival_rows
 
 NOT_YET = (
     "Not measured here: a full-size SD or FLUX VAE, or a real fine-tune of a diffusion model "
@@ -52,14 +54,14 @@ def goals_section(figures: dict) -> str:
                            f"{_pct(attacked['plain_pgd'])}; noise {_pct(sana['noise'])})",
                            sana["artcloak"] >= 0.5 * attacked["artcloak"]))  # fmt: skip
     if "survival" in figures:
-        table = figures["survival"]["closed"]
-        clean, jpeg = table["none"]["artcloak --robust"], table["JPEG q75"]["artcloak --robust"]
-        lines.append(_goal(f"with --robust, closure after JPEG q75 >= half of clean: {_pct(jpeg)} after, "
-                           f"{_pct(clean)} clean (without --robust {_pct(table['JPEG q75']['artcloak'])} "
-                           f"of {_pct(table['none']['artcloak'])})", clean > 0 and jpeg >= 0.5 * clean))  # fmt: skip
+        rows = survival_rows(figures["survival"])
+        clean, jpeg = rows[NO_TRANSFORM], rows[JPEG_Q75]
+        lines.append(_goal(f"with --robust, closure after JPEG q75 >= half of clean: {_pct(jpeg.robust)} after, "
+                           f"{_pct(clean.robust)} clean (without --robust {_pct(jpeg.artcloak)} "
+                           f"of {_pct(clean.artcloak)})", clean.robust > 0 and jpeg.robust >= 0.5 * clean.robust))  # fmt: skip
     if "mimicry" in figures:
         lines.append(mimicry_goal(figures["mimicry"]))
-    if figures.get("scale") == "full" and all(stage in figures for stage in STAGES):
+    if figures.get("scale") == "full" and all(stage in figures for stage in STAGE_NAMES):
         lines.append(run_time_goal(figures["seconds"]))
     return "\n".join(lines)
 
@@ -80,9 +82,9 @@ def world_section(world: dict) -> str:
 
 
 def ceiling_section(ceiling: dict) -> str:
-    rows = [[f"{r['eps_255']}/255", f"{r['steps']}" + (f" + {r['restart_steps']}" if r["restart_steps"] else ""), _pct(r["closed"]),
-             _pct(r["closed_gallery"]), _pct(r["closed_paintings"]), _pct(r["success"])]
-            for r in ceiling["rows"]]  # fmt: skip
+    rows = [[f"{r.eps_255}/255", f"{r.steps}" + (f" + {r.restart_steps}" if r.restart_steps else ""), _pct(r.closed),
+             _pct(r.closed_gallery), _pct(r.closed_paintings), _pct(r.success)]
+            for r in ceiling_rows(ceiling)]  # fmt: skip
     return "\n\n".join([
         "## The ceiling per budget (white-box sign-PGD on TAEF2's latent distance)",
         "Latent distance closed toward the target (share of the starting distance), and the "

@@ -1,10 +1,11 @@
-"""World 3's scales and the order its stages run in."""
+"""World 3's scales and its stages, in the order the bench runs them."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from . import stages, variants
 from .assets import Assets
 from .mimicry import MimicryScale, mimicry
 from .montage import montage
-from .world import load_world
+from .world import World3, load_world
 
 log = logging.getLogger("world3")
 
@@ -58,42 +59,65 @@ QUICK = Scale(
 )  # fmt: skip
 
 
-def _ceiling(world, scale, figures, plots):
+def _ceiling(world: World3, scale: Scale, figures: dict, plots: Path) -> dict:
     return stages.ceiling(world, scale)
 
 
-def _presets(world, scale, figures, plots):
+def _presets(world: World3, scale: Scale, figures: dict, plots: Path) -> dict:
     return stages.presets(world, scale, figures["ceiling"])
 
 
-def _survival(world, scale, figures, plots):
+def _survival(world: World3, scale: Scale, figures: dict, plots: Path) -> dict:
     return stages.survival(world, scale)
 
 
-def _adaptive(world, scale, figures, plots):
+def _adaptive(world: World3, scale: Scale, figures: dict, plots: Path) -> dict:
     return variants.adaptive(world, figures.get("presets"))
 
 
-def _ensemble(world, scale, figures, plots):
+def _ensemble(world: World3, scale: Scale, figures: dict, plots: Path) -> dict:
     return variants.ensemble(world)
 
 
-def _spot_check(world, scale, figures, plots):
+def _spot_check(world: World3, scale: Scale, figures: dict, plots: Path) -> dict:
     return variants.spot_check(world, scale.paintings, scale.spot_size)
 
 
-def _mimicry(world, scale, figures, plots):
+def _mimicry(world: World3, scale: Scale, figures: dict, plots: Path) -> dict:
     return mimicry(world, scale.mimicry)
 
 
-def _montage(world, scale, figures, plots):
+def _montage(world: World3, scale: Scale, figures: dict, plots: Path) -> dict:
     return montage(world, plots)
 
 
-STAGES = {
-    "ceiling": _ceiling, "presets": _presets, "survival": _survival, "adaptive": _adaptive,
-    "ensemble": _ensemble, "spot check": _spot_check, "mimicry": _mimicry, "montage": _montage,
-}  # fmt: skip
+@dataclass(frozen=True)
+class Stage:
+    name: str  # the --only name, and the key of the stage's figures
+    measures: str
+    run: Callable[[World3, Scale, dict, Path], dict]  # the figures so far; the plots folder
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("ceiling", "the white-box latent attack at each budget", _ceiling),
+    Stage("presets", "artcloak's presets beside plain PGD at the same passes, and transfer",
+          _presets),
+    Stage("survival", "closure after each transform, without and with --robust", _survival),
+    Stage("adaptive", "--adaptive against the flat box at equal PSNR", _adaptive),
+    Stage("ensemble", "TAEF2 + world 2's VAE against TAEF2 alone", _ensemble),
+    Stage("spot check", "the default preset and plain PGD at a larger size", _spot_check),
+    Stage("mimicry", "the artist's style in a mimic fine-tuned on clean or cloaked images",
+          _mimicry),
+    Stage("montage", "what TAEF2's decoder shows of originals and cloaked images", _montage),
+)  # fmt: skip
+STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
+
+
+def stages_named(names: tuple[str, ...]) -> tuple[Stage, ...]:
+    """The stages ``names`` names, in that order (all of them, in the bench's order, when
+    empty); a name that is no stage's raises KeyError."""
+    by_name = {stage.name: stage for stage in STAGES}
+    return tuple(by_name[name] for name in names) if names else STAGES
 
 
 def run(
@@ -103,10 +127,10 @@ def run(
     presets reads the ceiling's figures (from this run or the one ``figures`` came from)."""
     world = load_world(assets, scale)
     figures["world"] = world.figures
-    for name in only or tuple(STAGES):
+    for stage in stages_named(only):
         started = time.perf_counter()
-        figures[name] = STAGES[name](world, scale, figures, json_path.parent / "plots")
-        figures.setdefault("stage_seconds", {})[name] = time.perf_counter() - started
+        figures[stage.name] = stage.run(world, scale, figures, json_path.parent / "plots")
+        figures.setdefault("stage_seconds", {})[stage.name] = time.perf_counter() - started
         json_path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
-        log.info("world 3: %s done in %.0f s", name, figures["stage_seconds"][name])
+        log.info("world 3: %s done in %.0f s", stage.name, figures["stage_seconds"][stage.name])
     return figures

@@ -23,6 +23,49 @@ from .world import Probe, World3, to_tensor
 
 log = logging.getLogger("world3")
 PRESET_AT = {4: Intensity.LOW, 8: Intensity.DEFAULT, 16: Intensity.HIGH}
+ROBUST = "artcloak --robust"  # survival's run of the default with --robust, as its JSON names it
+
+
+@dataclass(frozen=True)
+class CeilingRow:
+    """The white-box latent attack at one budget: its steps (+ a restart's from a random
+    start) and how far it got (the share of the latent distance closed, and the judge's
+    verdict)."""
+
+    eps_255: int
+    steps: int
+    restart_steps: int
+    closed: float
+    closed_gallery: float | None
+    closed_paintings: float | None
+    success: float
+
+    @classmethod
+    def from_json(cls, row: dict) -> CeilingRow:
+        return cls(**{field.name: row[field.name] for field in fields(cls)})
+
+
+def ceiling_rows(ceiling: dict) -> list[CeilingRow]:
+    return [CeilingRow.from_json(row) for row in ceiling["rows"]]
+
+
+@dataclass(frozen=True)
+class SurvivalRow:
+    """The latent distance still closed after one transform, for artcloak's default, the
+    default with --robust, and plain PGD at the default's passes."""
+
+    artcloak: float
+    robust: float
+    plain_pgd: float
+
+    @classmethod
+    def from_json(cls, closed: dict[str, float]) -> SurvivalRow:
+        return cls(closed["artcloak"], closed[ROBUST], closed["plain_pgd"])
+
+
+def survival_rows(survival: dict) -> dict[str, SurvivalRow]:
+    """Survival's rows, by transform, in the report's order."""
+    return {name: SurvivalRow.from_json(closed) for name, closed in survival["closed"].items()}
 
 
 @dataclass
@@ -127,7 +170,7 @@ def presets(world: World3, scale, ceiling_figures: dict) -> dict:
     """artcloak's quality presets at 8/255 and its intensity presets, each beside plain PGD at
     the same passes, with the share of the ceiling each reaches."""
     probe = world.probe()
-    ceilings = {row["eps_255"]: row["closed"] for row in ceiling_figures["rows"]}
+    ceilings = {row.eps_255: row.closed for row in ceiling_rows(ceiling_figures)}
     chosen = [(Intensity.DEFAULT, quality) for quality in scale.qualities]
     chosen += [(i, Quality.DEFAULT) for i in scale.intensities if i is not Intensity.DEFAULT]
     rows, kept = [], {}
@@ -173,7 +216,7 @@ def survival(world: World3, scale) -> dict:
     ours = artcloak(world, settings_at(world))
     runs = {
         "artcloak": ours,
-        "artcloak --robust": artcloak(world, settings_at(world, robust=True)),
+        ROBUST: artcloak(world, settings_at(world, robust=True)),
         "plain_pgd": plain_pgd(world, probe, 8 / 255, ours.passes),
     }
     table = {}

@@ -76,6 +76,7 @@ class Choices:
     anchors: list[str] = field(default_factory=list)  # shade: images of the target concept
     intensity: str = "default"
     quality: str = "default"
+    adaptive: bool = False  # the texture-shaped budget (protocol.ADAPTIVE_LABEL)
     overwrite: bool = False
 
 
@@ -150,6 +151,9 @@ def build_request(
         intensity=choices.intensity,
         quality=choices.quality,
     )
+    wire.pop("adaptive", None)  # the artist's choice wins; off is the core's default
+    if choices.adaptive:
+        wire["adaptive"] = True
     try:
         return protocol.WorkerRequest.from_wire(wire)
     except protocol.ProtocolError as error:

@@ -185,23 +185,30 @@ def request_defaults(encoders: tuple[str, ...], device: str | None) -> dict:
     return defaults
 
 
+@dataclass(frozen=True)
+class WorkerOptions:
+    """What every plugin installer is told: the Python that runs the plugin's worker (this one
+    unless named), the encoders and device it protects with, and whether to replace a plugin
+    folder artcloak did not install."""
+
+    python: str | None = None
+    encoders: tuple[str, ...] = ()
+    device: str | None = None
+    force: bool = False
+
+
 def _install_package(
-    host: str,
-    expect: str,
-    destination: Path,
-    python: str | None,
-    encoders: tuple[str, ...],
-    device: str | None,
-    force: bool,
+    host: str, expect: str, destination: Path, options: WorkerOptions
 ) -> tuple[Path, InstallReport]:
-    """Check the worker's Python (this one unless named), then copy ``host``'s plugin package
-    to ``destination`` with a worker.json for it. Returns the shipped plugin folder and a
-    report that starts with what was copied."""
-    python = python or sys.executable
+    """Check the worker's Python, then copy ``host``'s plugin package to ``destination`` with a
+    worker.json for it. Returns the shipped plugin folder and a report that starts with what
+    was copied."""
+    python = options.python or sys.executable
     check_python(python)
     source = plugin_source(host, expect)
+    defaults = request_defaults(options.encoders, options.device)
     copied = install_plugin_files(
-        source / destination.name, destination, python, request_defaults(encoders, device), force
+        source / destination.name, destination, python, defaults, options.force
     )
     return source, InstallReport(done=copied)
 
@@ -255,18 +262,11 @@ def _edit_settings(path: Path, section: str, key: str, value: str | None) -> boo
 
 
 def install_krita(
-    locations: KritaLocations,
-    python: str | None = None,
-    encoders: tuple[str, ...] = (),
-    device: str | None = None,
-    force: bool = False,
+    locations: KritaLocations, options: WorkerOptions = WorkerOptions()
 ) -> InstallReport:
-    """Install the Krita plugin into ``locations`` and enable it in kritarc; its worker runs
-    ``python`` (this one unless named) with these encoders and device."""
+    """Install the Krita plugin into ``locations`` and enable it in kritarc."""
     destination = locations.pykrita / KRITA_PLUGIN
-    source, report = _install_package(
-        "krita", "*.desktop", destination, python, encoders, device, force
-    )
+    source, report = _install_package("krita", "*.desktop", destination, options)
     desktop = locations.pykrita / f"{KRITA_PLUGIN}.desktop"
     shutil.copy2(source / f"{KRITA_PLUGIN}.desktop", desktop)
     report.done.append(f"Copied {desktop.name} to {locations.pykrita}")
@@ -349,19 +349,11 @@ def gimp_plugins_dir(
     return base / "GIMP" / "3.0" / "plug-ins"
 
 
-def install_gimp(
-    plugins_dir: Path,
-    python: str | None = None,
-    encoders: tuple[str, ...] = (),
-    device: str | None = None,
-    force: bool = False,
-) -> InstallReport:
-    """Install the GIMP 3 plug-in into ``plugins_dir``; its worker runs ``python`` (this one
-    unless named) with these encoders and device."""
+def install_gimp(plugins_dir: Path, options: WorkerOptions = WorkerOptions()) -> InstallReport:
+    """Install the GIMP 3 plug-in into ``plugins_dir``."""
     destination = plugins_dir / GIMP_PLUGIN
-    _source, report = _install_package(
-        "gimp", f"{GIMP_PLUGIN}/{GIMP_PLUGIN}.py", destination, python, encoders, device, force
-    )
+    expect = f"{GIMP_PLUGIN}/{GIMP_PLUGIN}.py"
+    _source, report = _install_package("gimp", expect, destination, options)
     script = destination / f"{GIMP_PLUGIN}.py"
     script.chmod(script.stat().st_mode | 0o111)  # GIMP runs only executable plug-ins
     report.done.append(f"Made {script.name} executable")
@@ -444,8 +436,8 @@ def krita(resource_dir, kritarc, python, encoders, device, force, uninstall) -> 
     if uninstall:
         _say(lambda: uninstall_krita(locations), "the plugin files")
     else:
-        _say(lambda: install_krita(locations, python, tuple(encoders), device, force),
-             "the plugin files")  # fmt: skip
+        options = WorkerOptions(python, tuple(encoders), device, force)
+        _say(lambda: install_krita(locations, options), "the plugin files")
 
 
 @install.command()
@@ -461,8 +453,8 @@ def gimp(profile_dir, python, encoders, device, force, uninstall) -> None:
     if uninstall:
         _say(lambda: uninstall_gimp(plugins_dir), "the plug-in files")
     else:
-        _say(lambda: install_gimp(plugins_dir, python, tuple(encoders), device, force),
-             "the plug-in files")  # fmt: skip
+        options = WorkerOptions(python, tuple(encoders), device, force)
+        _say(lambda: install_gimp(plugins_dir, options), "the plug-in files")
 
 
 def _say(action: Callable[[], InstallReport], files: str) -> None:

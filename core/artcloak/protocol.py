@@ -143,6 +143,14 @@ TARGET_KINDS = ("auto", "style", "image")  # cloak: built-in default, a style by
 # settings (tests/test_protocol.py compares them).
 DEFAULT_STYLE = "weave"  # what target kind "auto" gives: the style the worker uses for none
 OUTPUT_SUFFIXES = {"cloak": "cloaked", "shade": "shaded"}  # art.png -> art-cloaked.png
+# The texture-shaped budget (the setting ``adaptive``, off by default) in the words every host
+# shows: the app, the Krita and GIMP dialogs, ComfyUI's Cloak and Shade, the CLI's help.
+ADAPTIVE_LABEL = "Shape the change to texture"
+ADAPTIVE_HELP = (
+    "More change in textured areas and less on flat colour, so the change is less visible at "
+    "the same strength. It does not stop mimicry better than the default (artcloak's bench: no "
+    "difference beyond noise)."
+)
 
 
 def target_problems(

@@ -53,6 +53,7 @@ def arguments_from(config):
         anchors=logic.split_paths(config.get_property("anchors") or ""),
         intensity=config.get_property("intensity"),
         quality=config.get_property("render-quality"),
+        adaptive=config.get_property("adaptive"),
         overwrite=config.get_property("overwrite"),
         open_result=config.get_property("open-result"),
     )
@@ -180,6 +181,8 @@ def _arguments():
          _choice(("low", "Low"), ("default", "Default"), ("high", "High")), "default"),
         ("choice", "render-quality", "_Render quality", "Optimisation effort",
          _choice(("faster", "Faster"), ("default", "Default"), ("slower", "Slower")), "default"),
+        ("boolean", "adaptive", client.protocol.ADAPTIVE_LABEL, client.protocol.ADAPTIVE_HELP,
+         False),
         ("boolean", "overwrite", "O_verwrite", "Replace an existing output file", False),
         ("boolean", "open-result", "Open the _result", "Open the protected image in GIMP", False),
     ]  # fmt: skip

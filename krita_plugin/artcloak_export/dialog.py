@@ -89,14 +89,19 @@ class ExportDialog(QDialog):
         return page
 
     def _settings_form(self) -> QFormLayout:
-        """Intensity, quality, output file and format (the same for both modes)."""
+        """Intensity, quality, the texture-shaped budget, output file and format (the same
+        for both modes)."""
         self.intensity = _combo(INTENSITY_LABELS)
         self.quality = _combo(QUALITY_LABELS)
+        self.adaptive = QCheckBox(protocol.ADAPTIVE_LABEL)
+        self.adaptive.setObjectName("artcloak_adaptive")
+        self.adaptive.setToolTip(protocol.ADAPTIVE_HELP)
         self.output = QLineEdit()
         self.format = _combo(FORMAT_LABELS)
         form = QFormLayout()
         form.addRow("Intensity:", self.intensity)
         form.addRow("Render quality:", self.quality)
+        form.addRow("", self.adaptive)
         form.addRow("Output file:", self._with_browse(self.output, self._browse_output))
         form.addRow("Format:", self.format)
         return form
@@ -136,6 +141,7 @@ class ExportDialog(QDialog):
         self.anchors.setText(f"{ANCHOR_SEPARATOR} ".join(values.anchors))
         _select(self.intensity, values.intensity)
         _select(self.quality, values.quality)
+        self.adaptive.setChecked(values.adaptive)
         self.output.setText(values.output)
         _select(self.format, values.format)
         self.open_result.setChecked(values.open_result)
@@ -154,6 +160,7 @@ class ExportDialog(QDialog):
             anchors=anchors,
             intensity=self.intensity.currentData(),
             quality=self.quality.currentData(),
+            adaptive=self.adaptive.isChecked(),
             output=self.output.text().strip(),
             format=self.format.currentData(),
             open_result=self.open_result.isChecked(),

@@ -32,6 +32,7 @@ class FormValues:
     anchors: list[str] = field(default_factory=list)  # shade: images of the target concept
     intensity: str = "default"
     quality: str = "default"
+    adaptive: bool = False
     output: str = ""
     format: str = "png"
     open_result: bool = True
@@ -48,6 +49,7 @@ class FormValues:
             anchors=list(self.anchors),
             intensity=self.intensity,
             quality=self.quality,
+            adaptive=self.adaptive,
             overwrite=overwrite,
         )
 

@@ -134,6 +134,7 @@ class Driver:
             widget.set_values(FormValues(**self.spec["form"]))
             self.run["dialog_values"] = widget.values().__dict__
             self.run["format_warning"] = widget.warning.text()
+            self.run["adaptive_box"] = [widget.adaptive.text(), widget.adaptive.toolTip()]
             self.press(buttons.button(OK).click)
         elif isinstance(widget, QtWidgets.QMessageBox):
             self.trace(f"message box: {widget.text()[:70]!r}")

@@ -66,6 +66,7 @@ class FormValues:
     intensity: str = Intensity.DEFAULT.value
     quality: str = Quality.DEFAULT.value
     output_format: str = "PNG"
+    adaptive: bool = False  # the texture-shaped budget
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -88,6 +89,7 @@ class FormValues:
             kept[name] = value if value in allowed else getattr(default, name)
         concept = values.get("concept")
         kept["concept"] = concept[:200] if isinstance(concept, str) else ""
+        kept["adaptive"] = values.get("adaptive") is True
         if not kept["style"]:
             kept["style"] = default_style()
         return cls(**kept)
@@ -109,7 +111,7 @@ class FormValues:
     ) -> ProtectionSettings:
         """The protection settings; SettingsError with a message for the page when incomplete."""
         values: dict = {"mode": self.mode, "intensity": self.intensity, "quality": self.quality,
-                        "seed": seed, "resolution": resolution}  # fmt: skip
+                        "adaptive": self.adaptive, "seed": seed, "resolution": resolution}  # fmt: skip
         if Mode(self.mode) is Mode.CLOAK:
             if self.style == STYLE_IMAGE:
                 if style_image is None:

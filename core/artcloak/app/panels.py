@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ..engine import IMAGE_EXTENSIONS
+from ..protocol import ADAPTIVE_HELP, ADAPTIVE_LABEL
 from ..settings import Intensity, Mode, Quality
 from .figures import ResultFigures
 from .form import FORMATS, LOSSY_WARNING, FormValues, intensity_label, quality_label, style_choices
@@ -38,6 +39,7 @@ class Settings:
     anchors: gr.File
     intensity: gr.Radio
     quality: gr.Radio
+    adaptive: gr.Checkbox
     output_format: gr.Radio
     lossy: gr.Markdown
 
@@ -45,7 +47,7 @@ class Settings:
     def remembered(self) -> list:
         """The choices kept in the browser, in FormValues' field order."""
         return [self.mode, self.style, self.concept, self.intensity, self.quality,
-                self.output_format]  # fmt: skip
+                self.output_format, self.adaptive]  # fmt: skip
 
     @property
     def toggled(self) -> list:
@@ -102,6 +104,9 @@ def settings_panel(first: FormValues) -> Settings:
             [(quality_label(q), q.value) for q in Quality],
             value=first.quality,
             label="Render quality",
+        ),  # fmt: skip
+        adaptive=gr.Checkbox(
+            value=first.adaptive, label=ADAPTIVE_LABEL, info=ADAPTIVE_HELP, elem_id="adaptive"
         ),  # fmt: skip
         output_format=gr.Radio(
             list(FORMATS), value=first.output_format, label="Output format", elem_id="format"

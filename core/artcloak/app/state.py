@@ -71,15 +71,14 @@ class Job:
         waiting = sum(i.state == WAITING for i in self.images)
         chunks_after = -(-waiting // max(1, self.chunk_size))
         elapsed = now - self.chunk_started
-        if self.chunk_seconds:
-            per_chunk = sum(self.chunk_seconds) / len(self.chunk_seconds)
-            return max(0.0, per_chunk - elapsed) + per_chunk * chunks_after
         steps = max((i.step for i in active), default=0)
         total = max((i.total for i in active), default=0)
-        if steps < 2 or not total:
-            if self.chunk_estimate is None:
-                return None
-            per_chunk = self.chunk_estimate * 1.15
-            return max(0.0, per_chunk - elapsed) + per_chunk * chunks_after
-        per_chunk = elapsed / steps * total * 1.15  # measuring after the last step
+        if self.chunk_seconds:
+            per_chunk = sum(self.chunk_seconds) / len(self.chunk_seconds)
+        elif steps >= 2 and total:
+            per_chunk = elapsed / steps * total
+        elif self.chunk_estimate is not None:
+            per_chunk = self.chunk_estimate
+        else:
+            return None
         return max(0.0, per_chunk - elapsed) + per_chunk * chunks_after

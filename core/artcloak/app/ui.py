@@ -119,8 +119,8 @@ def _protect_handler(runner: JobRunner, seed: int) -> Callable[..., Iterator]:
     results, download-all, Protect, Cancel)."""
 
     def run(uploads, style_file, anchor_files, mode_, style_, concept_, intensity_,
-            quality_, format_, request: gr.Request) -> Iterator:  # fmt: skip
-        values = FormValues(mode_, style_, concept_, intensity_, quality_, format_)
+            quality_, format_, adaptive_, request: gr.Request) -> Iterator:  # fmt: skip
+        values = FormValues(mode_, style_, concept_, intensity_, quality_, format_, adaptive_)
         try:
             settings = values.settings(
                 style_image=Path(style_file) if style_file else None,

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ..engine import FORMAT_EXTENSIONS
+from ..protocol import ADAPTIVE_HELP, ADAPTIVE_LABEL
 from ..settings import (
     DEFAULT_ENCODER,
     FLAT_NAMES,
@@ -112,7 +113,7 @@ protection_options = _options(
         click.option("--robust", is_flag=True,
                      help="Optimise through random resizing, JPEG, blur and noise, so more survives them."),
         click.option("--adaptive", is_flag=True,
-                     help="Spend the budget where texture hides it: less change on flat colour."),
+                     help=f"{ADAPTIVE_LABEL}. {ADAPTIVE_HELP}"),
     ]
 )  # fmt: skip
 
