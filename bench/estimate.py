@@ -4,7 +4,7 @@ Runs ``artcloak cloak`` as a person would (a subprocess, TAEF2 from ../shared, e
 bench's paintings at each working size, ``--json`` to read its events) and compares the
 estimate the command shows at step 0 with what followed: the optimisation loop (from the
 estimate to the last step) and the whole command (start to exit, models and writing
-included). The goal: within a factor of 1.5 of the loop. Writes
+included). The goal (issue "the fewest passes"): within 25% of the loop's time. Writes
 ``bench/reports/estimate.md``.
 
     .venv/bin/python bench/estimate.py                 # 3 paintings at 256 and 512 px
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from world3.assets import PAINTINGS, MissingAssets, locate  # noqa: E402
 
-GOAL = 1.5
+GOAL = 0.25  # the largest share the estimate may be off the loop's time
 REPORT = Path("bench/reports/estimate.md")
 
 
@@ -73,13 +73,13 @@ def time_one(painting: Path, size: int, encoder: Path, folder: Path) -> Timing:
 
 def report(timings: list[Timing], command: str) -> str:
     ratios = [t.ratio for t in timings]
-    within = sum(1 / GOAL <= r <= GOAL for r in ratios)
+    within = sum(abs(r - 1) <= GOAL for r in ratios)
     lines = [
         "# The time shown before step 1",
         "",
         f"`{command}` on this machine's CPU (TAEF2, default preset, random-backbone LPIPS). "
         f"Estimate over loop: median {statistics.median(ratios):.2f}, range "
-        f"{min(ratios):.2f}-{max(ratios):.2f}; within a factor of {GOAL:g} of the loop: "
+        f"{min(ratios):.2f}-{max(ratios):.2f}; within {GOAL:.0%} of the loop's time: "
         f"{within} of {len(ratios)} ({'met' if within == len(ratios) else 'not met'}).",
         "",
         "| painting | working size | estimate s | loop s | steps | estimate / loop | whole command s |",

@@ -1,91 +1,209 @@
-"""Which step rule reaches the ceiling in the fewest passes on a real encoder?
+"""How many encoder passes reach the ceiling on a real encoder?
 
-Runs artcloak's ``SignStep`` with each setting below on world 3's artworks (TAEF2 at 256 px,
-8/255, the engine's random start, no perceptual term) for each pass budget, and prints the
-latent distance closed and its share of the ceiling the efficacy report measured
-(``bench/reports/efficacy.json``, 8/255 row). Needs ``../shared`` (or ``--weights`` and
-``--paintings``), as ``bench/efficacy.py`` does.
+Runs artcloak's own loop (``optimise``: its step rule, start, plateau stop; no perceptual
+term) on TAEF2 at 8/255 for each pass budget, and reports each image's latent distance closed as
+a share of its own ceiling: the best of two long runs of the same loop (``--ceiling-passes``
+each, one from the random start, one from the start toward the target's pixels). Three sets of
+artworks, as the product meets them: world 3's gallery toward the same artwork in another style
+(what a generated style target is), paintings toward another painting (an image target), and
+paintings toward the built-in ``weave`` texture (the default target without a diffusion model).
+Beside artcloak: its step rule from the random start (the start it had before), and plain
+sign-PGD steps, at the same passes. Needs ``../shared`` (or
+``--weights`` and ``--paintings``), as ``bench/efficacy.py`` does.
 
-    .venv/bin/python bench/step_rules.py               # every rule at 15 and 30 passes
-    .venv/bin/python bench/step_rules.py --passes 100
+    .venv/bin/python bench/step_rules.py               # presets' budgets; writes bench/reports/passes.md
+    .venv/bin/python bench/step_rules.py --passes 10 15 --ceiling-passes 60 --paintings-count 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from artcloak.engine.encoders import load_encoder  # noqa: E402
-from artcloak.engine.optimize import RANDOM_START, SignStep  # noqa: E402
+from artcloak.engine.optimize import Batch, SignStep, StepRule, optimise  # noqa: E402
+from artcloak.engine.targets.textures import render_texture  # noqa: E402
+from artcloak.settings import QUALITY_EFFORT, Budget, Effort, Quality  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
-from world3.world import Probe, gallery_cases, painting_cases, stack  # noqa: E402
+from world3.world import Case, Probe, gallery_cases, painting_cases, stack  # noqa: E402
 
-RULES = {
-    "sign, start 0.25 eps (before)": SignStep(decay=0.0, start=0.25),
-    "sign, start 0.5 eps": SignStep(decay=0.0, start=0.5),
-    "momentum 0.5, start 0.25 eps": SignStep(decay=0.5, start=0.25),
-    "momentum 0.5, start 0.5 eps": SignStep(decay=0.5, start=0.5),
-    "momentum 0.9, start 0.5 eps": SignStep(decay=0.9, start=0.5),
-    # tried for the 15-pass goal (95% of the ceiling): start, end and momentum moved each way
-    "momentum 0.25, start 0.5 eps": SignStep(decay=0.25, start=0.5),
-    "momentum 0.5, start 1 eps": SignStep(decay=0.5, start=1.0),
-    "momentum 0.75, start 1 eps": SignStep(decay=0.75, start=1.0),
-    "momentum 0.9, start 1 eps": SignStep(decay=0.9, start=1.0),
-    "momentum 0.5, 0.5 -> 0.1 eps": SignStep(decay=0.5, start=0.5, end=0.1),
-    "momentum 0.5, 0.75 -> 0.05 eps": SignStep(decay=0.5, start=0.75, end=0.05),
-}
 EPS = 8 / 255
-SIZE = 256
+TEXTURE = "weave"
 
 
-def closed_after(rule: SignStep, probe: Probe, sources: torch.Tensor, passes: int) -> float:
-    """The engine's loop without its perceptual term: random start, ``passes - 1`` steps (one
-    pass measures the start), projection onto the box and [0, 1], 8-bit result."""
-    generator = torch.Generator().manual_seed(0)
-    delta = (torch.rand(sources.shape, generator=generator) * 2 - 1) * RANDOM_START * EPS
-    delta = (sources + delta).clamp(0, 1) - sources
-    steps = passes - 1
-    for step in range(steps):
-        delta.requires_grad_(True)
-        loss = probe.latent_distance((sources + delta).clamp(0, 1)) / probe.start
-        (grad,) = torch.autograd.grad(loss.sum(), delta)
-        with torch.no_grad():
-            delta = rule(delta.detach(), grad, step, steps, EPS).clamp(-EPS, EPS)
-            delta = (sources + delta).clamp(0, 1) - sources
-    return float(probe.closed(((sources + delta) * 255).round() / 255).mean())
+@dataclass(frozen=True)
+class Variant:
+    """A way of running the loop: its step rule and whether it starts toward the target."""
+
+    name: str
+    make_rule: Callable[[], StepRule]
+    toward: bool
+
+    def rule(self) -> StepRule:
+        return self.make_rule()
+
+
+VARIANTS = (
+    Variant("artcloak (start toward the target's pixels)", SignStep, True),
+    Variant("artcloak's step rule from the random start", SignStep, False),
+    Variant("plain sign steps from 0.25 eps, random start", lambda: SignStep(0, 0.25), False),
+)
+
+
+@dataclass
+class CaseSet:
+    """Artworks and what their encoder should see instead, as one batch."""
+
+    name: str
+    sources: torch.Tensor  # (N, 3, S, S) in [0, 1]
+    targets: torch.Tensor
+    names: list[str]
+
+
+@dataclass
+class Row:
+    variant: str
+    passes: int  # the budget asked for
+    passes_spent: int  # what the loop spent (it may stop on a plateau)
+    shares: dict[str, list[float]] = field(default_factory=dict)  # per set, per image
+    seconds: float = 0.0
+
+    def all_shares(self) -> list[float]:
+        return [share for shares in self.shares.values() for share in shares]
+
+
+def case_sets(assets, size: int, paintings: int) -> list[CaseSet]:
+    gallery = gallery_cases(1, size)
+    pictures = painting_cases(assets, paintings, size)
+    texture = torch.from_numpy(np.asarray(render_texture(TEXTURE, size, size), np.float32))
+    toward_texture = texture.permute(2, 0, 1).expand(len(pictures), -1, -1, -1).contiguous()
+
+    def of(cases: list[Case], name: str, targets: torch.Tensor | None = None) -> CaseSet:
+        sources = stack(cases, "source")
+        chosen = stack(cases, "target") if targets is None else targets
+        return CaseSet(name, sources, chosen, [case.name for case in cases])
+
+    return [
+        of(gallery, "gallery -> the same artwork in another style"),
+        of(pictures, "painting -> another painting"),
+        of(pictures, f"painting -> the {TEXTURE} texture", toward_texture),
+    ]
+
+
+def closed(encoder, cases: CaseSet, variant: Variant, passes: int) -> tuple[torch.Tensor, int]:
+    """(N,) share of each image's latent distance closed by ``passes`` passes, as 8-bit images,
+    and the passes the loop spent."""
+    with torch.no_grad():
+        goal = encoder(cases.targets)
+    batch = Batch(
+        base=cases.sources,
+        targets=[goal],
+        free=torch.ones_like(cases.sources[:, :1]),
+        grey=torch.zeros(len(cases.sources), dtype=torch.bool),
+        rows=torch.eye(cases.sources.shape[-2]).expand(len(cases.sources), 1, -1, -1),
+        cols=torch.eye(cases.sources.shape[-1]).expand(len(cases.sources), 1, -1, -1),
+        seeds=[0] * len(cases.sources),
+        toward=cases.targets if variant.toward else None,
+    )
+    effort = Effort(steps=passes)
+    outcome = optimise(
+        batch, [encoder], None, Budget(lpips=1.0, eps=EPS), effort, rule=variant.rule()
+    )
+    written = ((cases.sources + outcome.delta).clamp(0, 1) * 255).round() / 255
+    probe = Probe(encoder, cases.sources, cases.targets)
+    return probe.closed(written), outcome.encoder_passes
+
+
+def ceilings(encoder, sets: list[CaseSet], passes: int) -> dict[str, torch.Tensor]:
+    """Per set, each image's best closure over the long runs from both starts."""
+    out = {}
+    for cases in sets:
+        runs = [closed(encoder, cases, variant, passes)[0] for variant in VARIANTS[:2]]
+        out[cases.name] = torch.maximum(*runs)
+        print(f"ceiling {cases.name}: {[round(float(x), 3) for x in out[cases.name]]}", flush=True)
+    return out
+
+
+def measure(encoder, sets, ceiling, variant: Variant, passes: int) -> Row:
+    row = Row(variant.name, passes, 0)
+    started = time.perf_counter()
+    for cases in sets:
+        shares, spent = closed(encoder, cases, variant, passes)
+        row.shares[cases.name] = (shares / ceiling[cases.name]).tolist()
+        row.passes_spent = max(row.passes_spent, spent)
+    row.seconds = time.perf_counter() - started
+    return row
+
+
+def markdown(rows: list[Row], ceiling: dict[str, torch.Tensor], args, seconds: float) -> str:
+    images = sum(len(c) for c in ceiling.values())
+    lines = [
+        "# Passes to the ceiling on a real encoder",
+        "",
+        f"`.venv/bin/python bench/step_rules.py {' '.join(sys.argv[1:])}`".replace(" `", "`"),
+        f"on {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__};"
+        f" TAEF2 at {args.size} px, 8/255, {images} artworks; {seconds / 60:.1f} min.",
+        "",
+        "Each image's closure is a share of its own ceiling: the best of two runs of "
+        f"{args.ceiling_passes} passes (random start; start toward the target's pixels). "
+        "Mean ceiling closure per set: "
+        + "; ".join(f"{name} {float(c.mean()):.1%}" for name, c in ceiling.items())
+        + ".",
+        "",
+        "| loop | passes | spent | median share | min | max | "
+        + " | ".join(f"median, {name}" for name in ceiling)
+        + " |",
+        "|---" * (6 + len(ceiling)) + "|",
+    ]
+    for row in rows:
+        shares = row.all_shares()
+        per_set = [f"{statistics.median(s):.1%}" for s in row.shares.values()]
+        cells = [row.variant, str(row.passes), str(row.passes_spent),
+                 f"{statistics.median(shares):.1%}", f"{min(shares):.1%}", f"{max(shares):.1%}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells + per_set) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
+    presets = [QUALITY_EFFORT[q].steps for q in Quality]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--passes", type=int, nargs="*", default=[15, 30])
+    parser.add_argument("--passes", type=int, nargs="*", default=sorted(set(presets)))
+    parser.add_argument("--ceiling-passes", type=int, default=100)
+    parser.add_argument("--paintings-count", type=int, default=4)
+    parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--paintings", type=Path)
-    parser.add_argument("--report", type=Path, default=Path("bench/reports/efficacy.json"))
+    parser.add_argument("--report", type=Path, default=Path("bench/reports/passes.md"))
     args = parser.parse_args()
     try:
         assets = locate(args.weights, args.paintings)
     except MissingAssets as error:
         sys.exit(f"step_rules: {error}")
-    rows = json.loads(args.report.read_text())["ceiling"]["rows"]
-    ceiling = next(row["closed"] for row in rows if row["eps_255"] == 8)
+    started = time.perf_counter()
     encoder = load_encoder(str(assets.weight("taef2/encoder.safetensors")))
-    cases = gallery_cases(1, SIZE) + painting_cases(assets, 3, SIZE)
-    sources = stack(cases, "source")
-    probe = Probe(encoder, sources, stack(cases, "target"))
-    print(f"{len(cases)} artworks at {SIZE} px, 8/255; the ceiling closes {ceiling:.1%}")
+    sets = case_sets(assets, args.size, args.paintings_count)
+    ceiling = ceilings(encoder, sets, args.ceiling_passes)
+    rows = []
     for passes in args.passes:
-        for name, rule in RULES.items():
-            started = time.perf_counter()
-            closed = closed_after(rule, probe, sources, passes)
-            print(f"{passes:4d} passes  {name:32s} closed {closed:.1%}  share {closed / ceiling:.1%}"
-                  f"  ({time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
+        for variant in VARIANTS:
+            rows.append(measure(encoder, sets, ceiling, variant, passes))
+            print(markdown(rows[-1:], ceiling, args, 0).splitlines()[-1], flush=True)
+    args.report.write_text(markdown(rows, ceiling, args, time.perf_counter() - started))
+    payload = {"rows": [asdict(row) for row in rows],
+               "ceiling": {name: c.tolist() for name, c in ceiling.items()}}  # fmt: skip
+    args.report.with_suffix(".json").write_text(json.dumps(payload, indent=1))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from artcloak.settings import QUALITY_EFFORT, Quality
 from browser import UPDATE_SCREENSHOTS, launched, playwright_or_skip
 from conftest import painting
 from PIL import Image
@@ -115,7 +116,7 @@ def test_protect_download_check_and_screenshot(page, tmp_path):
 
     art = rgba_art(tmp_path / "art.png")
     upload(page, [art])
-    page.get_by_label("faster (14 steps)").check()
+    page.get_by_label(f"faster ({QUALITY_EFFORT[Quality.FASTER].steps} steps)").check()
     page.click("#protect")
     page.wait_for_selector(".artcloak-status[data-state=done]")
     assert "1 protected." in page.inner_text("#status")
@@ -159,10 +160,10 @@ def test_corrupt_file_gets_a_clear_message(page, tmp_path):
 
 def test_cancel_a_slow_job(page, tmp_path):
     # Enough images that the job is still running when the page first shows it (4 at the
-    # slower preset's 99 steps once finished before the status showed them running).
+    # slower preset's steps once finished before the status showed them running).
     images = [rgba_art(tmp_path / f"slow{i}.png") for i in range(16)]
     upload(page, images)
-    page.get_by_label("slower (99 steps)").check()
+    page.get_by_label(f"slower ({QUALITY_EFFORT[Quality.SLOWER].steps} steps)").check()
     page.click("#protect")
     page.wait_for_selector(".artcloak-status tr[data-state=running] >> text=steps")
     page.click("#cancel")

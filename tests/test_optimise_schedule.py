@@ -42,7 +42,7 @@ def long_settings(fast_settings) -> ProtectionSettings:
 
 def test_the_loop_stops_early_once_the_latent_loss_stops_falling(engine, long_settings):
     result, events = run(engine, long_settings)
-    steps = result.encoder_passes - 1
+    steps = result.encoder_passes  # one pass a step, the first at the originals
     assert 12 <= steps < 150
     assert events[-1].step == events[-1].total == steps
     assert result.losses[-1] <= result.losses[0]
@@ -51,14 +51,14 @@ def test_the_loop_stops_early_once_the_latent_loss_stops_falling(engine, long_se
 def test_without_patience_every_step_runs(engine, long_settings, monkeypatch):
     monkeypatch.setattr(ProtectionSettings, "effort", lambda self: Effort(steps=40, patience=None))
     result, events = run(engine, long_settings)
-    assert result.encoder_passes == 41
+    assert result.encoder_passes == 40
     assert [e.step for e in events] == list(range(41))
 
 
 def test_a_robust_loop_runs_every_step(engine, long_settings):
     """A loss seen through random transforms looks flat to the plateau rule: not used."""
     result, events = run(engine, replace(long_settings, steps=40, robust=True))
-    assert result.encoder_passes == 41
+    assert result.encoder_passes == 40
     assert {e.total for e in events} == {40}
 
 
@@ -71,7 +71,7 @@ def test_an_early_stop_ends_with_a_short_cool_down(engine, long_settings):
 
 def test_the_time_left_is_estimated_before_step_one_and_measured_after(engine, fast_settings):
     _, events = run(engine, fast_settings)
-    assert events[0].step == 0 and events[0].seconds_left > 0  # from one timed forward pass
+    assert events[0].step == 0 and events[0].seconds_left > 0  # from the first pass, timed
     assert all(e.seconds_left is not None and e.seconds_left >= 0 for e in events)
     assert events[-1].seconds_left == 0
 
@@ -122,3 +122,40 @@ def test_sign_step_keeps_momentum_and_starts_fresh_each_run():
     assert (momentum(zero, turned, 1, 10, 1.0) < 0).all()  # pixel 0 still along the first
     assert plain(zero, turned, 1, 10, 1.0)[..., 0] > 0
     assert momentum(zero, turned, 0, 10, 1.0)[..., 0] > 0  # a new run
+
+
+def test_the_start_moves_toward_the_targets_pixels_within_the_budget():
+    """Where the target's pixels are brighter the start is brighter, by at most eps, and the
+    mask, greyscale tie and [0, 1] still hold (``start_delta`` projects it)."""
+    from artcloak.engine.optimize import Batch, start_delta
+
+    base = torch.full((2, 3, 8, 8), 0.5)
+    base[1] = 0.99
+    toward = torch.zeros_like(base)
+    toward[:, :, :4] = 1.0  # the top half brighter than the image, the bottom darker
+    free = torch.ones(2, 1, 8, 8)
+    free[:, :, :, :2] = 0
+    eye = torch.eye(8).expand(2, 1, 8, 8)
+    batch = Batch(base=base, targets=[], free=free, grey=torch.tensor([False, True]), rows=eye,
+                  cols=eye, seeds=[0, 1], toward=toward)  # fmt: skip
+    eps = 8 / 255
+    delta = start_delta(batch, eps)
+    assert delta.abs().max() <= eps + 1e-6 and (delta[:, :, :, :2] == 0).all()
+    top, bottom = delta[0, :, :4, 2:], delta[0, :, 4:, 2:]
+    assert torch.allclose(top, torch.full_like(top, eps))
+    assert torch.allclose(bottom, torch.full_like(bottom, -eps))
+    assert ((base + delta) <= 1).all() and (delta[1] == delta[1, :1]).all()
+    random_only = start_delta(replace(batch, toward=None), eps)
+    assert random_only[0].abs().max() <= 0.5 * eps + 1e-6  # the random start alone is smaller
+
+
+def test_the_engine_starts_each_image_toward_its_own_target(engine, fast_settings, monkeypatch):
+    import artcloak.engine.optimize as optimize_module
+
+    seen = []
+    real = optimize_module.start_delta
+    monkeypatch.setattr(optimize_module, "start_delta",
+                        lambda batch, eps: seen.append(batch.toward) or real(batch, eps))  # fmt: skip
+    run(engine, fast_settings)
+    (toward,) = seen
+    assert toward.shape == (1, 3, 64, 64) and float(toward.std()) > 0.01  # the texture's pixels

@@ -185,3 +185,26 @@ def test_pass_cost_bench_prints_a_row_per_size_and_layout():
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 64 |")]
     assert [row.split("|")[2].strip() for row in rows] == ["channels-last", "default"]
     assert all(float(cell.split()[0]) > 0 for row in rows for cell in row.split("|")[3:5])
+
+
+def test_step_rules_bench_reports_each_images_share_of_its_ceiling(tmp_path):
+    """The passes bench on the real TAEF2 at a tiny scale: a row per loop and budget, each
+    image's closure a share of its own ceiling (the best of the two long runs), no row spending
+    more passes than asked for."""
+    assets = _assets_or_skip()
+    report = tmp_path / "passes.md"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "step_rules.py"), "--passes", "3",
+         "--ceiling-passes", "4", "--paintings-count", "2", "--size", "64", "--report",
+         str(report), "--weights", str(assets.weights), "--paintings", str(assets.paintings)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(report.with_suffix(".json").read_text())
+    rows = figures["rows"]
+    assert [row["passes"] for row in rows] == [3, 3, 3] and len({r["variant"] for r in rows}) == 3
+    assert all(row["passes_spent"] <= 3 for row in rows)
+    shares = [s for row in rows for per_set in row["shares"].values() for s in per_set]
+    assert len(shares) == 3 * (6 + 2 + 2) and all(0 < share < 2 for share in shares)
+    assert all(c > 0 for per_set in figures["ceiling"].values() for c in per_set)
+    assert "| artcloak (start toward the target's pixels) | 3 |" in report.read_text()

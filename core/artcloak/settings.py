@@ -86,7 +86,7 @@ class Budget:
 class Effort:
     """How the optimisation loop spends encoder passes."""
 
-    steps: int  # at most this many steps
+    steps: int  # at most this many steps, one encoder pass each (the first at the originals)
     lpips_every: int = (
         4  # LPIPS penalty evaluated every this many steps (every step near its bound)
     )
@@ -104,15 +104,14 @@ INTENSITY_BUDGETS: dict[Intensity, Budget] = {
     Intensity.HIGH: Budget(lpips=0.10, eps=16 / 255),
 }
 
-# Each preset is a budget of encoder passes (steps + the one that measures the start), set on a
-# real encoder: on TAEF2 (9 artworks at 256 px, 8/255, `python bench/efficacy.py`, report in
-# bench/reports/efficacy.md) the loop reached 91.0% / 97.5% / 100.7% of the ceiling's latent
-# distance in 15 / 30 / 95 passes (plain PGD 86.2% / 91.8% / 96.1%); only at the slower preset did
-# some images stop early (95 of 100 passes on average).
+# Each preset is a budget of encoder passes (one a step), set on a real encoder: on TAEF2 at
+# 256 px and 8/255 (14 artworks toward another style, painting or texture; `python
+# bench/step_rules.py`, bench/reports/passes.md) the median image reached 94.2% / 96.3% / 97.9% of
+# its ceiling's latent distance in 15 / 20 / 30 passes.
 QUALITY_EFFORT: dict[Quality, Effort] = {
-    Quality.FASTER: Effort(steps=14),
-    Quality.DEFAULT: Effort(steps=29),
-    Quality.SLOWER: Effort(steps=99),
+    Quality.FASTER: Effort(steps=15),
+    Quality.DEFAULT: Effort(steps=20),
+    Quality.SLOWER: Effort(steps=30),
 }
 
 MAX_EPS = 64 / 255

@@ -23,10 +23,6 @@ from ..settings import Budget, Effort, Precision
 from .resizing import resize
 from .robust import random_transform
 
-# A forward+backward pass costs about this many forward passes (full-size SD VAE, lean
-# backward, measured on this project's CPU at 256x256: 2.5x); it turns the timed forward pass
-# of the start latents into the estimate shown before step 1.
-PASS_OVER_FORWARD = 2.5
 LPIPS_PENALTY_WEIGHT = 30.0  # as in Glaze's penalty method: latent loss + 30 * max(LPIPS - p, 0)
 RANDOM_START = 0.5  # the random start is uniform in +-RANDOM_START * eps
 LPIPS_NEAR = 0.5  # LPIPS at or above this share of its bound is evaluated every step
@@ -48,12 +44,13 @@ class SignStep:
     absolute value (MI-FGSM's momentum; ``decay`` 0 is plain sign-gradient descent), the step
     size decaying linearly from start*eps to end*eps. One rule per run: it keeps the sum."""
 
-    # Measured on TAEF2 (`python bench/step_rules.py`: world 3's 9 artworks at 256 px, 8/255),
-    # share of the ceiling's latent distance in 15 / 30 passes: plain sign steps from 0.25 eps
-    # (the rule before) 85.1% / 93.4%, momentum 0.5 from 0.5 eps 91.1% / 97.6%.
+    # Tried on TAEF2 (world 3's 9 artworks at 256 px, 8/255, 15 passes, started toward the
+    # target's pixels): momentum 0.25-0.9, first steps 0.25-1 eps, last 0.01-0.1 eps, linear,
+    # cosine and geometric decay, Rprop, Adam and auto-PGD; this one closed the most for the
+    # median and the worst image. `python bench/step_rules.py` measures it against the ceiling.
     decay: float = 0.5
     start: float = 0.5
-    end: float = 0.01
+    end: float = 0.05
     velocity: torch.Tensor | None = field(default=None, repr=False)
 
     def __call__(self, delta, grad, step, total, eps):
@@ -83,6 +80,9 @@ class Batch:
     # Per image, a (3, h, w) perturbation to start from (an already protected image minus its
     # original, at the working size), or None for the random start; None: random for all.
     starts: list[torch.Tensor | None] | None = None
+    # (B, 3, h, w): each image's target as pixels at the working size (the mean of its anchors);
+    # the random start is moved toward it. None: the random start alone.
+    toward: torch.Tensor | None = None
 
     def bound(self, eps: float) -> torch.Tensor | float:
         """The L-inf bound per pixel (a tensor) or for all pixels (a number)."""
@@ -143,6 +143,10 @@ def _start_distances(encoders, batch: Batch, targets, dtype) -> list[torch.Tenso
     is the image itself to an encoder."""
     with torch.no_grad():
         distances = latent_distances(encoders, targets, batch.base, dtype)
+    return _checked(distances, targets)
+
+
+def _checked(distances: list[torch.Tensor], targets) -> list[torch.Tensor]:
     for distance, target in zip(distances, targets, strict=True):
         size = target.float().pow(2).flatten(1).sum(1)
         if bool((distance <= SAME_LATENT**2 * size).any()):
@@ -184,8 +188,10 @@ def random_start(batch: Batch, eps: float) -> torch.Tensor:
 
 def start_delta(batch: Batch, eps: float) -> torch.Tensor:
     """The first perturbation: each image's given start (``batch.starts``) projected onto the
-    budget, or its random start."""
+    budget, or its random start moved toward its target's pixels (``batch.toward``)."""
     delta = random_start(batch, eps)
+    if batch.toward is not None:
+        delta = project(delta + (batch.toward - batch.base), batch, eps)
     if batch.starts is None:
         return delta
     given = [
@@ -221,12 +227,11 @@ def optimise(
     stages = _stages(batch, effort)
     targets, coarse_left = stages[0]
     timed = time.perf_counter()
-    start = _start_distances(encoders, batch, targets, dtype)
-    per_step = (time.perf_counter() - timed) * PASS_OVER_FORWARD  # the estimate before step 1
+    start, first_grad = objective.first_pass(targets)
+    per_step = time.perf_counter() - timed  # one pass measured: the estimate before step 1
     delta, horizon = start_delta(batch, budget.eps), effort.steps
     listener.emit(ProgressEvent("optimise", 0, horizon, images=names,
-                                seconds_left=per_step * horizon))  # fmt: skip
-    began = time.perf_counter()
+                                seconds_left=per_step * (horizon - 1)))  # fmt: skip
     losses, latent_losses = [], []
     step, winding_down = 0, False
     while step < horizon:
@@ -235,11 +240,12 @@ def optimise(
             horizon -= coarse_left  # a coarse stage cut short gives its steps back
             (targets, coarse_left), latent_losses = stages[1], []
             start = _start_distances(encoders, batch, targets, dtype)
-        delta.requires_grad_(True)
-        loss, latent_loss = objective(delta, step, targets, start)
+        if step == 0:  # the first pass's gradient, at the originals (loss 1 per image)
+            grad, loss, latent_loss = first_grad, torch.ones(len(delta)), 1.0
+        else:
+            grad, loss, latent_loss = objective.gradient(delta, step, targets, start)
         latent_losses.append(latent_loss)
         coarse_left = None if coarse_left is None else coarse_left - 1
-        (grad,) = torch.autograd.grad(loss.sum(), delta)
         with torch.no_grad():
             delta = project(
                 rule(delta.detach(), grad, step, horizon, budget.eps), batch, budget.eps
@@ -248,11 +254,11 @@ def optimise(
         step += 1
         if coarse_left is None and not winding_down and plateaued(latent_losses, patience):
             horizon, winding_down = min(horizon, step + effort.cool_down), True
-        left = (time.perf_counter() - began) / step * (horizon - step)
+        left = (time.perf_counter() - timed) / step * (horizon - step)  # step 0: the first pass
         used = objective.budget_used
         listener.emit(ProgressEvent("optimise", step, horizon, loss=losses[-1], images=names,
                                     budget_used=used, seconds_left=left))  # fmt: skip
-    passes = (step + 1) * len(encoders)
+    passes = step * len(encoders)
     return Outcome(delta=delta.detach(), losses=losses, encoder_passes=passes)
 
 
@@ -270,6 +276,27 @@ class Objective:
     effort: Effort
     dtype: torch.dtype | None
     budget_used: float | None = None
+
+    def first_pass(self, targets: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """One forward+backward pass at the originals: their distances to ``targets`` (the
+        losses' unit, checked as ``_start_distances`` does) and the loss's gradient there, which
+        the first step takes (LPIPS is 0 there: no penalty)."""
+        zero = torch.zeros_like(self.batch.base, requires_grad=True)
+        distances = latent_distances(self.encoders, targets, self.batch.view(zero), self.dtype)
+        start = _checked([distance.detach() for distance in distances], targets)
+        loss = sum(d / s for d, s in zip(distances, start, strict=True)) / len(self.encoders)
+        (grad,) = torch.autograd.grad(loss.sum(), zero)
+        self.budget_used = None if self.lpips_model is None else 0.0
+        return start, grad
+
+    def gradient(
+        self, delta: torch.Tensor, step: int, targets: list[torch.Tensor], start: list
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """The loss's gradient at ``delta``, the loss per image and its latent part's mean."""
+        delta = delta.detach().requires_grad_(True)
+        loss, latent_loss = self(delta, step, targets, start)
+        (grad,) = torch.autograd.grad(loss.sum(), delta)
+        return grad, loss, latent_loss
 
     def __call__(
         self, delta: torch.Tensor, step: int, targets: list[torch.Tensor], start: list

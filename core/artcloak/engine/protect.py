@@ -318,6 +318,9 @@ class Engine:
             shares=budget_shares(base) if settings.adaptive else None,
             robust=settings.robust,
             starts=None if all(start is None for start in starts) else starts,
+            toward=torch.stack(
+                [self._target_pixels(job.settings(settings), work_hw) for job in jobs]
+            ),
         )
 
     def _batch_targets(
@@ -345,6 +348,13 @@ class Engine:
             with torch.no_grad():
                 self._target_latents[key] = self.encoders[index](stacked).float().mean(0)
         return self._target_latents[key]
+
+    def _target_pixels(
+        self, settings: ProtectionSettings, work_hw: tuple[int, int]
+    ) -> torch.Tensor:
+        """(3, h, w): the target as pixels at the working size (the mean over anchors)."""
+        images = target_images(settings.target, settings.mode, work_hw[1], work_hw[0])
+        return torch.stack([self._tensor(image, 1)[0] for image in images]).mean(0)
 
     def _tensor(self, samples: np.ndarray, max_value: int) -> torch.Tensor:
         return budget_module.to_tensor(samples, max_value, self.device)
