@@ -202,8 +202,6 @@ THIS_LOOP = LoopVariant("this default loop", {})
 CLOSURE_VARIANTS = (
     TODAYS_LOOP,
     THIS_LOOP,
-    LoopVariant("coarse stage, half the steps", {"coarse_share": 0.5}),
-    LoopVariant("coarse stage, 3/4 of the steps", {"coarse_share": 0.75}),
     LoopVariant("16-step schedule", {"steps": 16}),
 )
 # The laptop figures, by the names speed.json keeps them under.

@@ -76,39 +76,6 @@ def test_the_time_left_is_estimated_before_step_one_and_measured_after(engine, f
     assert events[-1].seconds_left == 0
 
 
-def test_a_coarse_stage_shows_the_encoder_half_the_working_size(engine, fast_settings, monkeypatch):
-    """The first coarse_share of the steps at half the working size, then the working size."""
-    sizes: list[int] = []
-    (encoder,) = engine.encoders
-    original = type(encoder).forward
-
-    def spy(self, pixels):
-        if pixels.requires_grad:
-            sizes.append(pixels.shape[-1])
-        return original(self, pixels)
-
-    monkeypatch.setattr(type(encoder), "forward", spy)
-    effort = Effort(steps=8, patience=None, coarse_share=0.5)
-    monkeypatch.setattr(ProtectionSettings, "effort", lambda self: effort)
-    events: list = []
-    job = ImageJob(name="art", colour=painting(128, 128, 3))
-    listener = Listener(on_event=events.append)
-    (result,) = engine.protect([job], replace(fast_settings, resolution=128), listener)
-    assert sizes == [64] * 4 + [128] * 4
-    assert [e.step for e in events if e.stage == "optimise"] == list(range(9))
-    assert result.latent[0].distance_closed > 0
-
-
-def test_no_coarse_stage_where_half_the_size_is_too_small(engine, fast_settings, monkeypatch):
-    from artcloak.engine.resizing import coarse_size
-
-    assert coarse_size((64, 96)) is None and coarse_size((128, 192)) == (64, 96)
-    effort = Effort(steps=4, patience=None, coarse_share=0.5)
-    monkeypatch.setattr(ProtectionSettings, "effort", lambda self: effort)
-    result, events = run(engine, fast_settings)  # working size 64: no coarse stage
-    assert [e.step for e in events] == list(range(5))
-
-
 def test_sign_step_keeps_momentum_and_starts_fresh_each_run():
     """With momentum a small reversed gradient does not reverse the step (plain sign steps
     follow it at once), and step 0 forgets the previous run's gradients."""

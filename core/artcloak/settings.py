@@ -95,7 +95,6 @@ class Effort:
     # 3 and 4 close the same latent distance as 6 and 10 in about a third fewer passes.
     patience: int | None = 3
     cool_down: int = 4
-    coarse_share: float = 0.0  # share of the steps run at half the working size (4x cheaper)
 
 
 INTENSITY_BUDGETS: dict[Intensity, Budget] = {

@@ -76,7 +76,6 @@ class Batch:
     seeds: list[int]
     shares: torch.Tensor | None = None  # (B, 1, h, w): share of eps per pixel; None = all
     robust: bool = False  # show the encoder each step through a random scraper transform
-    coarse_targets: list[torch.Tensor] | None = None  # per encoder, at half the working size
     # Per image, a (3, h, w) perturbation to start from (an already protected image minus its
     # original, at the working size), or None for the random start; None: random for all.
     starts: list[torch.Tensor | None] | None = None
@@ -128,25 +127,9 @@ def latent_distances(encoders, targets, view: torch.Tensor, dtype) -> list[torch
     return distances
 
 
-def _stages(batch: Batch, effort: Effort) -> list[tuple[list[torch.Tensor], int | None]]:
-    """(targets, steps at that size) of each stage: the coarse stage (if any), then the
-    working size (None: its steps run until the horizon)."""
-    fine = (batch.targets, None)
-    coarse_steps = round(effort.steps * effort.coarse_share)
-    if batch.coarse_targets is None or coarse_steps <= 0:
-        return [fine]
-    return [(batch.coarse_targets, coarse_steps), fine]
-
-
-def _start_distances(encoders, batch: Batch, targets, dtype) -> list[torch.Tensor]:
+def _checked(distances: list[torch.Tensor], targets) -> list[torch.Tensor]:
     """The originals' distances to ``targets``, the losses' unit; TargetError where a target
     is the image itself to an encoder."""
-    with torch.no_grad():
-        distances = latent_distances(encoders, targets, batch.base, dtype)
-    return _checked(distances, targets)
-
-
-def _checked(distances: list[torch.Tensor], targets) -> list[torch.Tensor]:
     for distance, target in zip(distances, targets, strict=True):
         size = target.float().pow(2).flatten(1).sum(1)
         if bool((distance <= SAME_LATENT**2 * size).any()):
@@ -215,19 +198,15 @@ def optimise(
 
     The loop runs ``effort.steps`` steps, or fewer: once the latent loss stops falling
     (``effort.patience``; never with ``batch.robust``) the schedule is cut to a short cool-down
-    of shrinking steps. With ``batch.coarse_targets``, the first ``effort.coarse_share`` of the
-    steps show the encoder the view at half the working size (each pass about 4x cheaper),
-    until they are spent or the loss stops falling there; the rest refine at the working size."""
+    of shrinking steps."""
     rule = rule or SignStep()
     # Seen through a new random transform each step, the loss rises and falls with the
     # transform, so no plateau can be read from it (on TAEF2, --robust stopped after 16 passes).
     patience = None if batch.robust else effort.patience
     dtype = autocast_dtype(precision, batch.base.device)
     objective = Objective(batch, encoders, lpips_model, budget, effort, dtype)
-    stages = _stages(batch, effort)
-    targets, coarse_left = stages[0]
     timed = time.perf_counter()
-    start, first_grad = objective.first_pass(targets)
+    start, first_grad = objective.first_pass(batch.targets)
     per_step = time.perf_counter() - timed  # one pass measured: the estimate before step 1
     delta, horizon = start_delta(batch, budget.eps), effort.steps
     listener.emit(ProgressEvent("optimise", 0, horizon, images=names,
@@ -236,23 +215,18 @@ def optimise(
     step, winding_down = 0, False
     while step < horizon:
         listener.check_cancel()
-        if coarse_left is not None and (coarse_left == 0 or plateaued(latent_losses, patience)):
-            horizon -= coarse_left  # a coarse stage cut short gives its steps back
-            (targets, coarse_left), latent_losses = stages[1], []
-            start = _start_distances(encoders, batch, targets, dtype)
         if step == 0:  # the first pass's gradient, at the originals (loss 1 per image)
             grad, loss, latent_loss = first_grad, torch.ones(len(delta)), 1.0
         else:
-            grad, loss, latent_loss = objective.gradient(delta, step, targets, start)
+            grad, loss, latent_loss = objective.gradient(delta, step, batch.targets, start)
         latent_losses.append(latent_loss)
-        coarse_left = None if coarse_left is None else coarse_left - 1
         with torch.no_grad():
             delta = project(
                 rule(delta.detach(), grad, step, horizon, budget.eps), batch, budget.eps
             )
         losses.append(float(loss.detach().mean()))
         step += 1
-        if coarse_left is None and not winding_down and plateaued(latent_losses, patience):
+        if not winding_down and plateaued(latent_losses, patience):
             horizon, winding_down = min(horizon, step + effort.cool_down), True
         left = (time.perf_counter() - timed) / step * (horizon - step)  # step 0: the first pass
         used = objective.budget_used
@@ -279,7 +253,7 @@ class Objective:
 
     def first_pass(self, targets: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
         """One forward+backward pass at the originals: their distances to ``targets`` (the
-        losses' unit, checked as ``_start_distances`` does) and the loss's gradient there, which
+        losses' unit, checked) and the loss's gradient there, which
         the first step takes (LPIPS is 0 there: no penalty)."""
         zero = torch.zeros_like(self.batch.base, requires_grad=True)
         distances = latent_distances(self.encoders, targets, self.batch.view(zero), self.dtype)

@@ -28,7 +28,6 @@ from .masking import budget_shares
 from .optimize import SAME_LATENT, Batch, autocast_dtype, optimise
 from .resizing import (
     RoundTrip,
-    coarse_size,
     resize,
     shrink_keep_mask,
     upsample,
@@ -302,14 +301,10 @@ class Engine:
             trip = RoundTrip.between(full_hw, work_hw)
             rows.append(trip.rows)
             cols.append(trip.cols)
-        coarse_hw = coarse_size(work_hw) if settings.effort().coarse_share > 0 else None
         base = torch.stack(bases)
         return Batch(
             base=base,
             targets=self._batch_targets(jobs, settings, work_hw),
-            coarse_targets=None
-            if coarse_hw is None
-            else self._batch_targets(jobs, settings, coarse_hw),
             free=torch.stack(frees).to(self.device),
             grey=torch.tensor([job.grey for job in jobs], device=self.device),
             rows=torch.stack(rows).unsqueeze(1).to(self.device),

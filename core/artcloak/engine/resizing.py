@@ -25,15 +25,6 @@ def working_size(width: int, height: int, train_resolution: int) -> tuple[int, i
     return _multiple_of_8(width * scale), _multiple_of_8(height * scale)
 
 
-MIN_COARSE_SIDE = 64  # a coarse stage only where half the working size keeps this much
-
-
-def coarse_size(size_hw: tuple[int, int]) -> tuple[int, int] | None:
-    """(h, w) at half the working size (multiples of 8), or None where that is too small."""
-    half = _multiple_of_8(size_hw[0] / 2), _multiple_of_8(size_hw[1] / 2)
-    return half if min(half) >= MIN_COARSE_SIDE else None
-
-
 def _multiple_of_8(length: float) -> int:
     return max(8, int(round(length / 8)) * 8)
 
