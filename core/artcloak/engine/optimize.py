@@ -206,7 +206,7 @@ def optimise(
     dtype = autocast_dtype(precision, batch.base.device)
     objective = Objective(batch, encoders, lpips_model, budget, effort, dtype)
     timed = time.perf_counter()
-    start, first_grad = objective.first_pass(batch.targets)
+    start, first_grad = objective.first_pass()
     per_step = time.perf_counter() - timed  # one pass measured: the estimate before step 1
     delta, horizon = start_delta(batch, budget.eps), effort.steps
     listener.emit(ProgressEvent("optimise", 0, horizon, images=names,
@@ -218,7 +218,7 @@ def optimise(
         if step == 0:  # the first pass's gradient, at the originals (loss 1 per image)
             grad, loss, latent_loss = first_grad, torch.ones(len(delta)), 1.0
         else:
-            grad, loss, latent_loss = objective.gradient(delta, step, batch.targets, start)
+            grad, loss, latent_loss = objective.gradient(delta, step, start)
         latent_losses.append(latent_loss)
         with torch.no_grad():
             delta = project(
@@ -251,11 +251,12 @@ class Objective:
     dtype: torch.dtype | None
     budget_used: float | None = None
 
-    def first_pass(self, targets: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """One forward+backward pass at the originals: their distances to ``targets`` (the
-        losses' unit, checked) and the loss's gradient there, which
-        the first step takes (LPIPS is 0 there: no penalty)."""
+    def first_pass(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """One forward+backward pass at the originals: their distances to the targets (the
+        losses' unit, checked) and the loss's gradient there, which the first step takes
+        (LPIPS is 0 there: no penalty)."""
         zero = torch.zeros_like(self.batch.base, requires_grad=True)
+        targets = self.batch.targets
         distances = latent_distances(self.encoders, targets, self.batch.view(zero), self.dtype)
         start = _checked([distance.detach() for distance in distances], targets)
         loss = sum(d / s for d, s in zip(distances, start, strict=True)) / len(self.encoders)
@@ -264,22 +265,20 @@ class Objective:
         return start, grad
 
     def gradient(
-        self, delta: torch.Tensor, step: int, targets: list[torch.Tensor], start: list
+        self, delta: torch.Tensor, step: int, start: list
     ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """The loss's gradient at ``delta``, the loss per image and its latent part's mean."""
         delta = delta.detach().requires_grad_(True)
-        loss, latent_loss = self(delta, step, targets, start)
+        loss, latent_loss = self(delta, step, start)
         (grad,) = torch.autograd.grad(loss.sum(), delta)
         return grad, loss, latent_loss
 
-    def __call__(
-        self, delta: torch.Tensor, step: int, targets: list[torch.Tensor], start: list
-    ) -> tuple[torch.Tensor, float]:
+    def __call__(self, delta: torch.Tensor, step: int, start: list) -> tuple[torch.Tensor, float]:
         """The loss per image (B,), and the latent part's mean."""
         batch = self.batch
         view = batch.view(delta)
         seen = random_transform(batch.seeds[0], step)[1](view) if batch.robust else view
-        distances = latent_distances(self.encoders, targets, seen, self.dtype)
+        distances = latent_distances(self.encoders, batch.targets, seen, self.dtype)
         loss = sum(d / s for d, s in zip(distances, start, strict=True)) / len(self.encoders)
         latent_loss = float(loss.detach().mean())
         if self.lpips_model is not None and lpips_due(step, self.effort, self.budget_used):
