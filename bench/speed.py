@@ -1,4 +1,4 @@
-"""Speed and memory of one optimisation step against the floor (issue 4, first part).
+"""Speed and memory of artcloak on a full-size encoder, against issues 4 and 29's goals.
 
 Measures, each in its own process (so peak memory is that measurement's alone), with the
 full-size SD VAE architecture (random weights: bench/make_full_size_vae.py) in fp32:
@@ -8,12 +8,15 @@ full-size SD VAE architecture (random weights: bench/make_full_size_vae.py) in f
   L2 distance to the target, projection onto the L-inf ball and [0, 1]), and the 500-step
   wall time that implies;
 - artcloak step: one step of artcloak's loop (``Engine.protect`` on one image, default
-  intensity), timed between its progress events, and the whole protection's peak memory.
+  intensity), timed between its progress events, and the whole protection's peak memory;
+- end to end: ``artcloak cloak`` on a 512x512 PNG at the default and faster presets (read,
+  models loaded, protect, guarantee, write), its passes, seconds per pass and peak memory;
+- a cheaper pass: the encoder's forward+backward in the default and channels-last layouts,
+  paired.
 
-Convergence (passes to reach the reference's latent distance) needs a trained encoder:
-bench/convergence.py measures it on the efficacy bench's world VAE, and this script turns
-it into a full-size wall-time ratio with the step times above. Usage, from the repository
-root:
+The passes each preset makes on a real encoder, and the share of the ceiling they reach, are
+bench/step_rules.py's (its report is quoted, not re-measured). Convergence against the reference
+on the efficacy bench's world VAE is bench/convergence.py's. Usage, from the repository root:
 
     .venv/bin/python bench/speed.py [--size 256] [--memory-size 512] [--steps 4]
 
@@ -29,12 +32,16 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from artcloak.report import report_path
+from artcloak.settings import QUALITY_EFFORT, Quality
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -132,12 +139,9 @@ def measure_artcloak(size: int, steps: int) -> dict:
 def measure_file(side: int, steps: int, working: int = 256) -> dict:
     """Protect a side x side PNG file end to end (read, optimise at ``working``, guarantee,
     write) with the CLI's code path; the time of the whole call."""
-    import tempfile
-
     from artcloak.engine.image_files import protect_files
     from artcloak.engine.protect import Engine
     from artcloak.settings import FileRequest, ModelSettings, ProtectionSettings
-    from PIL import Image
 
     folder = Path(tempfile.mkdtemp(prefix="artcloak-speed-"))
     source = folder / "art.png"
@@ -177,95 +181,83 @@ def measure_gpu(size: int, steps: int) -> dict:
     }
 
 
-# The default loop as it was before the early stop was tightened (issue 18): the same
-# schedule, a plateau after 6 flat steps and a 10-step cool-down.
-TODAY = {"patience": 6, "cool_down": 10}
+# The presets timed end to end: the default, and the fewest passes a preset makes.
+END_TO_END_QUALITIES = ("default", "faster")
+
+
+def measure_end_to_end(size: int, quality_index: int) -> dict:
+    """``artcloak cloak`` on a size x size PNG with the full-size VAE on the CPU, as an artist
+    runs it (read, models loaded, protect, guarantee, write): the command's wall time, the
+    passes its report counts, the seconds per pass between its progress events, the estimate
+    it showed before step 1 against the loop's time, and the command's peak memory."""
+    quality = END_TO_END_QUALITIES[quality_index]
+    with tempfile.TemporaryDirectory(prefix="artcloak-speed-") as folder:
+        source, output = Path(folder) / "art.png", Path(folder) / "art-cloaked.png"
+        Image.fromarray(picture(size)).save(source)
+        command = [sys.executable, "-m", "artcloak", "cloak", str(source), "-o", str(output),
+                   "--encoder", str(VAE_FILE.resolve()), "--no-diffusion", "--device", "cpu",
+                   "--lpips-random-backbone", "--quality", quality, "--json"]  # fmt: skip
+        started = time.perf_counter()
+        steps = optimise_events(command)
+        seconds = time.perf_counter() - started
+        report = json.loads(report_path(output).read_text())
+    passes = report["encoder_passes"]
+    preset = QUALITY_EFFORT[Quality(quality)].steps
+    # Step 0's event comes after the first pass and the last step's after the last pass.
+    loop_seconds = steps[-1].at - steps[0].at
+    return {
+        "quality": quality,
+        "seconds": seconds,
+        "encoder_passes": passes,
+        "preset_passes": preset,
+        "seconds_per_pass": loop_seconds / (passes - 1),
+        "estimate_seconds": steps[0].seconds_left,
+        "loop_seconds": loop_seconds,
+        "within_budget": report["measured"]["within_budget"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
 
 
 @dataclass(frozen=True)
-class LoopVariant:
-    """A version of the default loop: its label (the key of its figures in speed.json and its
-    row in the report) and the fields of this code's default effort it replaces."""
-
-    label: str
-    changes: dict[str, float]
-
-    def effort(self):
-        from artcloak.settings import QUALITY_EFFORT, Quality
-
-        return replace(QUALITY_EFFORT[Quality.DEFAULT], **self.changes)
+class StepEvent:
+    at: float  # perf_counter when it arrived
+    step: int
+    seconds_left: float | None
 
 
-TODAYS_LOOP = LoopVariant("today's default loop", TODAY)
-THIS_LOOP = LoopVariant("this default loop", {})
-# The closure figures: today's loop, this code's, and the levers tried.
-CLOSURE_VARIANTS = (
-    TODAYS_LOOP,
-    THIS_LOOP,
-    LoopVariant("16-step schedule", {"steps": 16}),
-)
-# The laptop figures, by the names speed.json keeps them under.
-LAPTOP_VARIANTS = {"today": TODAYS_LOOP, "now": THIS_LOOP}
+def optimise_events(command: list[str]) -> list[StepEvent]:
+    """Run a ``--json`` command to its end; its optimisation progress events, as they came."""
+    events = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        for line in process.stdout:
+            event = json.loads(line)
+            if event.get("stage") == "optimise":
+                events.append(StepEvent(time.perf_counter(), event["step"],
+                                        event.get("seconds_left")))  # fmt: skip
+    if process.returncode:
+        raise SystemExit(f"speed: {' '.join(command)} failed ({process.returncode})")
+    return events
 
 
-def measure_laptop(size: int, variant_index: int) -> dict:
-    """Default intensity and quality, full-size VAE, size x size, CPU fp32: the protection's
-    wall time (models loaded first: their load time is reported apart)."""
-    from artcloak.engine.protect import Engine, ImageJob
-    from artcloak.settings import ModelSettings, Precision, ProtectionSettings
-
-    variant = tuple(LAPTOP_VARIANTS)[variant_index]
-    models = ModelSettings(encoders=(str(VAE_FILE),), device="cpu", precision=Precision.FP32,
-                           lpips_random_backbone=True)  # fmt: skip
-    engine = Engine(models)
-    loading = time.perf_counter()
-    engine.load_models()
-    loaded = time.perf_counter() - loading
-    effort = LAPTOP_VARIANTS[variant].effort()
-    ProtectionSettings.effort = lambda self: effort  # this process measures one variant
-    started = time.perf_counter()
-    (result,) = engine.protect([ImageJob("bench", picture(size))], ProtectionSettings())
-    return {"variant": variant, "seconds": time.perf_counter() - started, "load_seconds": loaded,
-            "encoder_passes": result.encoder_passes, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+LAYOUTS = {"default": torch.contiguous_format, "channels-last": torch.channels_last}
 
 
-WORLD_SIZE = 128  # world 2's committed VAE at its artworks' own size
-
-
-def closure_on_world() -> dict:
-    """Latent distance closed at default intensity, on the trained world VAE at 128x128 (12
-    held-out artworks toward other styles), by each of ``CLOSURE_VARIANTS``."""
-    from artcloak.engine.encoders.model import VaeEncoder
-    from artcloak.engine.protect import Engine
-    from artcloak.settings import ModelSettings, ProtectionSettings
-    from world import experiments
-    from world.efficacy import cases, cloak
-
-    torch.set_num_threads(1)  # the world's models are small: one thread measured fastest
-    world = experiments.build_world(experiments.QUICK)
-    encoder = VaeEncoder(world.vae, source="world-vae", family="world",
-                         train_resolution=WORLD_SIZE)  # fmt: skip
-    models = ModelSettings(device="cpu", lpips_random_backbone=True)
-    engine = Engine(models, batch_size=12, encoders=[encoder])
-    figures = {}
-    original = ProtectionSettings.effort
-    try:
-        for variant in CLOSURE_VARIANTS:
-            effort = variant.effort()
-            ProtectionSettings.effort = lambda self, effort=effort: effort
-            cloaked = cloak(engine, cases(2), ProtectionSettings(), size=WORLD_SIZE)
-            closed = [result.latent[0].distance_closed for result in cloaked.results]
-            figures[variant.label] = {
-                "distance_closed": float(np.mean(closed)),
-                "encoder_passes": cloaked.results[0].encoder_passes,  # half-size ones included
-                "seconds": cloaked.seconds,
-            }
-    finally:
-        ProtectionSettings.effort = original
-    today = figures[TODAYS_LOOP.label]["distance_closed"]
-    for entry in figures.values():
-        entry["share_of_today"] = entry["distance_closed"] / today
-    return figures
+def measure_layouts(size: int, repeats: int) -> dict:
+    """A cheaper pass? The full-size encoder's forward+backward at size x size in each memory
+    layout, paired: the layouts alternate round by round (the first round warms up), and each
+    keeps its median."""
+    encoder = load_encoder()
+    image = torch.rand(1, 3, size, size)
+    times: dict[str, list[float]] = {name: [] for name in LAYOUTS}
+    for round_index in range(repeats + 1):
+        for name, layout in LAYOUTS.items():
+            encoder.to(memory_format=layout)
+            pixels = image.contiguous(memory_format=layout).requires_grad_(True)
+            started = time.perf_counter()
+            torch.autograd.grad(encoder(pixels).square().sum(), pixels)
+            if round_index:
+                times[name].append(time.perf_counter() - started)
+    return {name: float(np.median(seconds)) for name, seconds in times.items()}
 
 
 MEASUREMENTS = {
@@ -274,7 +266,8 @@ MEASUREMENTS = {
     "floor": measure_floor,
     "reference": measure_reference,
     "artcloak": measure_artcloak,
-    "laptop": measure_laptop,
+    "end_to_end": measure_end_to_end,
+    "layouts": measure_layouts,
 }
 
 
@@ -309,6 +302,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--large-side", type=int, default=4096, help="large artwork for scaling")
     parser.add_argument("--file-steps", type=int, default=10, help="steps in the scaling runs")
     parser.add_argument("--laptop-size", type=int, default=512, help="size of the default runs")
+    parser.add_argument("--layout-repeats", type=int, default=3, help="paired rounds per layout")
     parser.add_argument("--no-convergence", action="store_true", help="Skip bench/convergence.py.")
     parser.add_argument(
         "--full-world",
@@ -371,11 +365,11 @@ def measure_all(args: argparse.Namespace) -> dict:
     if torch.cuda.is_available():
         figures["gpu"] = run_isolated("gpu", args.memory_size, 0)
     figures["laptop_size"] = args.laptop_size
-    figures["laptop"] = {
-        variant: run_isolated("laptop", args.laptop_size, index)
-        for index, variant in enumerate(LAPTOP_VARIANTS)
-    }
-    figures["closure"] = closure_on_world()
+    figures["end_to_end"] = [
+        run_isolated("end_to_end", args.laptop_size, index)
+        for index in range(len(END_TO_END_QUALITIES))
+    ]
+    figures["layouts"] = run_isolated("layouts", args.laptop_size, args.layout_repeats)
     figures["large_over_small"] = (
         figures["file_large"]["seconds"] / figures["file_small"]["seconds"]
     )
@@ -444,63 +438,68 @@ def convergence_rows(c: dict | None, full: dict | None = None) -> list[Row]:
     return rows
 
 
-def laptop_rows(f: dict) -> list[Row]:
-    """Issue 18: the default protection at full size on this CPU, today's loop against this
-    one, and the latent distance each closes on a trained encoder."""
-    laptop, closure = f.get("laptop"), f.get("closure")
-    if not laptop or not closure:
-        return []
-    n = f["laptop_size"]
-    today, now = laptop["today"], laptop["now"]
-    kept = closure[THIS_LOOP.label]["share_of_today"]
-    met = "met" if now["seconds"] <= 300 and kept >= 0.95 else "not met"
-    rows = [
-        Row(f"full-size {n}x{n}, default quality, CPU: today's loop (patience 6, cool-down 10)",
-            f"{today['seconds'] / 60:.1f} min, {today['encoder_passes']} passes "
-            f"(models loaded first: {today['load_seconds']:.0f} s)"),
-        Row(f"full-size {n}x{n}, default quality, CPU: {now['seconds'] / 60:.1f} min",
-            f"{now['encoder_passes']} passes, {today['seconds'] / now['seconds']:.2f}x faster than "
-            f"today's in the same run; peak {now['peak_rss_mb'] / 1024:.2f} GB "
-            f"(goal <= 5 min and >= 95% of today's distance closed: {met})"),
-    ]  # fmt: skip
-    rows += implied_laptop_rows(f, closure)
-    for label, entry in closure.items():
-        rows.append(Row(
-            f"world VAE (trained) at {WORLD_SIZE}x{WORLD_SIZE}, default intensity: {label}",
-            f"{entry['distance_closed']:.1%} of the latent distance closed "
-            f"({entry['share_of_today']:.1%} of today's), {entry['encoder_passes']} passes, "
-            f"{entry['seconds']:.1f} s",
-        ))  # fmt: skip
-    return rows
-
-
-def implied_laptop_rows(f: dict, closure: dict) -> list[Row]:
-    """The laptop-size time today's loop and this one imply on a trained encoder: the passes
-    each took on the world VAE at the step time measured at the laptop size."""
-    step = implied_step(f)
-    if not step:
-        return []
-    fixed, per_step = step
+def end_to_end_rows(f: dict) -> list[Row]:
+    """Issue 29's goals: the full-size default protection end to end on this CPU, its passes
+    and seconds per pass, and its peak memory; the faster preset beside it."""
     n = f["laptop_size"]
     rows = []
-    for variant in (TODAYS_LOOP, THIS_LOOP):
-        passes = closure[variant.label]["encoder_passes"]
+    for run in f.get("end_to_end", []):
+        goals = ""
+        # Random weights may plateau before the preset's passes; a real encoder ran them all
+        # (bench/reports/passes.md): the time at the preset's passes is implied from this run.
+        implied = (
+            run["seconds"]
+            + (run["preset_passes"] - run["encoder_passes"]) * run["seconds_per_pass"]
+        )
+        if run["quality"] == "default":
+            met = implied <= 300 and run["peak_rss_mb"] <= 3 * 1024
+            goals = f" (goal <= 5 min and <= 3 GB: {'met' if met else 'not met'})"
         rows.append(Row(
-            f"full-size {n}x{n}, default quality, CPU, implied for a trained encoder: {variant.label}",
-            f"{(fixed + (passes - 1) * per_step) / 60:.1f} min ({passes} passes as on the "
-            f"trained world VAE, x {per_step:.1f} s per step at {n}x{n}, plus {fixed:.0f} s "
-            "fixed, both measured in this run)",
+            f"full-size {n}x{n}, {run['quality']} quality, CPU, end to end (`artcloak cloak`: "
+            "read, models loaded, protect, guarantee, write)",
+            f"{run['seconds'] / 60:.1f} min: {run['encoder_passes']} passes at "
+            f"{run['seconds_per_pass']:.1f} s each; peak {run['peak_rss_mb'] / 1024:.2f} GB; "
+            f"at the preset's {run['preset_passes']} passes: {implied / 60:.1f} min{goals}",
         ))  # fmt: skip
-    return rows
+        # The estimate is for the preset's passes: compare it pass for pass.
+        estimated = run["estimate_seconds"] / (run["preset_passes"] - 1)
+        rows.append(Row(
+            "  its estimate before step 1 against the loop's measured passes (goal within 25%)",
+            f"{estimated:.1f} s a pass against {run['seconds_per_pass']:.1f} s: "
+            f"{estimated / run['seconds_per_pass']:.2f}x",
+        ))  # fmt: skip
+    layouts = f.get("layouts")
+    if layouts:
+        default, last = layouts["default"], layouts["channels-last"]
+        rows.append(Row(
+            f"full-size encoder forward+backward at {n}x{n}, default layout against channels-last "
+            "(paired, median)",
+            f"{default:.1f} s against {last:.1f} s: channels-last {default / last:.2f}x as fast",
+        ))  # fmt: skip
+    return rows + passes_rows()
 
 
-def implied_step(f: dict) -> tuple[float, float] | None:
-    """(fixed seconds, seconds per step) of artcloak's protect at the laptop size, from the
-    run that measured its memory at that size (2 steps timed), if the sizes agree."""
-    run = f.get("artcloak_memory")
-    if not run or f.get("memory_size") != f.get("laptop_size"):
-        return None
-    return run["seconds_total"] - run["steps"] * run["seconds_per_step"], run["seconds_per_step"]
+PASSES_REPORT = REPORTS / "passes.json"
+
+
+def passes_rows() -> list[Row]:
+    """The passes each preset makes and the share of the ceiling they reach on TAEF2, from
+    ``bench/step_rules.py``'s own run (22 min; not repeated here): this bench says where."""
+    if not PASSES_REPORT.exists():
+        return []
+    rows = json.loads(PASSES_REPORT.read_text())["rows"]
+    ours = [row for row in rows if row["variant"].startswith("artcloak (")]
+    cells = []
+    for row in ours:
+        shares = [share for per_set in row["shares"].values() for share in per_set]
+        cells.append(f"{row['passes']} passes: {np.median(shares):.1%} (worst {min(shares):.1%})")
+    return [
+        Row(
+            "TAEF2 at 256 px, 8/255, median image's share of its ceiling (from "
+            "bench/step_rules.py's run: bench/reports/passes.md)",
+            "; ".join(cells),
+        )
+    ]
 
 
 def step_rows(f: dict) -> list[Row]:
@@ -530,7 +529,7 @@ def step_rows(f: dict) -> list[Row]:
 def gpu_row(f: dict) -> Row:
     m, gpu = f["memory_size"], f.get("gpu")
     return Row(
-        f"GPU, full-size VAE, {m}x{m}, default intensity and quality (goal on an H200: <= 2 s)",
+        f"GPU, full-size VAE, {m}x{m}, default intensity and quality (goal on an H100/H200: <= 1 s)",
         f"{gpu['seconds']:.2f} s on {gpu['device']}, {gpu['encoder_passes']} passes, "
         f"peak {gpu['peak_gpu_mb'] / 1024:.1f} GB" if gpu else "not measured: no GPU was lent to this work (CUDA absent)",
     )  # fmt: skip
@@ -540,7 +539,7 @@ def table(f: dict) -> str:
     s = f["size"]
     rows = step_rows(f)
     rows += convergence_rows(f.get("convergence"), f.get("full_size_time_to_reach"))
-    rows += laptop_rows(f)
+    rows += end_to_end_rows(f)
     rows.append(gpu_row(f))
     lines = [
         f"Full-size SD VAE (random weights), fp32, {s}x{s} working size; {f['machine']}.",

@@ -12,6 +12,7 @@ sign-PGD steps, at the same passes. Needs ``../shared`` (or
 ``--weights`` and ``--paintings``), as ``bench/efficacy.py`` does.
 
     .venv/bin/python bench/step_rules.py               # presets' budgets; writes bench/reports/passes.md
+    .venv/bin/python bench/step_rules.py --held-out   # other artworks: bench/reports/passes-held-out.md
     .venv/bin/python bench/step_rules.py --passes 10 15 --ceiling-passes 60 --paintings-count 2
 """
 
@@ -37,7 +38,7 @@ from artcloak.engine.optimize import Batch, SignStep, StepRule, optimise  # noqa
 from artcloak.engine.targets.textures import render_texture  # noqa: E402
 from artcloak.settings import QUALITY_EFFORT, Budget, Effort, Quality  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
-from world3.world import Case, Probe, gallery_cases, painting_cases, stack  # noqa: E402
+from world3.world import PAINTINGS, Case, Probe, gallery_cases, painting_cases, stack  # noqa: E402
 
 EPS = 8 / 255
 TEXTURE = "weave"
@@ -58,7 +59,9 @@ class Variant:
 VARIANTS = (
     Variant("artcloak (start toward the target's pixels)", SignStep, True),
     Variant("artcloak's step rule from the random start", SignStep, False),
-    Variant("plain sign steps from 0.25 eps, random start", lambda: SignStep(0, 0.25), False),
+    Variant(
+        "plain sign steps from 0.25 eps, random start", lambda: SignStep(0, 0.25, cut=1.0), False
+    ),
 )
 
 
@@ -84,9 +87,15 @@ class Row:
         return [share for shares in self.shares.values() for share in shares]
 
 
-def case_sets(assets, size: int, paintings: int) -> list[CaseSet]:
-    gallery = gallery_cases(1, size)
-    pictures = painting_cases(assets, paintings, size)
+def case_sets(assets, size: int, paintings: int, held_out: bool = False) -> list[CaseSet]:
+    """The artworks the step rule was chosen on, or (``held_out``) others: each style's second
+    gallery composition and the paintings after the first ``paintings``."""
+    if held_out:
+        gallery = gallery_cases(2, size)[1::2]
+        pictures = painting_cases(assets, len(PAINTINGS) - paintings, size, skip=paintings)
+    else:
+        gallery = gallery_cases(1, size)
+        pictures = painting_cases(assets, paintings, size)
     texture = torch.from_numpy(np.asarray(render_texture(TEXTURE, size, size), np.float32))
     toward_texture = texture.permute(2, 0, 1).expand(len(pictures), -1, -1, -1).contiguous()
 
@@ -154,7 +163,8 @@ def markdown(rows: list[Row], ceiling: dict[str, torch.Tensor], args, seconds: f
         "",
         f"`.venv/bin/python bench/step_rules.py {' '.join(sys.argv[1:])}`".replace(" `", "`"),
         f"on {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__};"
-        f" TAEF2 at {args.size} px, 8/255, {images} artworks; {seconds / 60:.1f} min.",
+        f" TAEF2 at {args.size} px, 8/255, {images} artworks"
+        f"{' held out from choosing the step rule' if args.held_out else ''}; {seconds / 60:.1f} min.",
         "",
         "Each image's closure is a share of its own ceiling: the best of two runs of "
         f"{args.ceiling_passes} passes (random start; start toward the target's pixels). "
@@ -183,9 +193,15 @@ def main() -> None:
     parser.add_argument("--ceiling-passes", type=int, default=100)
     parser.add_argument("--paintings-count", type=int, default=4)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="Other artworks than the step rule was chosen on: the other paintings and each "
+        "style's second gallery composition (default report: bench/reports/passes-held-out.md).",
+    )
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--paintings", type=Path)
-    parser.add_argument("--report", type=Path, default=Path("bench/reports/passes.md"))
+    parser.add_argument("--report", type=Path)
     args = parser.parse_args()
     try:
         assets = locate(args.weights, args.paintings)
@@ -193,17 +209,20 @@ def main() -> None:
         sys.exit(f"step_rules: {error}")
     started = time.perf_counter()
     encoder = load_encoder(str(assets.weight("taef2/encoder.safetensors")))
-    sets = case_sets(assets, args.size, args.paintings_count)
+    sets = case_sets(assets, args.size, args.paintings_count, args.held_out)
+    report = args.report or Path(
+        "bench/reports/passes-held-out.md" if args.held_out else "bench/reports/passes.md"
+    )
     ceiling = ceilings(encoder, sets, args.ceiling_passes)
     rows = []
     for passes in args.passes:
         for variant in VARIANTS:
             rows.append(measure(encoder, sets, ceiling, variant, passes))
             print(markdown(rows[-1:], ceiling, args, 0).splitlines()[-1], flush=True)
-    args.report.write_text(markdown(rows, ceiling, args, time.perf_counter() - started))
+    report.write_text(markdown(rows, ceiling, args, time.perf_counter() - started))
     payload = {"rows": [asdict(row) for row in rows],
                "ceiling": {name: c.tolist() for name, c in ceiling.items()}}  # fmt: skip
-    args.report.with_suffix(".json").write_text(json.dumps(payload, indent=1))
+    report.with_suffix(".json").write_text(json.dumps(payload, indent=1))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def long_settings(fast_settings) -> ProtectionSettings:
 
 def test_the_loop_stops_early_once_the_latent_loss_stops_falling(engine, long_settings):
     result, events = run(engine, long_settings)
-    steps = result.encoder_passes  # one pass a step, the first at the originals
+    steps = result.encoder_passes  # one pass a step, the first at the start
     assert 12 <= steps < 150
     assert events[-1].step == events[-1].total == steps
     assert result.losses[-1] <= result.losses[0]
@@ -84,11 +84,26 @@ def test_sign_step_keeps_momentum_and_starts_fresh_each_run():
     zero = torch.zeros(1, 1, 1, 2)
     down, turned = torch.tensor([[[[1.0, 1.0]]]]), torch.tensor([[[[-0.1, 1.9]]]])
     momentum, plain = SignStep(decay=0.5, start=0.5), SignStep(decay=0.0, start=0.5)
+    loss = torch.ones(1)
     for rule in (momentum, plain):
-        assert (rule(zero, down, 0, 10, 1.0) < 0).all()
-    assert (momentum(zero, turned, 1, 10, 1.0) < 0).all()  # pixel 0 still along the first
-    assert plain(zero, turned, 1, 10, 1.0)[..., 0] > 0
-    assert momentum(zero, turned, 0, 10, 1.0)[..., 0] > 0  # a new run
+        assert (rule(zero, down, loss, 0, 10, 1.0) < 0).all()
+    assert (momentum(zero, turned, loss, 1, 10, 1.0) < 0).all()  # pixel 0 still along the first
+    assert plain(zero, turned, loss, 1, 10, 1.0)[..., 0] > 0
+    assert momentum(zero, turned, loss, 0, 10, 1.0)[..., 0] > 0  # a new run
+
+
+def test_sign_step_cuts_the_steps_of_an_image_whose_loss_rose():
+    """Two images, the same gradient: the one whose loss rose after its first step takes
+    steps ``cut`` times as large from then on; the other keeps the schedule."""
+    from artcloak.engine.optimize import SignStep
+
+    zero, down = torch.zeros(2, 1, 1, 1), torch.ones(2, 1, 1, 1)
+    rule = SignStep(decay=0.0, start=0.5, end=0.5, cut=0.5)
+    rule(zero, down, torch.tensor([1.0, 1.0]), 0, 4, 1.0)
+    second = rule(zero, down, torch.tensor([0.8, 1.2]), 1, 4, 1.0)
+    assert torch.allclose(second.flatten(), torch.tensor([-0.5, -0.25]))
+    third = rule(zero, down, torch.tensor([0.7, 1.1]), 2, 4, 1.0)  # the cut stays
+    assert torch.allclose(third.flatten(), torch.tensor([-0.5, -0.25]))
 
 
 def test_the_start_moves_toward_the_targets_pixels_within_the_budget():

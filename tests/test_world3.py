@@ -208,3 +208,17 @@ def test_step_rules_bench_reports_each_images_share_of_its_ceiling(tmp_path):
     assert len(shares) == 3 * (6 + 2 + 2) and all(0 < share < 2 for share in shares)
     assert all(c > 0 for per_set in figures["ceiling"].values() for c in per_set)
     assert "| artcloak (start toward the target's pixels) | 3 |" in report.read_text()
+
+
+def test_step_rules_held_out_artworks_are_others_than_the_rule_was_chosen_on():
+    """``--held-out`` measures the step rule on artworks it was not chosen on: none of its
+    sources is among the default sets' sources, and every set keeps its kind of target."""
+    from step_rules import case_sets
+
+    assets = _assets_or_skip()
+    chosen_on = case_sets(assets, 32, 4)
+    held_out = case_sets(assets, 32, 4, held_out=True)
+    assert [s.name for s in held_out] == [s.name for s in chosen_on]
+    seen = {name for s in chosen_on for name in s.names}
+    assert seen.isdisjoint(name for s in held_out for name in s.names)
+    assert [len(s.sources) for s in held_out] == [6, 5, 5]

@@ -63,9 +63,9 @@ def gallery_cases(per_style: int, size: int) -> list[Case]:
     return out
 
 
-def painting_cases(assets: Assets, count: int, size: int) -> list[Case]:
-    """The first ``count`` paintings, each toward the next one in the list."""
-    names = list(PAINTINGS)[:count]
+def painting_cases(assets: Assets, count: int, size: int, skip: int = 0) -> list[Case]:
+    """``count`` paintings after the first ``skip``, each toward the next one among them."""
+    names = list(PAINTINGS)[skip : skip + count]
     images = {name: assets.painting(name, size) for name in names}
     return [
         Case(name, images[name], images[names[(i + 1) % len(names)]], -1, -1)

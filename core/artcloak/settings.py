@@ -86,7 +86,7 @@ class Budget:
 class Effort:
     """How the optimisation loop spends encoder passes."""
 
-    steps: int  # at most this many steps, one encoder pass each (the first at the originals)
+    steps: int  # at most this many steps, one encoder pass each (the first at the start)
     lpips_every: int = (
         4  # LPIPS penalty evaluated every this many steps (every step near its bound)
     )
