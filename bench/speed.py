@@ -139,8 +139,7 @@ def measure_artcloak(size: int, steps: int) -> dict:
 def measure_file(side: int, steps: int, working: int = 256) -> dict:
     """Protect a side x side PNG file end to end (read, optimise at ``working``, guarantee,
     write) with the CLI's code path; the time of the whole call."""
-    from artcloak.engine.image_files import protect_files
-    from artcloak.engine.protect import Engine
+    from artcloak.engine import Engine, Run, protect_files
     from artcloak.settings import FileRequest, ModelSettings, ProtectionSettings
 
     folder = Path(tempfile.mkdtemp(prefix="artcloak-speed-"))
@@ -152,7 +151,7 @@ def measure_file(side: int, steps: int, working: int = 256) -> dict:
     engine.load_models()
     settings = ProtectionSettings(steps=steps, resolution=working)
     started = time.perf_counter()
-    (outcome,) = protect_files(engine, [FileRequest(source, folder / "out.png")], settings)
+    (outcome,) = protect_files(engine, [FileRequest(source, folder / "out.png")], Run(settings))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "ok": outcome.ok, "side": side, "peak_rss_mb": peak_rss_mb()}
 
