@@ -220,7 +220,6 @@ def measure_end_to_end(size: int, quality_index: int) -> dict:
 @dataclass(frozen=True)
 class StepEvent:
     at: float  # perf_counter when it arrived
-    step: int
     seconds_left: float | None
 
 
@@ -231,8 +230,7 @@ def optimise_events(command: list[str]) -> list[StepEvent]:
         for line in process.stdout:
             event = json.loads(line)
             if event.get("stage") == "optimise":
-                events.append(StepEvent(time.perf_counter(), event["step"],
-                                        event.get("seconds_left")))  # fmt: skip
+                events.append(StepEvent(time.perf_counter(), event.get("seconds_left")))
     if process.returncode:
         raise SystemExit(f"speed: {' '.join(command)} failed ({process.returncode})")
     return events
