@@ -1,18 +1,20 @@
 """How many encoder passes reach the ceiling on a real encoder?
 
 Runs artcloak's own loop (``optimise``: its step rule, start, plateau stop; no perceptual
-term) on TAEF2 at 8/255 for each pass budget, and reports each image's latent distance closed as
-a share of its own ceiling: the best of two long runs of the same loop (``--ceiling-passes``
-each, one from the random start, one from the start toward the target's pixels). Three sets of
+term) on TAEF2 (or ``--encoder world2``: world 2's from-scratch VAE, at its 128 px) at 8/255
+for each pass budget, and reports each image's latent distance closed as a share of its own
+ceiling: the best of two long runs of the same loop (``--ceiling-passes`` each, all of them
+spent: one from the random start, one from the start toward the target's pixels). Three sets of
 artworks, as the product meets them: world 3's gallery toward the same artwork in another style
 (what a generated style target is), paintings toward another painting (an image target), and
 paintings toward the built-in ``weave`` texture (the default target without a diffusion model).
 Beside artcloak: its step rule from the random start (the start it had before), and plain
-sign-PGD steps, at the same passes. Needs ``../shared`` (or
-``--weights`` and ``--paintings``), as ``bench/efficacy.py`` does.
+sign-PGD steps, at the same passes. Needs ``../shared`` (or ``--weights`` and ``--paintings``),
+as ``bench/efficacy.py`` does.
 
     .venv/bin/python bench/step_rules.py               # presets' budgets; writes bench/reports/passes.md
     .venv/bin/python bench/step_rules.py --held-out   # other artworks: bench/reports/passes-held-out.md
+    .venv/bin/python bench/step_rules.py --encoder world2   # bench/reports/passes-world2.md
     .venv/bin/python bench/step_rules.py --passes 10 15 --ceiling-passes 60 --paintings-count 2
 """
 
@@ -37,11 +39,14 @@ from artcloak.engine.encoders import load_encoder  # noqa: E402
 from artcloak.engine.optimize import Batch, SignStep, StepRule, optimise  # noqa: E402
 from artcloak.engine.targets.textures import render_texture  # noqa: E402
 from artcloak.settings import QUALITY_EFFORT, Budget, Effort, Quality  # noqa: E402
+from world.checkpoints import load_vae  # noqa: E402
+from world.world2 import VARIANTS as WORLD2_MODELS  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 from world3.world import PAINTINGS, Case, Probe, gallery_cases, painting_cases, stack  # noqa: E402
 
 EPS = 8 / 255
 TEXTURE = "weave"
+ENCODERS = {"taef2": ("TAEF2", 256), "world2": ("world 2's VAE", 128)}  # name: label, size
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,9 @@ VARIANTS = (
     Variant("artcloak (start toward the target's pixels)", SignStep, True),
     Variant("artcloak's step rule from the random start", SignStep, False),
     Variant(
-        "plain sign steps from 0.25 eps, random start", lambda: SignStep(0, 0.25, cut=1.0), False
+        "plain sign steps from 0.25 eps, random start",
+        lambda: SignStep(0, 0.25, cut=1.0),
+        False,
     ),
 )
 
@@ -111,9 +118,11 @@ def case_sets(assets, size: int, paintings: int, held_out: bool = False) -> list
     ]
 
 
-def closed(encoder, cases: CaseSet, variant: Variant, passes: int) -> tuple[torch.Tensor, int]:
+def closed(
+    encoder, cases: CaseSet, variant: Variant, passes: int, ceiling: bool = False
+) -> tuple[torch.Tensor, int]:
     """(N,) share of each image's latent distance closed by ``passes`` passes, as 8-bit images,
-    and the passes the loop spent."""
+    and the passes the loop spent (a ``ceiling`` run spends them all: no stop on a plateau)."""
     with torch.no_grad():
         goal = encoder(cases.targets)
     batch = Batch(
@@ -126,7 +135,7 @@ def closed(encoder, cases: CaseSet, variant: Variant, passes: int) -> tuple[torc
         seeds=[0] * len(cases.sources),
         toward=cases.targets if variant.toward else None,
     )
-    effort = Effort(steps=passes)
+    effort = Effort(steps=passes, patience=None) if ceiling else Effort(steps=passes)
     outcome = optimise(
         batch, [encoder], None, Budget(lpips=1.0, eps=EPS), effort, rule=variant.rule()
     )
@@ -135,11 +144,21 @@ def closed(encoder, cases: CaseSet, variant: Variant, passes: int) -> tuple[torc
     return probe.closed(written), outcome.encoder_passes
 
 
+def attacked_encoder(name: str, assets) -> Callable[[torch.Tensor], torch.Tensor]:
+    """TAEF2 through artcloak's loader, or world 2's committed VAE (its latent mean)."""
+    if name == "taef2":
+        return load_encoder(str(assets.weight("taef2/encoder.safetensors")))
+    vae, _ = load_vae("vae2", WORLD2_MODELS["vae2"])
+    return vae.latent_mean
+
+
 def ceilings(encoder, sets: list[CaseSet], passes: int) -> dict[str, torch.Tensor]:
     """Per set, each image's best closure over the long runs from both starts."""
     out = {}
     for cases in sets:
-        runs = [closed(encoder, cases, variant, passes)[0] for variant in VARIANTS[:2]]
+        runs = [
+            closed(encoder, cases, variant, passes, ceiling=True)[0] for variant in VARIANTS[:2]
+        ]
         out[cases.name] = torch.maximum(*runs)
         print(f"ceiling {cases.name}: {[round(float(x), 3) for x in out[cases.name]]}", flush=True)
     return out
@@ -159,15 +178,16 @@ def measure(encoder, sets, ceiling, variant: Variant, passes: int) -> Row:
 def markdown(rows: list[Row], ceiling: dict[str, torch.Tensor], args, seconds: float) -> str:
     images = sum(len(c) for c in ceiling.values())
     lines = [
-        "# Passes to the ceiling on a real encoder",
+        f"# Passes to the ceiling: {ENCODERS[args.encoder][0]}",
         "",
         f"`.venv/bin/python bench/step_rules.py {' '.join(sys.argv[1:])}`".replace(" `", "`"),
         f"on {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__};"
-        f" TAEF2 at {args.size} px, 8/255, {images} artworks"
+        f" {ENCODERS[args.encoder][0]} at {args.size} px, 8/255, {images} artworks"
         f"{' held out from choosing the step rule' if args.held_out else ''}; {seconds / 60:.1f} min.",
         "",
         "Each image's closure is a share of its own ceiling: the best of two runs of "
-        f"{args.ceiling_passes} passes (random start; start toward the target's pixels). "
+        f"{args.ceiling_passes} passes each (random start; start toward the target's pixels; "
+        "no stop on a plateau). "
         "Mean ceiling closure per set: "
         + "; ".join(f"{name} {float(c.mean()):.1%}" for name, c in ceiling.items())
         + ".",
@@ -186,13 +206,20 @@ def markdown(rows: list[Row], ceiling: dict[str, torch.Tensor], args, seconds: f
     return "\n".join(lines) + "\n"
 
 
+def default_report(args) -> Path:
+    """bench/reports/passes[-world2][-held-out].md"""
+    world2 = "-world2" if args.encoder == "world2" else ""
+    return Path(f"bench/reports/passes{world2}{'-held-out' if args.held_out else ''}.md")
+
+
 def main() -> None:
     presets = [QUALITY_EFFORT[q].steps for q in Quality]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--passes", type=int, nargs="*", default=sorted(set(presets)))
     parser.add_argument("--ceiling-passes", type=int, default=100)
     parser.add_argument("--paintings-count", type=int, default=4)
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--encoder", choices=sorted(ENCODERS), default="taef2")
+    parser.add_argument("--size", type=int, help="working size (default: the encoder's)")
     parser.add_argument(
         "--held-out",
         action="store_true",
@@ -208,11 +235,10 @@ def main() -> None:
     except MissingAssets as error:
         sys.exit(f"step_rules: {error}")
     started = time.perf_counter()
-    encoder = load_encoder(str(assets.weight("taef2/encoder.safetensors")))
+    args.size = args.size or ENCODERS[args.encoder][1]
+    encoder = attacked_encoder(args.encoder, assets)
     sets = case_sets(assets, args.size, args.paintings_count, args.held_out)
-    report = args.report or Path(
-        "bench/reports/passes-held-out.md" if args.held_out else "bench/reports/passes.md"
-    )
+    report = args.report or default_report(args)
     ceiling = ceilings(encoder, sets, args.ceiling_passes)
     rows = []
     for passes in args.passes:

@@ -143,3 +143,33 @@ def test_the_engine_starts_each_image_toward_its_own_target(engine, fast_setting
     run(engine, fast_settings)
     (toward,) = seen
     assert toward.shape == (1, 3, 64, 64) and float(toward.std()) > 0.01  # the texture's pixels
+
+
+def test_the_warm_up_shows_each_encoder_half_its_working_size():
+    """Before the timed first pass each encoder runs forward and backward once at half its
+    working size (a whole number of latent pixels), and the loop's inputs are left as they were."""
+    from artcloak.engine.optimize import Batch, Objective
+    from artcloak.settings import Budget
+
+    class Recording(torch.nn.Conv2d):
+        def __init__(self, downscale: int) -> None:
+            super().__init__(3, 4, downscale, stride=downscale)
+            self.downscale, self.sizes = downscale, []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.sizes.append(tuple(x.shape[-2:]))
+            return super().forward(x)
+
+    base = torch.rand(2, 3, 40, 24)
+    eye_rows, eye_cols = torch.eye(40).expand(2, 1, 40, 40), torch.eye(24).expand(2, 1, 24, 24)
+    encoders = [Recording(8), Recording(32)]
+    targets = [torch.zeros(2, 4, 5, 3), torch.zeros(2, 4, 2, 1)]
+    batch = Batch(base=base, targets=targets, free=torch.ones(2, 1, 40, 24),
+                  grey=torch.zeros(2, dtype=torch.bool), rows=eye_rows, cols=eye_cols,
+                  seeds=[0, 1])  # fmt: skip
+    objective = Objective(batch, encoders, None, Budget(lpips=0.1, eps=0.03), Effort(steps=1), None)
+    delta = torch.full_like(base, 0.01)
+    objective.warm_up(delta)
+    assert encoders[0].sizes == [(16, 8)] and encoders[1].sizes == [(32, 32)]
+    assert torch.equal(delta, torch.full_like(base, 0.01)) and not delta.requires_grad
+    assert all(p.grad is None for encoder in encoders for p in encoder.parameters())

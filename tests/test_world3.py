@@ -222,3 +222,22 @@ def test_step_rules_held_out_artworks_are_others_than_the_rule_was_chosen_on():
     seen = {name for s in chosen_on for name in s.names}
     assert seen.isdisjoint(name for s in held_out for name in s.names)
     assert [len(s.sources) for s in held_out] == [6, 5, 5]
+
+
+def test_step_rules_bench_measures_world_2s_vae_too(tmp_path):
+    """``--encoder world2`` runs the same bench on world 2's committed from-scratch VAE and
+    says so in its report."""
+    assets = _assets_or_skip()
+    report = tmp_path / "passes-world2.md"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "step_rules.py"), "--encoder", "world2", "--passes",
+         "2", "--ceiling-passes", "3", "--paintings-count", "2", "--size", "32", "--report",
+         str(report), "--weights", str(assets.weights), "--paintings", str(assets.paintings)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = report.read_text()
+    assert text.startswith("# Passes to the ceiling: world 2's VAE")
+    assert "world 2's VAE at 32 px" in text and "no stop on a plateau" in text
+    rows = json.loads(report.with_suffix(".json").read_text())["rows"]
+    assert [row["passes"] for row in rows] == [2, 2, 2]
