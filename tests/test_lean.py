@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
-from artcloak.engine.encoders.lean import FrozenConv2d, make_lean
+from artcloak.engine.encoders.lean import FrozenConv2d, input_gradient, make_lean
 from artcloak.engine.encoders.model import VaeEncoder
 from artcloak.testing import make_tiny_vae
 
@@ -40,3 +41,27 @@ def test_lean_layers_behave_normally_without_gradients():
     image = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(encoder(image), _encoder(False)(image), atol=1e-6)
+
+
+def test_lean_gradient_is_autograds_to_the_bit():
+    image = torch.rand(2, 3, 48, 40, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(_gradient(_encoder(False), image)[1], _gradient(_encoder(True), image)[1])
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "dilation", "groups", "size"),
+    [(3, 1, 1, 1, 1, (17, 16)), (3, 2, 1, 1, 1, (16, 15)), (3, 2, 0, 1, 1, (17, 18)),
+     (4, 2, 1, 1, 2, (16, 16)), (3, 1, 2, 2, 1, (13, 11)), (1, 1, 0, 1, 1, (9, 8))],
+)  # fmt: skip
+def test_input_gradient_matches_autograd_for_strided_and_odd_convolutions(
+    kernel, stride, padding, dilation, groups, size
+):
+    generator = torch.Generator().manual_seed(2)
+    conv = torch.nn.Conv2d(4, 6, kernel, stride, padding, dilation, groups).requires_grad_(False)
+    x = torch.rand(2, 4, *size, generator=generator).requires_grad_(True)
+    output = conv(x)
+    grad = torch.rand(output.shape, generator=generator)
+    (expected,) = torch.autograd.grad(output, x, grad)
+    got = input_gradient(grad, conv, x.shape)
+    assert got.shape == x.shape
+    assert torch.allclose(got, expected, atol=1e-6)

@@ -17,6 +17,7 @@ from .. import protocol
 from ..engine import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
 from ..errors import ArtcloakError
 from ..install import install
+from ..memory import return_freed_memory
 from ..settings import (
     DEFAULT_STYLE,
     FileRequest,
@@ -236,6 +237,7 @@ def _expand(item: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line for every error a person can cause."""
+    return_freed_memory()
     try:
         cli.main(args=argv, prog_name="artcloak", standalone_mode=False)
     except click.exceptions.Abort:
