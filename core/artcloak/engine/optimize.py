@@ -137,16 +137,20 @@ def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | 
 
 def latent_distances(encoders, targets, view: torch.Tensor, dtype) -> list[torch.Tensor]:
     """Per encoder, the squared latent distance of each image to its target latent: (B,)
-    each. The view is resized to the targets' size times the encoder's downscale (8, or 32 for
-    TAESana): the encoder sees it at that size."""
+    each. The encoder sees the view resized to give a latent of its target's size."""
     distances = []
     for encoder, target in zip(encoders, targets, strict=True):
-        scale = int(getattr(encoder, "downscale", 8))
-        size = target.shape[-2] * scale, target.shape[-1] * scale
         with _autocast(view.device, dtype):
-            latent = encoder(resize(view, size))
+            latent = encoder(resize(view, input_size(encoder, target.shape[-2:])))
         distances.append((latent.float() - target).pow(2).flatten(1).sum(1))
     return distances
+
+
+def input_size(encoder, latent_size) -> tuple[int, int]:
+    """The image size at which ``encoder`` gives a latent of ``latent_size`` (height, width):
+    times its downscale (8, or 32 for TAESana)."""
+    scale = int(getattr(encoder, "downscale", 8))
+    return latent_size[0] * scale, latent_size[1] * scale
 
 
 def _checked(distances: list[torch.Tensor], targets) -> list[torch.Tensor]:
@@ -289,9 +293,8 @@ class Objective:
         times the loop's time without this). At a quarter of a pass it takes most of them."""
         view = self.batch.view(delta.detach())
         for encoder, target in zip(self.encoders, self.batch.targets, strict=True):
-            scale = int(getattr(encoder, "downscale", 8))
-            half = [max(1, side // 2) * scale for side in target.shape[-2:]]
-            small = resize(view, tuple(half)).requires_grad_(True)
+            half = [max(1, side // 2) for side in target.shape[-2:]]
+            small = resize(view, input_size(encoder, half)).requires_grad_(True)
             with _autocast(small.device, self.dtype):
                 latent = encoder(small)
             torch.autograd.grad(latent.float().square().sum(), small)
