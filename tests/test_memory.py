@@ -1,4 +1,4 @@
-"""Processes artcloak owns give freed tensors back to the system (glibc's malloc)."""
+"""Processes artcloak owns give a full-size VAE's freed tensors back to the system (glibc)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from artcloak.memory import return_freed_memory
+from artcloak import memory
+from artcloak.engine import Engine
+from artcloak.engine.encoders.model import TaeEncoder, VaeEncoder
+from artcloak.engine.encoders.tae import TAE_FAMILIES, TinyAutoencoder
+from artcloak.settings import ModelSettings
+from artcloak.testing import make_tiny_vae
+from artcloak.testing.tae import tae_modules
 
 # Frees a 24 MiB block (glibc then serves blocks up to 24 MiB from its heap), then makes,
 # touches and frees a 16 MiB one: prints how much of it the process still holds, in MiB.
@@ -52,4 +58,27 @@ def test_freed_blocks_go_back_to_the_system():
 
 def test_a_threshold_the_person_set_is_kept(monkeypatch):
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
-    assert return_freed_memory() is False
+    assert memory.return_freed_memory() is False
+
+
+def _tiny_vae() -> VaeEncoder:
+    return VaeEncoder(make_tiny_vae(), source="tiny", family="sd1", train_resolution=64)
+
+
+def _tiny_tae() -> TaeEncoder:
+    encoder, decoder = tae_modules("taesd")
+    vae = TinyAutoencoder(TAE_FAMILIES["taesd"], encoder, decoder)
+    return TaeEncoder(vae, source="tae", family="taesd", train_resolution=64)
+
+
+@pytest.mark.parametrize(
+    ("owned", "make", "expected"),
+    [(True, _tiny_vae, True), (True, _tiny_tae, False), (False, _tiny_vae, False)],
+)
+def test_only_a_vae_in_artcloaks_own_process_sets_malloc(monkeypatch, owned, make, expected):
+    calls = []
+    monkeypatch.setattr(memory, "_owned", owned)
+    monkeypatch.setattr(memory, "return_freed_memory", lambda: calls.append(1) or True)
+    engine = Engine(ModelSettings(lpips_random_backbone=True), encoders=[make()])
+    assert engine.encoders
+    assert bool(calls) is expected

@@ -79,10 +79,10 @@ class Protector:
     def __init__(self, index: int, models, run, run_key, batch_size, threads) -> None:
         import torch
 
-        from ..memory import return_freed_memory
+        from ..memory import own_process
         from .run import ChunkProtector
 
-        return_freed_memory()  # the actor's process is the batch's own
+        own_process()
         torch.set_num_threads(threads)
         self.error = ""
         try:

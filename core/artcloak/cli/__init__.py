@@ -17,7 +17,7 @@ from .. import protocol
 from ..engine import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
 from ..errors import ArtcloakError
 from ..install import install
-from ..memory import return_freed_memory
+from ..memory import own_process
 from ..settings import (
     DEFAULT_STYLE,
     FileRequest,
@@ -237,7 +237,7 @@ def _expand(item: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line for every error a person can cause."""
-    return_freed_memory()
+    own_process()
     try:
         cli.main(args=argv, prog_name="artcloak", standalone_mode=False)
     except click.exceptions.Abort:

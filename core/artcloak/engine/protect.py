@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import memory
 from ..errors import ArtcloakError, Cancelled, InputImageError, ModelLoadError
 from ..progress import SILENT, Listener
 from ..results import BudgetFigures, LatentShift
@@ -24,6 +25,7 @@ from ..settings import ModelSettings, ProtectionSettings, Target
 from . import budget as budget_module
 from .encoders import choose_device, describe_encoder, load_encoders
 from .encoders.lean import make_lean
+from .encoders.model import TaeEncoder
 from .masking import budget_shares
 from .optimize import SAME_LATENT, Batch, autocast_dtype, optimise
 from .resizing import (
@@ -138,6 +140,7 @@ class Engine:
         if not self._lean:
             for encoder in self._encoders:  # frozen: keep less for the backward pass
                 make_lean(encoder.vae.encoder)
+            memory.fit_to_encoders(any(not isinstance(e, TaeEncoder) for e in self._encoders))
             self._lean = True
         return self._encoders
 
