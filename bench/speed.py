@@ -479,6 +479,7 @@ def end_to_end_rows(f: dict) -> list[Row]:
 # Each encoder's report from bench/step_rules.py (TAEF2 at 256 px: 33 min; not repeated here).
 PASSES_REPORTS = {
     "TAEF2 at 256 px": REPORTS / "passes.json",
+    "TAEF2 at 512 px": REPORTS / "passes-512.json",
     "world 2's VAE at 128 px": REPORTS / "passes-world2.json",
 }
 

@@ -20,6 +20,12 @@ from PIL import Image
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def not_artcloaks_own_process(monkeypatch):
+    """The CLI run in this process (``artcloak.cli.main``) leaves pytest's malloc as it is."""
+    monkeypatch.setattr("artcloak.cli.own_process", lambda: None)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     return save_tiny_models(tmp_path_factory.mktemp("models"))

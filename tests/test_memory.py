@@ -82,3 +82,13 @@ def test_only_a_vae_in_artcloaks_own_process_sets_malloc(monkeypatch, owned, mak
     engine = Engine(ModelSettings(lpips_random_backbone=True), encoders=[make()])
     assert engine.encoders
     assert bool(calls) is expected
+
+
+def test_artcloaks_command_says_its_process_is_its_own(monkeypatch):
+    import artcloak.cli
+
+    calls = []
+    monkeypatch.setattr(artcloak.cli, "own_process", lambda: calls.append(1))
+    with pytest.raises(SystemExit):
+        artcloak.cli.main(["cloak", "/no/such/artwork.png"])
+    assert calls == [1]
