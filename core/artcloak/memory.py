@@ -5,10 +5,10 @@ threshold (up to 32 MiB) each time a larger mapped block is freed. A pass throug
 VAE frees and makes again tensors of every size from kilobytes to 134 MB; the ones under the
 raised threshold stay in the heap, scattered, and the process's memory grows well past what its
 live tensors need. A fixed threshold of 1 MiB maps every tensor of that size or more on its own
-and unmaps it when freed. The full-size SD VAE at 512 px, one forward+backward: peak 2.18 GB
-against 2.65 GB, 14.7 s against 14.4 s (``artcloak cloak``, three steps in one process: 2.30 GB
-against 2.84 GB). A tiny autoencoder keeps glibc's rule: mapping its 16 MB tensors afresh each
-pass costs page faults (TAEF2 at 256 px: 0.48 s a pass against 0.31 s) and its peak is small.
+and unmaps it when freed. A tiny autoencoder keeps glibc's rule: mapping its 16 MB tensors afresh
+each pass costs page faults, more time than its small peak is worth. ``bench/malloc_threshold.py``
+(one forward+backward, 2 threads): the full-size SD VAE at 512 px 8.29 s and a peak of 2.13 GB
+against 7.88 s and 2.53 GB; TAEF2 at 256 px 0.31 s against 0.20 s.
 
 Only in processes artcloak starts (its command line, its workers, its batch actors): in a host's
 process (ComfyUI) malloc stays the host's to set. A person who sets ``MALLOC_MMAP_THRESHOLD_``

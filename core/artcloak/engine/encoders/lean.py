@@ -34,8 +34,7 @@ class _FrozenConvFunction(torch.autograd.Function):
 def input_gradient(grad: Tensor, conv: nn.Conv2d, input_shape: torch.Size) -> Tensor:
     """The convolution's input gradient as the transposed convolution of ``grad``: the same
     arithmetic as autograd's, without ``torch.nn.grad.conv2d_input``'s stand-in input, which
-    the CPU backward copies in full (a full-size SD VAE layer at 512 px: 0.44 s and two
-    full-size tensors, against 0.36 s and one)."""
+    the CPU backward copies in full: one more full-size tensor and a slower kernel."""
     sizes = zip(input_shape[-2:], grad.shape[-2:], conv.kernel_size, conv.stride, conv.padding,
                 conv.dilation, strict=True)  # fmt: skip
     # The input rows a strided convolution skipped at its end: conv_transpose2d's output padding.
