@@ -16,7 +16,7 @@ as ``bench/efficacy.py`` does.
     .venv/bin/python bench/step_rules.py --held-out   # other artworks: bench/reports/passes-held-out.md
     .venv/bin/python bench/step_rules.py --encoder world2   # bench/reports/passes-world2.md
     .venv/bin/python bench/step_rules.py --size 512 --paintings-count 2 --passes 15 20 \
-        --report bench/reports/passes-512.md   # 10 artworks at 512 px: 1.5 h on one thread
+        --report bench/reports/passes-512.md   # 10 artworks at 512 px: 2 h on one thread
     .venv/bin/python bench/step_rules.py --passes 10 15 --ceiling-passes 60 --paintings-count 2
 """
 
