@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "core" / "artcloak"
 
 # Rank of each top-level part of the package: a module imports only parts of its rank or lower.
-LEAVES = {"errors", "atomic", "progress", "settings", "protocol", "client", "report", "results"}
+LEAVES = {"errors", "atomic", "progress", "settings", "protocol", "client", "report", "results",
+          "memory"}  # fmt: skip
 ENGINE = {"engine"}
 FRONT_ENDS = {"cli", "worker", "app", "batch", "install", "__main__", "__init__"}
 RANKS = {**dict.fromkeys(LEAVES, 0), **dict.fromkeys(ENGINE, 1), **dict.fromkeys(FRONT_ENDS, 2)}
