@@ -6,7 +6,7 @@ at 1 MiB as ``artcloak.memory.return_freed_memory`` sets it, alternating round b
 256 and 512 px and the full-size SD VAE (random weights, ``bench/make_full_size_vae.py``) at
 512 px. Needs ``../shared``'s TAEF2 (or ``--taef2``).
 
-    .venv/bin/python bench/malloc_threshold.py   # bench/reports/malloc-threshold.md; 6 min here
+    .venv/bin/python bench/malloc_threshold.py   # bench/reports/malloc-threshold.md; 4.3 min here
 """
 
 from __future__ import annotations
