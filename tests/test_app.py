@@ -22,6 +22,7 @@ from artcloak.app.form import STYLE_IMAGE, FormValues, style_choices
 from artcloak.app.jobs import CANCELLED, DONE, FAILED, QUEUED, JobRunner
 from artcloak.app.limits import Limits, check_upload
 from artcloak.app.view import figures_markdown, status_html
+from artcloak.engine import Engine
 from artcloak.engine.resizing import working_size
 from artcloak.errors import ArtcloakError, InputImageError, OutputError, SettingsError
 from artcloak.settings import Mode
@@ -52,9 +53,15 @@ def wait(job, runner, seconds: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.fixture(scope="module")
+def app_engine(tiny_model_settings):
+    """The engine as ``artcloak app`` makes it: with decoders, for what the model sees."""
+    return Engine(tiny_model_settings, decoders=True)
+
+
 @pytest.fixture
-def runner(engine, tmp_path):
-    runner = JobRunner(engine, root=tmp_path / "app", resolution=64)
+def runner(app_engine, tmp_path):
+    runner = JobRunner(app_engine, root=tmp_path / "app", resolution=64)
     yield runner
     runner.close()
 

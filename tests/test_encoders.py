@@ -73,6 +73,18 @@ def test_every_source_gives_the_same_latents(tiny, images, reference, name):
     torch.testing.assert_close(latent, reference, **SAME_LATENTS)
 
 
+@pytest.mark.parametrize("name", sorted(LOADS))
+def test_every_source_loads_encoder_only(tiny, images, reference, name):
+    """load_encoder(encoder_only=True), as the engine loads for protecting: from every kind of
+    source the decoder half is never built, and the encoder gives the same latents."""
+    kwargs = {k: (tiny[v] if k == "config" else v) for k, v in LOADS[name].items()}
+    enc = load_encoder(str(tiny[name]), encoder_only=True, **kwargs)
+    assert not enc.has_decoder and enc.vae.decoder is None and enc.vae.post_quant_conv is None
+    assert not any(name.startswith("decoder.") for name, _ in enc.vae.named_parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(enc(images), reference, **SAME_LATENTS)
+
+
 def test_half_precision_checkpoint_loads_as_float32(tiny, tmp_path, images, reference):
     state = load_file(str(tiny["full_checkpoint"]))
     path = tmp_path / "half.safetensors"

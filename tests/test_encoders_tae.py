@@ -87,6 +87,15 @@ def test_encoder_alone_loads_and_decode_says_what_to_do(tmp_path, images):
         loaded.decode(latent)
 
 
+def test_encoder_only_leaves_the_decoder_beside_it_unread(tmp_path, images):
+    path, _, _ = save_tae(tmp_path / "m", "taef2")
+    path.with_name("decoder.safetensors").write_bytes(b"not read")  # would fail if it were
+    loaded = load_encoder(str(path), encoder_only=True)
+    assert not loaded.has_decoder and describe_encoder(loaded)["decoder"] is False
+    with torch.no_grad():
+        assert loaded(images).shape[1] == loaded.latent_channels
+
+
 @pytest.mark.parametrize("stem", ["", "taesd_"])
 def test_the_decoder_beside_the_encoder_is_loaded(tmp_path, images, stem):
     family = "taef2" if not stem else "taesd"
@@ -313,7 +322,8 @@ def test_cli_cloaks_with_a_tiny_autoencoder(tmp_path, rgb_png, capsys):
     assert output.is_file()
     report = json.loads(output.with_name(output.name + ".json").read_text())
     (encoder,) = report["models"]["encoders"]
-    assert encoder["family"] == "taef2" and encoder["decoder"] is True
+    assert encoder["family"] == "taef2"
+    assert encoder["decoder"] is False  # protecting loads none, though one is beside it
     assert report["measured"]["within_budget"] is True
 
 

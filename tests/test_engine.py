@@ -296,3 +296,20 @@ def test_a_chain_with_the_original_keeps_one_budget(tiny_models, tmp_path, fast_
     with pytest.raises(InputImageError, match="original"):
         second_engine.protect([ImageJob(name="x", colour=first.colour, original=original[:8])],
                               settings)  # fmt: skip
+
+
+def test_the_engine_loads_decoders_only_when_asked(tiny_model_settings, fast_settings):
+    """Protecting needs the encoders alone (a full VAE's decoder is about 0.2 GB); the app's
+    engine (``decoders=True``) shows what the model sees."""
+    from artcloak.engine.verify import model_view
+    from artcloak.errors import ModelLoadError
+
+    rgb = painting(64, 48).astype(np.float32) / 255
+    protecting = Engine(tiny_model_settings)
+    assert not any(encoder.has_decoder for encoder in protecting.encoders)
+    with pytest.raises(ModelLoadError, match=r"Engine\(\.\.\., decoders=True\)"):
+        model_view(protecting, rgb, fast_settings)
+    showing = Engine(tiny_model_settings, decoders=True)
+    assert all(encoder.has_decoder for encoder in showing.encoders)
+    seen = model_view(showing, rgb, fast_settings)
+    assert seen.ndim == 3 and seen.shape[2] == 3 and 0 <= seen.min() <= seen.max() <= 1

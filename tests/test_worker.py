@@ -172,4 +172,4 @@ def test_worker_protects_with_a_tiny_autoencoder(rgb_png, tmp_path):
     assert result["event"] == "result" and Image.open(output).size == Image.open(rgb_png).size
     report = json.loads(Path(result["report"]).read_text())
     (used,) = report["models"]["encoders"]
-    assert used["family"] == "taef2" and used["decoder"] is True
+    assert used["family"] == "taef2" and used["decoder"] is False  # protecting loads none

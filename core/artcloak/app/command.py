@@ -73,7 +73,7 @@ def app(host: str, port: int, no_browser: bool, max_upload_mb: float, max_megapi
 
     if not is_loopback(host):
         _warn_open_network(host)
-    engine = Engine(request_settings(options)[1], batch_size=batch_size)
+    engine = Engine(request_settings(options)[1], batch_size=batch_size, decoders=True)
     _load_models(engine, root)
     runner = JobRunner(engine, limits, root=root, resolution=options["resolution"])
     stop = _stop_on_signals()

@@ -112,12 +112,16 @@ class Engine:
         models: ModelSettings,
         batch_size: int | None = None,
         encoders: list | None = None,
+        decoders: bool = False,
     ) -> None:
         """``encoders``: already loaded VaeEncoders (e.g. a host's own VAE) instead of
-        loading ``models.encoders``. SettingsError for models that cannot be (checked here,
-        before anything loads)."""
+        loading ``models.encoders``. ``decoders``: load each model's decoder too, to show what
+        the model sees (``model_view``); protecting needs only the encoders, and a full VAE's
+        decoder is about 0.2 GB. SettingsError for models that cannot be (checked here, before
+        anything loads)."""
         models.check()
         self.models = models
+        self.decoders = decoders
         self.device = choose_device(models.device)
         self.batch_size = batch_size or (8 if self.device.type == "cuda" else 1)
         self._encoders: list | None = encoders
@@ -134,6 +138,7 @@ class Engine:
                     device=self.device,
                     config=self.models.encoder_config,
                     allow_pickle=self.models.allow_pickle,
+                    encoder_only=not self.decoders,
                 )
             except ModelLoadError as error:
                 raise self._with_lpips(error) from None

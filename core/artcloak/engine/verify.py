@@ -113,8 +113,14 @@ def verify_images(
 def model_view(engine: Engine, rgb: np.ndarray, settings: ProtectionSettings) -> np.ndarray:
     """What the first encoder with a decoder sees of an image (float H x W x 3 in [0, 1]): the
     decoder's reconstruction of its latent, at the working size, as float H' x W' x 3.
-    Raises ModelLoadError when no encoder has a decoder (a tiny autoencoder loaded alone)."""
+    Raises ModelLoadError when no encoder has a decoder (a tiny autoencoder loaded alone, or
+    an engine made without ``decoders``)."""
     index = viewing_encoder(engine)
+    if index is None and not engine.decoders:
+        raise ModelLoadError(
+            "No encoder was loaded with a decoder, so what the model sees cannot be shown; "
+            "make the engine with Engine(..., decoders=True) to load them."
+        )
     if index is None:
         raise ModelLoadError(
             "No encoder was loaded with a decoder, so what the model sees cannot be shown; put "

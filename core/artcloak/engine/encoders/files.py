@@ -46,11 +46,14 @@ def _load_folder(
     family_hint: str | None,
     config: dict | None,
     allow_pickle: bool,
+    encoder_only: bool,
 ) -> tuple[Any, str]:
     tiny_weights = tiny_folder_weights(folder)
     if tiny_weights is not None:
         state = _read_weights_file(tiny_weights, allow_pickle)
-        return _load_tae(state, tiny_weights, family_hint, allow_pickle, name=label)
+        return _load_tae(
+            state, tiny_weights, family_hint, allow_pickle, name=label, encoder_only=encoder_only
+        )
     vae_folder = None
     for candidate in (folder, folder / "vae"):
         cfg_path = candidate / "config.json"
@@ -70,7 +73,9 @@ def _load_folder(
     family = family_hint
     if family is None and config is None and "stable-diffusion-2" in label.lower():
         family = "sd2" if _family_of_config(folder_config) == "sd1" else None
-    return _build_from_weights(weights, str(weights_path), family, cfg, keys=state)
+    return _build_from_weights(
+        weights, str(weights_path), family, cfg, keys=state, encoder_only=encoder_only
+    )
 
 
 def _find_folder_weights(folder: Path, allow_pickle: bool) -> Path:
@@ -92,15 +97,22 @@ def _find_folder_weights(folder: Path, allow_pickle: bool) -> Path:
 
 
 def _load_file(
-    path: Path, family_hint: str | None, config: dict | None, allow_pickle: bool
+    path: Path,
+    family_hint: str | None,
+    config: dict | None,
+    allow_pickle: bool,
+    encoder_only: bool,
 ) -> tuple[Any, str]:
     state = _read_weights_file(path, allow_pickle)
     if is_tae_family(family_hint) or _looks_like_tae(state):
+        name = f"{path.parent.name}/{path.name}"
         return _load_tae(
-            state, path, family_hint, allow_pickle, name=f"{path.parent.name}/{path.name}"
+            state, path, family_hint, allow_pickle, name=name, encoder_only=encoder_only
         )
     weights = _select_vae_weights(state, str(path))
-    return _build_from_weights(weights, str(path), family_hint, config, keys=state)
+    return _build_from_weights(
+        weights, str(path), family_hint, config, keys=state, encoder_only=encoder_only
+    )
 
 
 # --------------------------------------------------------------------------- tiny autoencoders
@@ -118,8 +130,10 @@ def _load_tae(
     allow_pickle: bool,
     *,
     name: str,
+    encoder_only: bool,
 ) -> tuple[TinyAutoencoder, str]:
-    """A tiny autoencoder from a file's tensors, with its decoder from the file or beside it."""
+    """A tiny autoencoder from a file's tensors, with its decoder from the file or beside it
+    (none with ``encoder_only``)."""
     if family_hint is not None and not is_tae_family(family_hint):
         logger.info("%s is a tiny autoencoder: family %s does not apply.", path, family_hint)
         family_hint = None
@@ -137,7 +151,9 @@ def _load_tae(
         )
     label = str(path)
     encoder = read_tensors(state, encoder_keys)
-    if decoder_keys:
+    if encoder_only:
+        decoder = None
+    elif decoder_keys:
         decoder = read_tensors(state, decoder_keys)
     else:
         decoder = _sibling_decoder_weights(path, allow_pickle)

@@ -64,7 +64,11 @@ def _cache_folder() -> str:
 
 
 def _load_hub(
-    repo_id: str, family_hint: str | None, config: dict | None, allow_pickle: bool
+    repo_id: str,
+    family_hint: str | None,
+    config: dict | None,
+    allow_pickle: bool,
+    encoder_only: bool,
 ) -> tuple[Any, str]:
     try:
         import huggingface_hub  # noqa: F401
@@ -96,7 +100,7 @@ def _load_hub(
     family = family_hint
     if family is None and config is None and "stable-diffusion-2" in repo_id.lower():
         family = "sd2" if _family_of_config(folder_config) == "sd1" else None
-    return _build_from_weights(weights, repo_id, family, cfg, keys=state)
+    return _build_from_weights(weights, repo_id, family, cfg, keys=state, encoder_only=encoder_only)
 
 
 def _hub_files(repo_id: str, allow_pickle: bool, *, local_only: bool) -> tuple[Path, Path] | None:

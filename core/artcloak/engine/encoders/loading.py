@@ -47,6 +47,7 @@ def load_encoder(
     config: str | Path | None = None,
     allow_pickle: bool = False,
     resolution: int | None = None,
+    encoder_only: bool = False,
 ) -> VaeEncoder:
     """Load a VAE encoder from a hub id, a diffusers folder or a single weights file, or a
     tiny autoencoder (TAESD, TAEF2, ...) from its encoder file (its decoder beside it, if any).
@@ -55,7 +56,9 @@ def load_encoder(
     ``"taef2:/path/encoder.safetensors"``). ``config`` is a family name (one of
     :data:`FAMILIES` or a tiny-autoencoder family) or a diffusers AutoencoderKL config (a
     ``.json`` file or a folder with ``config.json``). ``resolution`` overrides the working
-    resolution (the shorter side the model family was trained at).
+    resolution (the shorter side the model family was trained at). ``encoder_only``: the
+    decoder is not built (a full VAE's decoder half is about 0.2 GB) and the encoder cannot
+    show what the model sees (``has_decoder`` is False).
     """
     source = _checked_source(source, resolution)
     target = choose_device(device)
@@ -63,7 +66,7 @@ def load_encoder(
     family_hint, config_dict = _resolve_config_argument(config, family_hint)
 
     with contextlib.redirect_stdout(sys.stderr):
-        vae, family = _load_vae(location, family_hint, config_dict, allow_pickle)
+        vae, family = _load_vae(location, family_hint, config_dict, allow_pickle, encoder_only)
         encoder = _wrap(vae, source, family, resolution or _train_resolution(family, source))
         try:
             encoder.to(target)
@@ -182,18 +185,22 @@ def encoder_from_state_dict(
 
 
 def _load_vae(
-    location: str, family_hint: str | None, config: dict | None, allow_pickle: bool
+    location: str,
+    family_hint: str | None,
+    config: dict | None,
+    allow_pickle: bool,
+    encoder_only: bool,
 ) -> tuple[Any, str]:
     path = Path(location).expanduser()
     if path.is_dir():
-        return _load_folder(path, location, family_hint, config, allow_pickle)
+        return _load_folder(path, location, family_hint, config, allow_pickle, encoder_only)
     if path.is_file():
-        return _load_file(path, family_hint, config, allow_pickle)
+        return _load_file(path, family_hint, config, allow_pickle, encoder_only)
     suffix = path.suffix.lower()
     if suffix in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES or location.lower().endswith(".json"):
         raise ModelLoadError(f"The model file {path} does not exist; check the path.")
     if _HUB_ID.match(location) and not location.startswith((".", "~")):
-        return _load_hub(location, family_hint, config, allow_pickle)
+        return _load_hub(location, family_hint, config, allow_pickle, encoder_only)
     raise ModelLoadError(
         f"'{location}' is neither an existing file or folder nor a Hugging Face model id "
         "(owner/name); check the spelling or the path."
