@@ -80,7 +80,7 @@ def test_every_source_loads_encoder_only(tiny, images, reference, name):
     kwargs = {k: (tiny[v] if k == "config" else v) for k, v in LOADS[name].items()}
     enc = load_encoder(str(tiny[name]), encoder_only=True, **kwargs)
     assert not enc.has_decoder and enc.vae.decoder is None and enc.vae.post_quant_conv is None
-    assert not any(name.startswith("decoder.") for name, _ in enc.vae.named_parameters())
+    assert not any(key.startswith("decoder.") for key, _ in enc.vae.named_parameters())
     with torch.no_grad():
         torch.testing.assert_close(enc(images), reference, **SAME_LATENTS)
 
