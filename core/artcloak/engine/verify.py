@@ -116,15 +116,11 @@ def model_view(engine: Engine, rgb: np.ndarray, settings: ProtectionSettings) ->
     Raises ModelLoadError when no encoder has a decoder (a tiny autoencoder loaded alone, or
     an engine made without ``decoders``)."""
     index = viewing_encoder(engine)
-    if index is None and not engine.decoders:
-        raise ModelLoadError(
-            "No encoder was loaded with a decoder, so what the model sees cannot be shown; "
-            "make the engine with Engine(..., decoders=True) to load them."
-        )
     if index is None:
         raise ModelLoadError(
-            "No encoder was loaded with a decoder, so what the model sees cannot be shown; put "
-            "each tiny autoencoder's decoder beside its encoder (decoder.safetensors next to "
+            "No encoder was loaded with a decoder, so what the model sees cannot be shown: an "
+            "engine loads decoders when made with Engine(..., decoders=True), and a tiny "
+            "autoencoder's decoder from beside its encoder (decoder.safetensors next to "
             "encoder.safetensors)."
         )
     encoder = engine.encoders[index]
