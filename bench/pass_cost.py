@@ -4,8 +4,10 @@ Times TAEF2's encoder forward+backward (the pass every protection step makes) on
 for batches of 1, 2 and ``--batch`` images at each size, with channels-last weights (artcloak's
 layout for tiny autoencoders) and with the default layout; each figure is the best of
 ``--repeats`` runs, divided by the batch. With ``--encoder PATH`` it times that encoder instead
-(for instance a full-size SD VAE from ``bench/make_full_size_vae.py``). Needs ``../shared``'s
-TAEF2 (or ``--encoder``). Why it matters: the engine's batch size on a CPU is 1.
+(for instance a full-size SD VAE from ``bench/make_full_size_vae.py``). Then, paired at batch 1
+with channels-last weights, ``torch.compile``'d against eager, the compiling counted: how many
+passes the compiled encoder must run to win back its compile time. Needs ``../shared``'s TAEF2 (or
+``--encoder``). Why it matters: the engine's batch size on a CPU is 1.
 
     .venv/bin/python bench/pass_cost.py > bench/reports/pass-cost.md
     .venv/bin/python bench/pass_cost.py --sizes 512 --batch 4
@@ -14,8 +16,11 @@ TAEF2 (or ``--encoder``). Why it matters: the engine's batch size on a CPU is 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,6 +43,47 @@ def seconds_per_image(
             torch.autograd.grad(encoder(part).square().sum(), part)
         best = min(best, time.perf_counter() - started)
     return best / len(images)
+
+
+@dataclass(frozen=True)
+class CompiledPass:
+    cold: float  # seconds: compiling with an empty cache, with the first pass
+    warm: float  # seconds: compiling again from the warm disk cache, with the first pass
+    compiled: float  # seconds per compiled pass
+    eager: float  # seconds per eager pass, in the same run
+
+    def payoff(self, compiling: float) -> str:
+        """Passes the compiled encoder must run to win ``compiling`` back."""
+        saved = self.eager - self.compiled
+        return f"{compiling / saved:.0f}" if saved > 0 else "never: not faster"
+
+
+def compiled_against_eager(
+    encoder: torch.nn.Module, image: torch.Tensor, repeats: int
+) -> CompiledPass:
+    """torch.compile's costs and pass against eager's, batch 1 (inductor's cache must be empty:
+    ``main`` points it at a new folder)."""
+    eager = seconds_per_image(encoder, image, 1, repeats)
+    compiling = []
+    for _ in range(2):  # cold, then warm: what a later process meets
+        torch._dynamo.reset()
+        started = time.perf_counter()
+        compiled = torch.compile(encoder)
+        seconds_per_image(compiled, image, 1, repeats=0)
+        compiling.append(time.perf_counter() - started)
+    return CompiledPass(*compiling, seconds_per_image(compiled, image, 1, repeats), eager)
+
+
+def compile_row(encoder: torch.nn.Module, size: int, image: torch.Tensor, repeats: int) -> str:
+    """A table row: compile times, both passes and the passes that win the compiling back."""
+    try:
+        costs = compiled_against_eager(encoder, image, repeats)
+    except Exception as error:  # inductor needs a C++ toolchain; say what failed, in one line
+        return f"| {size} | torch.compile failed: {str(error).splitlines()[0][:120]} |||||"
+    return (
+        f"| {size} | {costs.cold:.1f} s ({costs.payoff(costs.cold)}) | {costs.warm:.1f} s "
+        f"({costs.payoff(costs.warm)}) | {costs.compiled:.3f} s | {costs.eager:.3f} s |"
+    )
 
 
 def main() -> None:
@@ -71,6 +117,21 @@ def main() -> None:
                      for b in _batches(args.batch)]  # fmt: skip
             name = "channels-last" if layout is torch.channels_last else "default"
             print(f"| {size} | {name} | " + " | ".join(cells) + " |", flush=True)
+    print_compiled(encoder, args, generator)
+
+
+def print_compiled(encoder: torch.nn.Module, args, generator: torch.Generator) -> None:
+    """The torch.compile table, inductor's cache in a new folder (cold, then warm)."""
+    print("\n`torch.compile` (inductor), batch 1, channels-last, paired with eager in one run; in")
+    print("brackets, the passes the compiled encoder must run to win the compiling back:\n")
+    print("| size | compiling, empty cache | again, warm cache | compiled pass | eager pass |")
+    print("|---|---|---|---|---|")
+    encoder.to(memory_format=torch.channels_last)
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        for size in args.sizes:
+            image = torch.rand(1, 3, size, size, generator=generator)
+            print(compile_row(encoder, size, image, args.repeats), flush=True)
 
 
 def _batches(largest: int) -> list[int]:

@@ -1,0 +1,337 @@
+"""Step rules tried against artcloak's, each against the ceilings already measured.
+
+``bench/step_rules.py`` spends most of its hour on the ceilings (two 100-pass runs per
+artwork). This script reads them from that run's JSON and measures other step rules at one pass
+budget on the same artworks, all started toward the target's pixels as artcloak is, with
+artcloak's own rule first as the baseline. What is here was tried for issue 29 (95% of the
+ceiling in 15 passes) and did not beat the baseline; a new idea is a new ``Trial``.
+
+    .venv/bin/python bench/step_rule_trials.py        # 15 passes; bench/reports/step-rule-trials.md
+    .venv/bin/python bench/step_rule_trials.py --only "artcloak's rule" "Lion's interpolation"
+    .venv/bin/python bench/step_rule_trials.py --held-out   # against passes-held-out.json
+
+The ceilings' run must have used the same artworks: ``--size`` and ``--paintings-count`` as it
+did (the committed reports: 256 px, 4 paintings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from artcloak.engine.optimize import SignStep, StepRule  # noqa: E402
+from step_rules import Row, Variant, attacked_encoder, case_sets, measure  # noqa: E402
+from world3.assets import MissingAssets, locate  # noqa: E402
+
+
+def _normalised(grad: torch.Tensor) -> torch.Tensor:
+    """Each image's gradient divided by its mean absolute value, as SignStep does."""
+    return grad / _per_image(grad.abs().flatten(1).mean(1).clamp_min(1e-20))
+
+
+def _per_image(values: torch.Tensor) -> torch.Tensor:
+    return values.view(-1, 1, 1, 1)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).flatten(1).sum(1)
+
+
+@dataclass
+class Lion(SignStep):
+    """Lion's update: the sign of momentum and gradient mixed (``mix``), the momentum kept
+    with a slower ``keep``."""
+
+    mix: float = 0.5
+    keep: float = 0.9
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        previous = self.velocity
+        self.update(grad, loss, step)
+        direction = self.velocity.sign()
+        if step > 0 and previous is not None:
+            gradient = _normalised(grad)
+            direction = (self.mix * previous + (1 - self.mix) * gradient).sign()
+            self.velocity = self.keep * previous + (1 - self.keep) * gradient
+        return delta - _per_image(self.step_sizes(step, total, eps)) * direction
+
+
+@dataclass
+class ShrinkOnFlip(SignStep):
+    """Each pixel's steps times ``shrink`` every time its step's sign flips (Rprop, shrinking
+    only)."""
+
+    shrink: float = 0.5
+    pixel_sizes: torch.Tensor | None = field(default=None, repr=False)
+    last_sign: torch.Tensor | None = field(default=None, repr=False)
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        self.update(grad, loss, step)
+        sign = self.velocity.sign()
+        if self.last_sign is None or step == 0:
+            self.pixel_sizes = torch.ones_like(sign)
+        else:
+            flipped = sign != self.last_sign
+            self.pixel_sizes = torch.where(
+                flipped, self.pixel_sizes * self.shrink, self.pixel_sizes
+            )
+        self.last_sign = sign
+        sizes = _per_image(self.step_sizes(step, total, eps)) * self.pixel_sizes
+        return delta - sizes * sign
+
+
+@dataclass
+class GrowOnFall(SignStep):
+    """As SignStep, and an image's steps ``grow`` times as large (at most ``largest``) after a
+    step that cut its latent loss by more than ``fall`` of it."""
+
+    grow: float = 1.2
+    fall: float = 0.03
+    largest: float = 1.5
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        before = None if step == 0 else self.last_loss
+        self.update(grad, loss, step)
+        if before is not None:
+            fell = before - self.last_loss > self.fall * before
+            grown = (self.scales * self.grow).clamp(max=self.largest)
+            self.scales = torch.where(fell, grown, self.scales)
+        return delta - _per_image(self.step_sizes(step, total, eps)) * self.velocity.sign()
+
+
+@dataclass
+class AverageLast(SignStep):
+    """As SignStep, but the last step lands on the mean of the last two iterates."""
+
+    previous: torch.Tensor | None = field(default=None, repr=False)
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        stepped = super().__call__(delta, grad, loss, step, total, eps)
+        if step == total - 1 and self.previous is not None:
+            stepped = (self.previous + stepped) / 2
+        self.previous = stepped
+        return stepped
+
+
+@dataclass
+class ClippedMomentum(SignStep):
+    """In the last ``tail`` steps (None: every step), the momentum divided by its median
+    magnitude and clipped to +-1 rather than its sign: small components take smaller steps."""
+
+    tail: int | None = 5
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        self.update(grad, loss, step)
+        direction = self.velocity.sign()
+        if self.tail is None or step >= total - self.tail:
+            typical = self.velocity.abs().flatten(1).median(1).values.clamp_min(1e-20)
+            direction = (self.velocity / _per_image(typical)).clamp(-1, 1)
+        return delta - _per_image(self.step_sizes(step, total, eps)) * direction
+
+
+@dataclass
+class ConjugateMomentum(SignStep):
+    """The momentum's weight per image from nonlinear conjugate gradients (as the Auto
+    Conjugate Gradient attack does): Polak-Ribiere (``"pr"``) or Hestenes-Stiefel (``"hs"``),
+    clipped to [0, 1]."""
+
+    formula: str = "pr"
+    last_gradient: torch.Tensor | None = field(default=None, repr=False)
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        gradient = _normalised(grad)
+        if step > 0 and self.last_gradient is not None:
+            change = gradient - self.last_gradient
+            if self.formula == "hs":
+                weight = -_dot(gradient, change) / _dot(self.velocity, change)
+            else:
+                weight = _dot(gradient, change) / _dot(self.last_gradient, self.last_gradient)
+            self.decay = _per_image(torch.nan_to_num(weight, 0.0).clamp(0, 1))
+        self.last_gradient = gradient
+        return super().__call__(delta, grad, loss, step, total, eps)
+
+
+@dataclass
+class FirstStep(SignStep):
+    """As SignStep with the first step at ``first`` eps (None: the schedule's), and no cut
+    for a rise after the first step unless ``cut_first``."""
+
+    first: float | None = None
+    cut_first: bool = True
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        if step == 1 and not self.cut_first:
+            self.last_loss = torch.full_like(self.last_loss, float("inf"))
+        stepped = super().__call__(delta, grad, loss, step, total, eps)
+        if step == 0 and self.first is not None:
+            return delta - (delta - stepped) * (self.first / self.start)
+        return stepped
+
+
+@dataclass
+class JumpWhenSteady(SignStep):
+    """As SignStep, and a pixel whose momentum's sign held for ``steady`` steps jumps to the
+    bound on that side."""
+
+    steady: int = 3
+    agreeing: torch.Tensor | None = field(default=None, repr=False)
+    last_sign: torch.Tensor | None = field(default=None, repr=False)
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        stepped = super().__call__(delta, grad, loss, step, total, eps)
+        sign = self.velocity.sign()
+        if self.last_sign is None or step == 0:
+            self.agreeing = torch.ones_like(sign)
+        else:
+            held = sign == self.last_sign
+            self.agreeing = torch.where(held, self.agreeing + 1, torch.ones_like(sign))
+        self.last_sign = sign
+        return torch.where(self.agreeing >= self.steady, -eps * sign, stepped)
+
+
+@dataclass
+class RmsNormalised(SignStep):
+    """As SignStep with each gradient divided by its root mean square, not its mean absolute
+    value (the momentum then weighs peaky gradients differently)."""
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        rms = grad.flatten(1).norm(dim=1) / grad[0].numel() ** 0.5
+        mean_abs = grad.abs().flatten(1).mean(1)
+        rescaled = grad * _per_image(mean_abs / rms.clamp_min(1e-20))
+        return super().__call__(delta, rescaled, loss, step, total, eps)
+
+
+@dataclass
+class GrowingMomentum(SignStep):
+    """As SignStep with the momentum's decay moving linearly from ``early`` to ``late``."""
+
+    early: float = 0.3
+    late: float = 0.8
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        self.decay = self.early + (self.late - self.early) * step / max(1, total - 1)
+        return super().__call__(delta, grad, loss, step, total, eps)
+
+
+@dataclass(frozen=True)
+class Trial:
+    name: str
+    make_rule: Callable[[], StepRule]
+
+    def variant(self) -> Variant:
+        return Variant(self.name, self.make_rule, toward=True)
+
+
+BASELINE = "artcloak's rule"
+TRIALS = (
+    Trial(BASELINE, SignStep),
+    Trial("Lion's interpolation (mix 0.5, keep 0.9)", Lion),
+    Trial("each pixel's steps halved when its sign flips", ShrinkOnFlip),
+    Trial(
+        "each pixel's steps x0.7 when its sign flips, steps 0.75 to 0.2 eps",
+        lambda: ShrinkOnFlip(shrink=0.7, end=0.2),
+    ),
+    Trial("an image's steps x1.2 after its loss fell by 3%", GrowOnFall),
+    Trial("the last step onto the mean of the last two iterates", AverageLast),
+    Trial("clipped momentum, not its sign, in the last 5 steps", ClippedMomentum),
+    Trial("clipped momentum, not its sign, in every step", lambda: ClippedMomentum(tail=None)),
+    Trial("conjugate-gradient momentum, Polak-Ribiere", ConjugateMomentum),
+    Trial("conjugate-gradient momentum, Hestenes-Stiefel", lambda: ConjugateMomentum("hs")),
+    Trial("first step 0.25 eps", lambda: FirstStep(first=0.25)),
+    Trial("no cut for a rise after the first step", lambda: FirstStep(cut_first=False)),
+    Trial("cut to 0.35 on a rise", lambda: SignStep(cut=0.35)),
+    Trial("cut to 0.7 on a rise", lambda: SignStep(cut=0.7)),
+    Trial("pixels steady for 3 steps jump to the bound", JumpWhenSteady),
+    Trial("pixels steady for 5 steps jump to the bound", lambda: JumpWhenSteady(steady=5)),
+    Trial("gradients divided by their root mean square", RmsNormalised),
+    Trial("momentum decay 0.3 rising to 0.8", GrowingMomentum),
+)
+
+
+def load_ceilings(path: Path, sets) -> dict[str, torch.Tensor]:
+    """Each set's ceilings from a step_rules.py JSON, checked against the sets' artworks."""
+    if not path.is_file():
+        sys.exit(f"step_rule_trials: {path} is missing; run bench/step_rules.py first.")
+    ceilings = json.loads(path.read_text())["ceiling"]
+    for cases in sets:
+        count = len(ceilings.get(cases.name, []))
+        if count != len(cases.names):
+            sys.exit(
+                f"step_rule_trials: {path} has {count} ceilings for '{cases.name}', not "
+                f"{len(cases.names)}: give the --size and --paintings-count its run used."
+            )
+    return {cases.name: torch.tensor(ceilings[cases.name]) for cases in sets}
+
+
+def markdown(rows: list[Row], args, seconds: float) -> str:
+    names = list(rows[0].shares)
+    lines = [
+        f"# Step rules tried: TAEF2 at {args.size} px, 8/255, {args.passes} passes",
+        "",
+        f"`.venv/bin/python bench/step_rule_trials.py {' '.join(sys.argv[1:])}`".replace(" `", "`"),
+        f"on {platform.machine()}, {torch.get_num_threads()} torch threads, torch "
+        f"{torch.__version__}; {seconds / 60:.1f} min. Each image's closure is a share of its "
+        f"ceiling from `{args.ceilings}`; every rule starts toward the target's pixels.",
+        "",
+        "| rule | median share | min | max | " + " | ".join(f"median, {n}" for n in names) + " |",
+        "|---" * (4 + len(names)) + "|",
+    ]
+    for row in rows:
+        shares = row.all_shares()
+        cells = [row.variant] + [
+            f"{x:.1%}" for x in (statistics.median(shares), min(shares), max(shares))
+        ]
+        cells += [f"{statistics.median(s):.1%}" for s in row.shares.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--passes", type=int, default=15)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--paintings-count", type=int, default=4)
+    parser.add_argument("--held-out", action="store_true")
+    parser.add_argument(
+        "--ceilings", type=Path, help="step_rules.py's JSON (default: its report's)"
+    )
+    parser.add_argument("--only", nargs="+", help="trial names to run (the baseline always runs)")
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--paintings", type=Path)
+    parser.add_argument("--report", type=Path)
+    args = parser.parse_args()
+    suffix = "-held-out" if args.held_out else ""
+    args.ceilings = args.ceilings or Path(f"bench/reports/passes{suffix}.json")
+    trials = [t for t in TRIALS if not args.only or t.name in args.only or t.name == BASELINE]
+    unknown = set(args.only or ()) - {t.name for t in TRIALS}
+    if unknown:
+        sys.exit(f"step_rule_trials: no trial named {sorted(unknown)}; see TRIALS in this file.")
+    try:
+        assets = locate(args.weights, args.paintings)
+    except MissingAssets as error:
+        sys.exit(f"step_rule_trials: {error}")
+    started = time.perf_counter()
+    sets = case_sets(assets, args.size, args.paintings_count, args.held_out)
+    ceilings = load_ceilings(args.ceilings, sets)
+    encoder = attacked_encoder("taef2", assets)
+    rows = []
+    for trial in trials:
+        rows.append(measure(encoder, sets, ceilings, trial.variant(), args.passes))
+        print(markdown(rows[-1:], args, 0).splitlines()[-1], flush=True)
+    report = args.report or Path(f"bench/reports/step-rule-trials{suffix}.md")
+    report.write_text(markdown(rows, args, time.perf_counter() - started))
+
+
+if __name__ == "__main__":
+    main()
