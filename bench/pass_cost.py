@@ -11,6 +11,8 @@ passes the compiled encoder must run to win back its compile time. Needs ``../sh
 
     .venv/bin/python bench/pass_cost.py > bench/reports/pass-cost.md
     .venv/bin/python bench/pass_cost.py --sizes 512 --batch 4
+    .venv/bin/python bench/pass_cost.py --encoder bench/cache/sd1-vae-random.safetensors \
+        --sizes 512 --batch 1 --repeats 1 > bench/reports/pass-cost-full-size.md
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ TRIALS = (
     Trial("clipped momentum, not its sign, in the last 5 steps", ClippedMomentum),
     Trial("clipped momentum, not its sign, in every step", lambda: ClippedMomentum(tail=None)),
     Trial("conjugate-gradient momentum, Polak-Ribiere", ConjugateMomentum),
-    Trial("conjugate-gradient momentum, Hestenes-Stiefel", lambda: ConjugateMomentum("hs")),
+    Trial("conjugate-gradient momentum, Hestenes-Stiefel", lambda: ConjugateMomentum(formula="hs")),
     Trial("first step 0.25 eps", lambda: FirstStep(first=0.25)),
     Trial("no cut for a rise after the first step", lambda: FirstStep(cut_first=False)),
     Trial("cut to 0.35 on a rise", lambda: SignStep(cut=0.35)),
