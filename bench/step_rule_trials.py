@@ -7,7 +7,7 @@ artcloak's own rule first as the baseline. What is here was tried for issue 29 (
 ceiling in 15 passes) and did not beat the baseline; a new idea is a new ``Trial``.
 
     .venv/bin/python bench/step_rule_trials.py        # 15 passes; bench/reports/step-rule-trials.md
-    .venv/bin/python bench/step_rule_trials.py --only "artcloak's rule" "Lion's interpolation"
+    .venv/bin/python bench/step_rule_trials.py --only "first step 0.25 eps"   # and the baseline
     .venv/bin/python bench/step_rule_trials.py --held-out   # against passes-held-out.json
 
 The ceilings' run must have used the same artworks: ``--size`` and ``--paintings-count`` as it
