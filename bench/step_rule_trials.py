@@ -224,6 +224,47 @@ class GrowingMomentum(SignStep):
         return super().__call__(delta, grad, loss, step, total, eps)
 
 
+@dataclass
+class QuasiNewton(SignStep):
+    """SignStep's steps for the first ``sign_steps``, then L-BFGS's direction from the last
+    ``memory`` steps and gradient changes, each pixel's move clipped to the schedule's step."""
+
+    sign_steps: int = 8
+    memory: int = 5
+    moves: list[torch.Tensor] = field(default_factory=list, repr=False)
+    changes: list[torch.Tensor] = field(default_factory=list, repr=False)
+    last: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        self.update(grad, loss, step)
+        if self.last is not None:
+            self.moves = [*self.moves, delta - self.last[0]][-self.memory :]
+            self.changes = [*self.changes, grad - self.last[1]][-self.memory :]
+        self.last = (delta, grad)
+        sizes = _per_image(self.step_sizes(step, total, eps))
+        if step < self.sign_steps or not self.moves:
+            return delta - sizes * self.velocity.sign()
+        direction = -self.inverse_hessian_times(grad)
+        return delta + torch.minimum(direction.abs(), sizes) * direction.sign()
+
+    def inverse_hessian_times(self, grad: torch.Tensor) -> torch.Tensor:
+        """L-BFGS's two-loop recursion, per image."""
+        pairs = list(zip(self.moves, self.changes, strict=True))
+        result, weights = grad, []
+        for move, change in reversed(pairs):
+            inverse = 1 / _dot(change, move).clamp_min(1e-30)
+            weight = inverse * _dot(move, result)
+            weights.append((weight, inverse))
+            result = result - _per_image(weight) * change
+        move, change = pairs[-1]
+        result = result * _per_image(
+            (_dot(move, change) / _dot(change, change).clamp_min(1e-30)).clamp(min=0)
+        )
+        for (move, change), (weight, inverse) in zip(pairs, reversed(weights), strict=True):
+            result = result + move * _per_image(weight - inverse * _dot(change, result))
+        return result
+
+
 @dataclass(frozen=True)
 class Trial:
     name: str
@@ -256,6 +297,7 @@ TRIALS = (
     Trial("pixels steady for 5 steps jump to the bound", lambda: JumpWhenSteady(steady=5)),
     Trial("gradients divided by their root mean square", RmsNormalised),
     Trial("momentum decay 0.3 rising to 0.8", GrowingMomentum),
+    Trial("L-BFGS directions after 8 sign steps, clipped to the step", QuasiNewton),
 )
 
 

@@ -289,7 +289,7 @@ def test_step_rule_trials_baseline_is_the_engines_own_rule():
 
     assert {t.name: t.make_rule for t in TRIALS}[BASELINE] is SignStep
     generator = torch.Generator().manual_seed(3)
-    grads = [torch.randn(2, 3, 8, 8, generator=generator) for _ in range(4)]
+    grads = [torch.randn(2, 3, 8, 8, generator=generator) for _ in range(10)]
     for trial in TRIALS:
         rule, delta = trial.make_rule(), torch.zeros(2, 3, 8, 8)
         for step, grad in enumerate(grads):
