@@ -4,7 +4,8 @@
 artwork). This script reads them from that run's JSON and measures other step rules at one pass
 budget on the same artworks, all started toward the target's pixels as artcloak is, with
 artcloak's own rule first as the baseline. What is here was tried for issue 29 (95% of the
-ceiling in 15 passes) and did not beat the baseline; a new idea is a new ``Trial``.
+ceiling in 15 passes) and did not beat the baseline; a new idea is a new ``Trial`` (a
+``ResidualTrial`` where the rule reads the latent residual: ``bench/residual_rules.py``).
 
     .venv/bin/python bench/step_rule_trials.py        # 15 passes; bench/reports/step-rule-trials.md
     .venv/bin/python bench/step_rule_trials.py --only "first step 0.25 eps"   # and the baseline
@@ -31,6 +32,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from artcloak.engine.optimize import SignStep, StepRule  # noqa: E402
+from residual_rules import (  # noqa: E402
+    AndersonMixing,
+    LatentTap,
+    RegionCuts,
+    Residual,
+    SecantCorrection,
+    SecantSizes,
+)
 from step_rules import Row, Variant, attacked_encoder, case_sets, measure  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 
@@ -265,13 +274,43 @@ class QuasiNewton(SignStep):
         return result
 
 
+@dataclass
+class StartInMomentum(SignStep):
+    """As SignStep, the momentum starting with the start's own direction (toward the target's
+    pixels), ``weight`` times a normalised gradient, added to the first gradient."""
+
+    weight: float = 0.3
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        if step > 0:
+            return super().__call__(delta, grad, loss, step, total, eps)
+        self.update(grad, loss, step)
+        self.velocity = self.velocity - self.weight * _normalised(delta)
+        return delta - _per_image(self.step_sizes(step, total, eps)) * self.velocity.sign()
+
+
 @dataclass(frozen=True)
 class Trial:
+    """A rule tried; it needs nothing but the gradients and losses the loop gives every rule."""
+
     name: str
     make_rule: Callable[[], StepRule]
 
-    def variant(self) -> Variant:
-        return Variant(self.name, self.make_rule, toward=True)
+    def rule(self, residual: Callable[[], torch.Tensor]) -> StepRule:
+        return self.make_rule()
+
+    def variant(self, tap: LatentTap) -> Variant:
+        return Variant(self.name, lambda goal: self.rule(Residual(tap, goal)), toward=True)
+
+
+@dataclass(frozen=True)
+class ResidualTrial(Trial):
+    """A rule tried that also reads the latent residual at each step's point."""
+
+    make_rule: Callable[[Callable[[], torch.Tensor]], StepRule]
+
+    def rule(self, residual: Callable[[], torch.Tensor]) -> StepRule:
+        return self.make_rule(residual)
 
 
 BASELINE = "artcloak's rule"
@@ -298,6 +337,23 @@ TRIALS = (
     Trial("gradients divided by their root mean square", RmsNormalised),
     Trial("momentum decay 0.3 rising to 0.8", GrowingMomentum),
     Trial("L-BFGS directions after 8 sign steps, clipped to the step", QuasiNewton),
+    Trial("momentum started with the start's direction, weight 0.3", StartInMomentum),
+    ResidualTrial(
+        "back to the best multiple of the last step on the latent secant, then the step",
+        lambda residual: SecantCorrection(residual=residual),
+    ),
+    ResidualTrial(
+        "an image's steps times the best multiple of its last (0.5-1.5)",
+        lambda residual: SecantSizes(residual=residual),
+    ),
+    ResidualTrial(
+        "Anderson mixing of the last 4 points by their latent residuals",
+        lambda residual: AndersonMixing(residual=residual),
+    ),
+    ResidualTrial(
+        "cut per region of 8 x 8 latent pixels where its residual rose",
+        lambda residual: RegionCuts(residual=residual),
+    ),
 )
 
 
@@ -366,10 +422,10 @@ def main() -> None:
     started = time.perf_counter()
     sets = case_sets(assets, args.size, args.paintings_count, args.held_out)
     ceilings = load_ceilings(args.ceilings, sets)
-    encoder = attacked_encoder("taef2", assets)
+    tap = LatentTap(attacked_encoder("taef2", assets))
     rows = []
     for trial in trials:
-        rows.append(measure(encoder, sets, ceilings, trial.variant(), args.passes))
+        rows.append(measure(tap, sets, ceilings, trial.variant(tap), args.passes))
         print(markdown(rows[-1:], args, 0).splitlines()[-1], flush=True)
     report = args.report or Path(f"bench/reports/step-rule-trials{suffix}.md")
     report.write_text(markdown(rows, args, time.perf_counter() - started))

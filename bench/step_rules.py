@@ -56,19 +56,24 @@ class Variant:
     """A way of running the loop: its step rule and whether it starts toward the target."""
 
     name: str
-    make_rule: Callable[[], StepRule]
+    make_rule: Callable[[torch.Tensor], StepRule]  # given the batch's target latents
     toward: bool
 
-    def rule(self) -> StepRule:
-        return self.make_rule()
+    def rule(self, goal: torch.Tensor) -> StepRule:
+        return self.make_rule(goal)
+
+
+def needing_nothing(make: Callable[[], StepRule]) -> Callable[[torch.Tensor], StepRule]:
+    """A rule's maker that ignores the batch's target latents."""
+    return lambda goal: make()
 
 
 VARIANTS = (
-    Variant("artcloak (start toward the target's pixels)", SignStep, True),
-    Variant("artcloak's step rule from the random start", SignStep, False),
+    Variant("artcloak (start toward the target's pixels)", needing_nothing(SignStep), True),
+    Variant("artcloak's step rule from the random start", needing_nothing(SignStep), False),
     Variant(
         "plain sign steps from 0.25 eps, random start",
-        lambda: SignStep(0, 0.25, cut=1.0),
+        needing_nothing(lambda: SignStep(0, 0.25, cut=1.0)),
         False,
     ),
 )
@@ -120,6 +125,22 @@ def case_sets(assets, size: int, paintings: int, held_out: bool = False) -> list
     ]
 
 
+def batch_of(cases: CaseSet, goal: torch.Tensor, toward: bool) -> Batch:
+    """The loop's batch for a set: whole images, each its own target latents ``goal``,
+    started toward the target's pixels where ``toward``."""
+    count, height, width = len(cases.sources), *cases.sources.shape[-2:]
+    return Batch(
+        base=cases.sources,
+        targets=[goal],
+        free=torch.ones_like(cases.sources[:, :1]),
+        grey=torch.zeros(count, dtype=torch.bool),
+        rows=torch.eye(height).expand(count, 1, -1, -1),
+        cols=torch.eye(width).expand(count, 1, -1, -1),
+        seeds=[0] * count,
+        toward=cases.targets if toward else None,
+    )
+
+
 def closed(
     encoder, cases: CaseSet, variant: Variant, passes: int, ceiling: bool = False
 ) -> tuple[torch.Tensor, int]:
@@ -127,19 +148,10 @@ def closed(
     and the passes the loop spent (a ``ceiling`` run spends them all: no stop on a plateau)."""
     with torch.no_grad():
         goal = encoder(cases.targets)
-    batch = Batch(
-        base=cases.sources,
-        targets=[goal],
-        free=torch.ones_like(cases.sources[:, :1]),
-        grey=torch.zeros(len(cases.sources), dtype=torch.bool),
-        rows=torch.eye(cases.sources.shape[-2]).expand(len(cases.sources), 1, -1, -1),
-        cols=torch.eye(cases.sources.shape[-1]).expand(len(cases.sources), 1, -1, -1),
-        seeds=[0] * len(cases.sources),
-        toward=cases.targets if variant.toward else None,
-    )
+    batch = batch_of(cases, goal, variant.toward)
     effort = Effort(steps=passes, patience=None) if ceiling else Effort(steps=passes)
     outcome = optimise(
-        batch, [encoder], None, Budget(lpips=1.0, eps=EPS), effort, rule=variant.rule()
+        batch, [encoder], None, Budget(lpips=1.0, eps=EPS), effort, rule=variant.rule(goal)
     )
     written = ((cases.sources + outcome.delta).clamp(0, 1) * 255).round() / 255
     probe = Probe(encoder, cases.sources, cases.targets)

@@ -290,11 +290,125 @@ def test_step_rule_trials_baseline_is_the_engines_own_rule():
     assert {t.name: t.make_rule for t in TRIALS}[BASELINE] is SignStep
     generator = torch.Generator().manual_seed(3)
     grads = [torch.randn(2, 3, 8, 8, generator=generator) for _ in range(10)]
+
+    def residual():  # a latent residual, another each step
+        return torch.randn(2, 4, 2, 2, generator=generator)
+
     for trial in TRIALS:
-        rule, delta = trial.make_rule(), torch.zeros(2, 3, 8, 8)
+        rule, delta = trial.rule(residual), torch.zeros(2, 3, 8, 8)
         for step, grad in enumerate(grads):
             loss = torch.tensor([1.0, 1.0]) / (step + 1)
             stepped = rule(delta, grad, loss, step, len(grads), 0.1)
             assert stepped.shape == delta.shape and torch.isfinite(stepped).all(), trial.name
             assert (stepped - delta).abs().max() <= 2 * 0.1 + 1e-6, trial.name
             delta = stepped.clamp(-0.1, 0.1)
+
+
+def test_secant_model_finds_the_lowest_multiple_of_a_step_on_a_linear_residual():
+    """Where the residual is linear along a step, the secant model's best multiple is the
+    exact minimiser of its norm."""
+    import torch
+    from residual_rules import best_multiple
+
+    before = torch.tensor([[2.0, 1.0], [1.0, 0.0]]).view(2, 2, 1, 1)
+    after = torch.tensor([[-2.0, 1.0], [0.0, 0.0]]).view(2, 2, 1, 1)
+    assert best_multiple(before, after).tolist() == pytest.approx([0.5, 1.0])
+
+
+def _interior_problem(rule_for):
+    """Two images whose target latents are a small encoder's at a perturbation inside the
+    box, optimised by the engine's loop through the latent tap with the rule ``rule_for``
+    makes of the batch's residual: each image's latent distance after 10 steps as a share of
+    the original's, and the tap."""
+    import torch
+    from artcloak.engine.optimize import Batch, optimise
+    from artcloak.settings import Budget, Effort
+    from residual_rules import LatentTap, Residual
+
+    generator = torch.Generator().manual_seed(5)
+    encoder = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 4, stride=4), torch.nn.Tanh(), torch.nn.Conv2d(8, 4, 2, stride=2)
+    )
+    for parameter in encoder.parameters():
+        parameter.data = torch.randn(parameter.shape, generator=generator) / 3
+    encoder.requires_grad_(False)
+    eps = 8 / 255
+    sources = torch.rand(2, 3, 32, 32, generator=generator) * 0.8 + 0.1
+    hidden = (torch.rand(2, 3, 32, 32, generator=generator) * 2 - 1) * 0.6 * eps
+    tap = LatentTap(encoder)
+    goal = tap(sources + hidden)
+    batch = Batch(
+        base=sources, targets=[goal], free=torch.ones_like(sources[:, :1]),
+        grey=torch.zeros(2, dtype=torch.bool), rows=torch.eye(32).expand(2, 1, -1, -1),
+        cols=torch.eye(32).expand(2, 1, -1, -1), seeds=[0, 1],
+    )  # fmt: skip
+    rule = rule_for(Residual(tap, goal), batch)
+    effort = Effort(steps=10, patience=None)
+    outcome = optimise(batch, [tap], None, Budget(lpips=1.0, eps=eps), effort, rule=rule)
+    before = (encoder(sources) - goal).flatten(1).norm(dim=1)
+    after = (encoder(batch.view(outcome.delta)) - goal).flatten(1).norm(dim=1)
+    return after / before, encoder, goal
+
+
+def test_residual_rules_read_the_residual_at_their_steps_point():
+    """What the latent tap gives a rule is the residual of the pass its gradient came from:
+    the encoder's latent at the rule's ``delta`` minus the target latents."""
+    import torch
+    from artcloak.engine.optimize import SignStep
+
+    seen = []
+
+    class Spy(SignStep):
+        def __call__(self, delta, grad, loss, step, total, eps):
+            seen.append((delta.clone(), self.residual(), self.batch.view(delta)))
+            return super().__call__(delta, grad, loss, step, total, eps)
+
+    def spy(residual, batch):
+        rule = Spy()
+        rule.residual, rule.batch = residual, batch
+        return rule
+
+    _, encoder, goal = _interior_problem(spy)
+    assert len(seen) == 10
+    for _, residual, view in seen:
+        assert torch.allclose(residual, encoder(view) - goal, atol=1e-6)
+
+
+def test_residual_rules_close_most_of_an_interior_targets_distance():
+    """On a target inside the box, each rule that reads the residual closes more than half of
+    the distance in 10 steps (artcloak's rule: about three quarters)."""
+    from step_rule_trials import TRIALS, ResidualTrial
+
+    residual_trials = [trial for trial in TRIALS if isinstance(trial, ResidualTrial)]
+    assert len(residual_trials) == 4
+    for trial in residual_trials:
+        shares, _, _ = _interior_problem(lambda residual, batch, t=trial: t.rule(residual))
+        assert (shares < 0.5).all(), (trial.name, shares.tolist())
+
+
+def test_along_steps_measures_the_loss_along_the_loops_own_steps(tmp_path):
+    """The along-steps bench on the real TAEF2 at a tiny scale: a row per step and multiple;
+    at a multiple of 1 the secant model and the measure agree (both are the step's end), and
+    part of the first step already lowers the loss."""
+    assets = _assets_or_skip()
+    report = tmp_path / "along.md"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "along_steps.py"), "--passes", "4", "--steps", "1",
+         "4", "--size", "64", "--paintings-count", "2", "--report", str(report), "--weights",
+         str(assets.weights), "--paintings", str(assets.paintings)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = report.read_text().splitlines()
+    rows = [line.strip("| ").split(" | ") for line in lines if line[2:3].isdigit()]
+    cells = {(row[0], row[1]): (float(row[2]), float(row[3])) for row in rows}
+    assert len(cells) == 10
+    for step in ("1", "4"):
+        predicted, measured = cells[(step, "1")]
+        assert predicted == measured < 1
+    assert cells[("1", "0.5")][1] < 1
+    refused = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "along_steps.py"), "--passes", "4", "--steps", "5"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "--steps must lie in 1..4" in refused.stderr

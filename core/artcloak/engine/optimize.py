@@ -64,10 +64,13 @@ class SignStep:
     # predicted for the step taken): that share was mostly 0.1-0.4 (up to 0.7 for one image of
     # six), so cutting below 0.25 cut most steps (93.5%; held out 92.8%); below 0.1: no change.
     # Restarting the momentum where the loss rose: no change; stepping only the half of the
-    # pixels with the largest momentum: 90.4%. Eighteen more (Lion, conjugate-gradient momentum,
-    # L-BFGS, per-pixel shrinking, growth, clipped or averaged steps, jumps to the bound), each
-    # against the same ceilings: `python bench/step_rule_trials.py`; none closed more for the
-    # median image.
+    # pixels with the largest momentum: 90.4%. Twenty-three more (Lion, conjugate-gradient
+    # momentum, L-BFGS, per-pixel shrinking, growth, clipped or averaged steps, jumps to the
+    # bound, and rules that read the latent residual: steps sized or corrected on its secant,
+    # Anderson mixing, cuts per region), each against the same ceilings: `python
+    # bench/step_rule_trials.py`; none closed more for the median image. Half of a middle step
+    # is lower than the whole for nearly every image (`python bench/along_steps.py`), yet
+    # shorter or corrected middle steps end lower: the long steps pay later.
     # With the first step at 0.75 eps an image now and then overshoots (its loss rises); the
     # cut keeps it from overshooting again.
     # `python bench/step_rules.py` measures it against the ceiling.
