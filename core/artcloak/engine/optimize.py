@@ -70,7 +70,7 @@ class SignStep:
     # Anderson mixing, cuts per region), each against the same ceilings: `python
     # bench/step_rule_trials.py`; none closed more for the median image. Half of a middle step
     # is lower than the whole for nearly every image (`python bench/along_steps.py`), yet
-    # shorter or corrected middle steps end lower: the long steps pay later.
+    # shorter middle steps close less at 15 passes: the long steps pay later.
     # With the first step at 0.75 eps an image now and then overshoots (its loss rises); the
     # cut keeps it from overshooting again.
     # `python bench/step_rules.py` measures it against the ceiling.
