@@ -44,11 +44,13 @@ class Residual:
         return self.tap.last - self.goal
 
 
-def _per_image(values: torch.Tensor) -> torch.Tensor:
+def per_image(values: torch.Tensor) -> torch.Tensor:
+    """(B,) values shaped to scale (B, C, H, W) tensors image by image."""
     return values.view(-1, 1, 1, 1)
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(B,) each image's dot product."""
     return (a * b).flatten(1).sum(1)
 
 
@@ -56,7 +58,7 @@ def best_multiple(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     """(B,) the multiple of the last step that the secant model puts lowest: the residual
     is linear along the step, ``before`` at 0 and ``after`` at 1."""
     change = after - before
-    return -_dot(before, change) / _dot(change, change).clamp_min(1e-30)
+    return -dot(before, change) / dot(change, change).clamp_min(1e-30)
 
 
 @dataclass
@@ -71,7 +73,7 @@ class SecantCorrection(SignStep):
         residual = self.residual()
         if step > 0 and self.last is not None:
             before, gradient_before, residual_before = self.last
-            multiple = _per_image(best_multiple(residual_before, residual).clamp(0, 2))
+            multiple = per_image(best_multiple(residual_before, residual).clamp(0, 2))
             delta = before + multiple * (delta - before)
             grad = gradient_before + multiple * (grad - gradient_before)
             residual = residual_before + multiple * (residual - residual_before)
@@ -100,7 +102,7 @@ class SecantSizes(SignStep):
         self.last_residual = residual
         self.update(grad, loss, step)
         sizes = self.step_sizes(step, total, eps) * self.multiples
-        return delta - _per_image(sizes) * self.velocity.sign()
+        return delta - per_image(sizes) * self.velocity.sign()
 
 
 @dataclass
@@ -138,8 +140,8 @@ class AndersonMixing(SignStep):
         weights = weights.squeeze(2).clamp(-self.largest, self.largest)  # (B, m)
         delta, grad = self.points[-1][0], self.points[-1][1]
         for index, (move, gradient_change, _) in enumerate(changes):
-            delta = delta - _per_image(weights[:, index]) * move
-            grad = grad - _per_image(weights[:, index]) * gradient_change
+            delta = delta - per_image(weights[:, index]) * move
+            grad = grad - per_image(weights[:, index]) * gradient_change
         return delta, grad
 
 
@@ -167,5 +169,5 @@ class RegionCuts(SignStep):
         self.energy = energy
         self.update(grad, loss, step)
         regions = F.interpolate(self.region_scales, size=delta.shape[-2:], mode="nearest")
-        sizes = _per_image(self.step_sizes(step, total, eps)) * regions
+        sizes = per_image(self.step_sizes(step, total, eps)) * regions
         return delta - sizes * self.velocity.sign()

@@ -39,6 +39,8 @@ from residual_rules import (  # noqa: E402
     Residual,
     SecantCorrection,
     SecantSizes,
+    dot,
+    per_image,
 )
 from step_rules import Row, Variant, attacked_encoder, case_sets, measure  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
@@ -46,15 +48,7 @@ from world3.assets import MissingAssets, locate  # noqa: E402
 
 def _normalised(grad: torch.Tensor) -> torch.Tensor:
     """Each image's gradient divided by its mean absolute value, as SignStep does."""
-    return grad / _per_image(grad.abs().flatten(1).mean(1).clamp_min(1e-20))
-
-
-def _per_image(values: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, 1, 1, 1)
-
-
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).flatten(1).sum(1)
+    return grad / per_image(grad.abs().flatten(1).mean(1).clamp_min(1e-20))
 
 
 @dataclass
@@ -73,7 +67,7 @@ class Lion(SignStep):
             gradient = _normalised(grad)
             direction = (self.mix * previous + (1 - self.mix) * gradient).sign()
             self.velocity = self.keep * previous + (1 - self.keep) * gradient
-        return delta - _per_image(self.step_sizes(step, total, eps)) * direction
+        return delta - per_image(self.step_sizes(step, total, eps)) * direction
 
 
 @dataclass
@@ -96,7 +90,7 @@ class ShrinkOnFlip(SignStep):
                 flipped, self.pixel_sizes * self.shrink, self.pixel_sizes
             )
         self.last_sign = sign
-        sizes = _per_image(self.step_sizes(step, total, eps)) * self.pixel_sizes
+        sizes = per_image(self.step_sizes(step, total, eps)) * self.pixel_sizes
         return delta - sizes * sign
 
 
@@ -116,7 +110,7 @@ class GrowOnFall(SignStep):
             fell = before - self.last_loss > self.fall * before
             grown = (self.scales * self.grow).clamp(max=self.largest)
             self.scales = torch.where(fell, grown, self.scales)
-        return delta - _per_image(self.step_sizes(step, total, eps)) * self.velocity.sign()
+        return delta - per_image(self.step_sizes(step, total, eps)) * self.velocity.sign()
 
 
 @dataclass
@@ -145,8 +139,8 @@ class ClippedMomentum(SignStep):
         direction = self.velocity.sign()
         if self.tail is None or step >= total - self.tail:
             typical = self.velocity.abs().flatten(1).median(1).values.clamp_min(1e-20)
-            direction = (self.velocity / _per_image(typical)).clamp(-1, 1)
-        return delta - _per_image(self.step_sizes(step, total, eps)) * direction
+            direction = (self.velocity / per_image(typical)).clamp(-1, 1)
+        return delta - per_image(self.step_sizes(step, total, eps)) * direction
 
 
 @dataclass
@@ -163,10 +157,10 @@ class ConjugateMomentum(SignStep):
         if step > 0 and self.last_gradient is not None:
             change = gradient - self.last_gradient
             if self.formula == "hs":
-                weight = -_dot(gradient, change) / _dot(self.velocity, change)
+                weight = -dot(gradient, change) / dot(self.velocity, change)
             else:
-                weight = _dot(gradient, change) / _dot(self.last_gradient, self.last_gradient)
-            self.decay = _per_image(torch.nan_to_num(weight, 0.0).clamp(0, 1))
+                weight = dot(gradient, change) / dot(self.last_gradient, self.last_gradient)
+            self.decay = per_image(torch.nan_to_num(weight, 0.0).clamp(0, 1))
         self.last_gradient = gradient
         return super().__call__(delta, grad, loss, step, total, eps)
 
@@ -217,7 +211,7 @@ class RmsNormalised(SignStep):
     def __call__(self, delta, grad, loss, step, total, eps):
         rms = grad.flatten(1).norm(dim=1) / grad[0].numel() ** 0.5
         mean_abs = grad.abs().flatten(1).mean(1)
-        rescaled = grad * _per_image(mean_abs / rms.clamp_min(1e-20))
+        rescaled = grad * per_image(mean_abs / rms.clamp_min(1e-20))
         return super().__call__(delta, rescaled, loss, step, total, eps)
 
 
@@ -250,7 +244,7 @@ class QuasiNewton(SignStep):
             self.moves = [*self.moves, delta - self.last[0]][-self.memory :]
             self.changes = [*self.changes, grad - self.last[1]][-self.memory :]
         self.last = (delta, grad)
-        sizes = _per_image(self.step_sizes(step, total, eps))
+        sizes = per_image(self.step_sizes(step, total, eps))
         if step < self.sign_steps or not self.moves:
             return delta - sizes * self.velocity.sign()
         direction = -self.inverse_hessian_times(grad)
@@ -261,16 +255,16 @@ class QuasiNewton(SignStep):
         pairs = list(zip(self.moves, self.changes, strict=True))
         result, weights = grad, []
         for move, change in reversed(pairs):
-            inverse = 1 / _dot(change, move).clamp_min(1e-30)
-            weight = inverse * _dot(move, result)
+            inverse = 1 / dot(change, move).clamp_min(1e-30)
+            weight = inverse * dot(move, result)
             weights.append((weight, inverse))
-            result = result - _per_image(weight) * change
+            result = result - per_image(weight) * change
         move, change = pairs[-1]
-        result = result * _per_image(
-            (_dot(move, change) / _dot(change, change).clamp_min(1e-30)).clamp(min=0)
+        result = result * per_image(
+            (dot(move, change) / dot(change, change).clamp_min(1e-30)).clamp(min=0)
         )
         for (move, change), (weight, inverse) in zip(pairs, reversed(weights), strict=True):
-            result = result + move * _per_image(weight - inverse * _dot(change, result))
+            result = result + move * per_image(weight - inverse * dot(change, result))
         return result
 
 
@@ -286,7 +280,7 @@ class StartInMomentum(SignStep):
             return super().__call__(delta, grad, loss, step, total, eps)
         self.update(grad, loss, step)
         self.velocity = self.velocity - self.weight * _normalised(delta)
-        return delta - _per_image(self.step_sizes(step, total, eps)) * self.velocity.sign()
+        return delta - per_image(self.step_sizes(step, total, eps)) * self.velocity.sign()
 
 
 @dataclass(frozen=True)
