@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from artcloak.engine.optimize import SignStep, optimise, project  # noqa: E402
 from artcloak.settings import Budget, Effort  # noqa: E402
-from step_rules import EPS, attacked_encoder, batch_of, case_sets  # noqa: E402
+from step_rules import EPS, attacked_encoder, batch_of, case_sets, target_pixels  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 
 MULTIPLES = (0.25, 0.5, 1.0, 1.5, 2.0)
@@ -55,7 +55,7 @@ def trajectory(encoder, cases, passes: int):
     """The batch, its target latents and the points the loop stepped between."""
     with torch.no_grad():
         goal = encoder(cases.targets)
-    batch = batch_of(cases, goal, toward=True)
+    batch = batch_of(cases, goal, target_pixels)
     rule = Recording()
     outcome = optimise(batch, [encoder], None, Budget(lpips=1.0, eps=EPS), Effort(steps=passes, patience=None),
                        rule=rule)  # fmt: skip

@@ -51,13 +51,22 @@ TEXTURE = "weave"
 ENCODERS = {"taef2": ("TAEF2", 256), "world2": ("world 2's VAE", 128)}  # name: label, size
 
 
+Toward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (sources, targets) -> pixels
+
+
+def target_pixels(sources: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """What artcloak's start moves toward: the target's pixels."""
+    return targets
+
+
 @dataclass(frozen=True)
 class Variant:
-    """A way of running the loop: its step rule and whether it starts toward the target."""
+    """A way of running the loop: its step rule and what its start moves toward (None: the
+    random start alone)."""
 
     name: str
     make_rule: Callable[[torch.Tensor], StepRule]  # given the batch's target latents
-    toward: bool
+    toward: Toward | None
 
     def rule(self, goal: torch.Tensor) -> StepRule:
         return self.make_rule(goal)
@@ -69,12 +78,14 @@ def needing_nothing(make: Callable[[], StepRule]) -> Callable[[torch.Tensor], St
 
 
 VARIANTS = (
-    Variant("artcloak (start toward the target's pixels)", needing_nothing(SignStep), True),
-    Variant("artcloak's step rule from the random start", needing_nothing(SignStep), False),
+    Variant(
+        "artcloak (start toward the target's pixels)", needing_nothing(SignStep), target_pixels
+    ),
+    Variant("artcloak's step rule from the random start", needing_nothing(SignStep), None),
     Variant(
         "plain sign steps from 0.25 eps, random start",
         needing_nothing(lambda: SignStep(0, 0.25, cut=1.0)),
-        False,
+        None,
     ),
 )
 
@@ -125,9 +136,9 @@ def case_sets(assets, size: int, paintings: int, held_out: bool = False) -> list
     ]
 
 
-def batch_of(cases: CaseSet, goal: torch.Tensor, toward: bool) -> Batch:
-    """The loop's batch for a set: whole images, each its own target latents ``goal``,
-    started toward the target's pixels where ``toward``."""
+def batch_of(cases: CaseSet, goal: torch.Tensor, toward: Toward | None) -> Batch:
+    """The loop's batch for a set: whole images, each its own target latents ``goal``, the
+    random start moved toward what ``toward`` makes of the sources and targets (None: not)."""
     count, height, width = len(cases.sources), *cases.sources.shape[-2:]
     return Batch(
         base=cases.sources,
@@ -137,7 +148,7 @@ def batch_of(cases: CaseSet, goal: torch.Tensor, toward: bool) -> Batch:
         rows=torch.eye(height).expand(count, 1, -1, -1),
         cols=torch.eye(width).expand(count, 1, -1, -1),
         seeds=[0] * count,
-        toward=cases.targets if toward else None,
+        toward=None if toward is None else toward(cases.sources, cases.targets),
     )
 
 

@@ -412,3 +412,21 @@ def test_along_steps_measures_the_loss_along_the_loops_own_steps(tmp_path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert refused.returncode == 1 and "--steps must lie in 1..4" in refused.stderr
+
+
+def test_target_detail_keeps_the_targets_texture_and_drops_its_colours():
+    """The detail start's pixels: a target that differs from the original by a flat colour has
+    no detail (the original itself); one that differs by a fine checkerboard keeps it whole
+    away from the edges, where the box blur averages it out."""
+    import torch
+    from step_rule_trials import TargetDetail
+
+    sources = torch.full((1, 3, 40, 40), 0.5)
+    flat = sources + 0.2
+    assert torch.allclose(TargetDetail(17)(sources, flat), sources, atol=1e-6)
+    rows, cols = torch.meshgrid(torch.arange(40), torch.arange(40), indexing="ij")
+    checks = ((rows + cols) % 2 * 2 - 1).float() * 0.1
+    textured = sources + checks
+    detail = TargetDetail(17)(sources, textured) - sources
+    inner = (slice(None), slice(None), slice(9, -9), slice(9, -9))
+    assert (detail[inner] - checks[9:-9, 9:-9]).abs().max() < 0.1 / 17 + 1e-6
