@@ -1,6 +1,6 @@
 """Where along its own steps is artcloak's loop lowest, and does the latent secant know?
 
-Runs artcloak's loop (its rule, started toward the target's pixels) on TAEF2 at 256 px, 8/255,
+Runs artcloak's loop (its rule, started toward the target's detail) on TAEF2 at 256 px, 8/255,
 15 passes (every one spent), on the artworks ``bench/step_rules.py`` measures, and for a few of its steps
 measures the latent loss at multiples of the step (projected onto the box), each as a share of
 the loss where the step began; beside it what the secant model predicts from the residuals at
@@ -24,9 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from artcloak.engine.optimize import SignStep, optimise, project  # noqa: E402
+from artcloak.engine.optimize import SignStep, optimise, project, target_detail  # noqa: E402
 from artcloak.settings import Budget, Effort  # noqa: E402
-from step_rules import EPS, attacked_encoder, batch_of, case_sets, target_pixels  # noqa: E402
+from step_rules import EPS, attacked_encoder, batch_of, case_sets  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 
 MULTIPLES = (0.25, 0.5, 1.0, 1.5, 2.0)
@@ -55,7 +55,7 @@ def trajectory(encoder, cases, passes: int):
     """The batch, its target latents and the points the loop stepped between."""
     with torch.no_grad():
         goal = encoder(cases.targets)
-    batch = batch_of(cases, goal, target_pixels)
+    batch = batch_of(cases, goal, target_detail)
     rule = Recording()
     outcome = optimise(batch, [encoder], None, Budget(lpips=1.0, eps=EPS), Effort(steps=passes, patience=None),
                        rule=rule)  # fmt: skip

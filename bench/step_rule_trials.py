@@ -1,9 +1,9 @@
 """Step rules tried against artcloak's, each against the ceilings already measured.
 
-``bench/step_rules.py`` spends most of its hour on the ceilings (two 100-pass runs per
+``bench/step_rules.py`` spends most of its hour on the ceilings (three 100-pass runs per
 artwork). This script reads them from that run's JSON and measures other step rules at one pass
-budget on the same artworks, started toward the target's pixels as artcloak is (unless a trial
-says otherwise), with artcloak's own rule first as the baseline. What is here was tried for
+budget on the same artworks, started toward the target's detail as artcloak is (unless a
+trial says otherwise), with artcloak's own rule first as the baseline. What is here was tried for
 issue 29 (95% of the ceiling in 15 passes); a new idea is a new ``Trial`` (a ``ResidualTrial``
 where the rule reads the latent residual: ``bench/residual_rules.py``).
 
@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from artcloak.engine.optimize import SignStep, StepRule  # noqa: E402
+from artcloak.engine.optimize import SignStep, StepRule, target_detail  # noqa: E402
 from residual_rules import (  # noqa: E402
     AndersonMixing,
     LatentTap,
@@ -280,8 +279,8 @@ class QuasiNewton(SignStep):
 
 @dataclass
 class StartInMomentum(SignStep):
-    """As SignStep, the momentum starting with the start's own direction (toward the target's
-    pixels), ``weight`` times a normalised gradient, added to the first gradient."""
+    """As SignStep, the momentum starting with the start's own direction (toward the target),
+    ``weight`` times a normalised gradient, added to the first gradient."""
 
     weight: float = 0.3
 
@@ -293,33 +292,19 @@ class StartInMomentum(SignStep):
         return delta - per_image(self.step_sizes(step, total, eps)) * self.velocity.sign()
 
 
-@dataclass(frozen=True)
-class TargetDetail:
-    """A start toward the target's detail: the original plus the target's difference from it
-    less that difference blurred by a ``blur`` px box (what the eps box can carry of the target
-    is its texture, not its colours)."""
-
-    blur: int = 17
-
-    def __call__(self, sources: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        difference = targets - sources
-        return sources + difference - box_blur(difference, self.blur)
-
-
-def box_blur(images: torch.Tensor, size: int) -> torch.Tensor:
-    """A ``size`` x ``size`` box blur (odd ``size``), the edges repeated."""
-    padded = F.pad(images, (size // 2,) * 4, mode="replicate")
-    return F.avg_pool2d(F.avg_pool2d(padded, (1, size), stride=1), (size, 1), stride=1)
+def detail_finer_than(blur: int) -> Toward:
+    """A start toward the target's detail, blurred over ``blur`` px rather than artcloak's."""
+    return lambda sources, targets: target_detail(sources, targets, blur)
 
 
 @dataclass(frozen=True)
 class Trial:
     """A rule tried; it needs nothing but the gradients and losses the loop gives every rule.
-    Its start moves toward ``toward``'s pixels (artcloak's: the target's)."""
+    Its start moves toward ``toward``'s pixels (artcloak's: the target's detail)."""
 
     name: str
     make_rule: Callable[[], StepRule]
-    toward: Toward = target_pixels
+    toward: Toward = target_detail
 
     def rule(self, residual: Callable[[], torch.Tensor]) -> StepRule:
         return self.make_rule()
@@ -379,7 +364,9 @@ TRIALS = (
         "cut per region of 8 x 8 latent pixels where its residual rose",
         lambda residual: RegionCuts(residual=residual),
     ),
-    Trial("start toward the target detail finer than 17 px", SignStep, TargetDetail(17)),
+    Trial("start toward the target's pixels (artcloak's before)", SignStep, target_pixels),
+    Trial("start toward the target's detail finer than 9 px", SignStep, detail_finer_than(9)),
+    Trial("start toward the target's detail finer than 33 px", SignStep, detail_finer_than(33)),
 )
 
 
@@ -408,7 +395,7 @@ def markdown(rows: list[Row], args, seconds: float) -> str:
         ),
         f"on {platform.machine()}, {torch.get_num_threads()} torch threads, torch "
         f"{torch.__version__}; {seconds / 60:.1f} min. Each image's closure is a share of its "
-        f"ceiling from `{args.ceilings}`; every rule starts toward the target's pixels unless "
+        f"ceiling from `{args.ceilings}`; every rule starts toward the target's detail unless "
         "its name says otherwise.",
         "",
         "| rule | median share | min | max | " + " | ".join(f"median, {n}" for n in names) + " |",

@@ -108,8 +108,8 @@ def test_sign_step_cuts_the_steps_of_an_image_whose_loss_rose():
     assert torch.allclose(third.flatten(), torch.tensor([-0.5, -0.25]))
 
 
-def test_the_start_moves_toward_the_targets_pixels_within_the_budget():
-    """Where the target's pixels are brighter the start is brighter, by at most eps, and the
+def test_the_start_moves_toward_the_given_pixels_within_the_budget():
+    """Where the given pixels (``toward``) are brighter the start is brighter, by at most eps, and the
     mask, greyscale tie and [0, 1] still hold (``start_delta`` projects it)."""
     from artcloak.engine.optimize import Batch, start_delta
 
@@ -133,16 +133,39 @@ def test_the_start_moves_toward_the_targets_pixels_within_the_budget():
     assert random_only[0].abs().max() <= 0.5 * eps + 1e-6  # the random start alone is smaller
 
 
-def test_the_engine_starts_each_image_toward_its_own_target(engine, fast_settings, monkeypatch):
+def test_the_engine_starts_each_image_toward_its_own_targets_detail(
+    engine, fast_settings, monkeypatch
+):
+    """The start moves toward the texture's detail: the image plus a difference with no
+    colour of its own (its mean about 0), not the texture's pixels."""
     import artcloak.engine.optimize as optimize_module
 
     seen = []
     real = optimize_module.start_delta
     monkeypatch.setattr(optimize_module, "start_delta",
-                        lambda batch, eps: seen.append(batch.toward) or real(batch, eps))  # fmt: skip
+                        lambda batch, eps: seen.append(batch) or real(batch, eps))  # fmt: skip
     run(engine, fast_settings)
-    (toward,) = seen
-    assert toward.shape == (1, 3, 64, 64) and float(toward.std()) > 0.01  # the texture's pixels
+    (batch,) = seen
+    detail = batch.toward - batch.base
+    assert batch.toward.shape == (1, 3, 64, 64) and float(detail.std()) > 0.01
+    assert detail.mean(dim=(2, 3)).abs().max() < 0.01
+
+
+def test_target_detail_keeps_the_targets_texture_and_drops_its_colours():
+    """The detail start's pixels: a target that differs from the original by a flat colour has
+    no detail (the original itself); one that differs by a fine checkerboard keeps it whole
+    away from the edges, where the box blur averages it out."""
+    from artcloak.engine.optimize import target_detail
+
+    sources = torch.full((1, 3, 40, 40), 0.5)
+    flat = sources + 0.2
+    assert torch.allclose(target_detail(sources, flat), sources, atol=1e-6)
+    rows, cols = torch.meshgrid(torch.arange(40), torch.arange(40), indexing="ij")
+    checks = ((rows + cols) % 2 * 2 - 1).float() * 0.1
+    textured = sources + checks
+    detail = target_detail(sources, textured) - sources
+    inner = (slice(None), slice(None), slice(9, -9), slice(9, -9))
+    assert (detail[inner] - checks[9:-9, 9:-9]).abs().max() < 0.1 / 17 + 1e-6
 
 
 def test_the_warm_up_shows_each_encoder_half_its_working_size():

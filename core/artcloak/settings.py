@@ -105,11 +105,12 @@ INTENSITY_BUDGETS: dict[Intensity, Budget] = {
 
 # Each preset is a budget of encoder passes (one a step), set on a real encoder: on TAEF2 at
 # 256 px and 8/255 (14 artworks toward another style, painting or texture; `python
-# bench/step_rules.py`, bench/reports/passes.md) the median image reached 94.9% / 96.5% / 98.1% of
-# its ceiling's latent distance in 15 / 20 / 30 passes (16 held-out artworks: 94.9 / 96.5 / 98.0%).
+# bench/step_rules.py --passes 10 15 20 30`, bench/reports/passes.md) the median image reached
+# 91.7% / 95.3% / 98.2% of its ceiling's latent distance in 10 / 15 / 30 passes (16 held-out
+# artworks: 91.4 / 94.95 / 98.0%).
 QUALITY_EFFORT: dict[Quality, Effort] = {
-    Quality.FASTER: Effort(steps=15),
-    Quality.DEFAULT: Effort(steps=20),
+    Quality.FASTER: Effort(steps=10),
+    Quality.DEFAULT: Effort(steps=15),
     Quality.SLOWER: Effort(steps=30),
 }
 

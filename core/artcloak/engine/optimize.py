@@ -25,6 +25,9 @@ from .robust import random_transform
 
 LPIPS_PENALTY_WEIGHT = 30.0  # as in Glaze's penalty method: latent loss + 30 * max(LPIPS - p, 0)
 RANDOM_START = 0.5  # the random start is uniform in +-RANDOM_START * eps
+# Working pixels, about two latent cells of an 8x encoder. On TAEF2 at 15 passes, 9, 17 and 33 px
+# all closed more than a start toward the target's pixels: `python bench/step_rule_trials.py`.
+DETAIL_BLUR = 17
 LPIPS_NEAR = 0.5  # LPIPS at or above this share of its bound is evaluated every step
 PLATEAU_TOLERANCE = 3e-4  # a relative fall in the latent loss smaller than this is a plateau
 # A target whose latent is this close to the image's (a share of the target latent's size) is
@@ -53,7 +56,7 @@ class SignStep:
     never cut). One rule per run: it keeps the sum and the cuts."""
 
     # Tried on TAEF2 (world 3's artworks at 256 px, 8/255, 15 passes, started toward the
-    # target's pixels): momentum 0.25-0.9, first steps 0.25-1 eps, last 0.01-0.1 eps, linear,
+    # target's pixels, the start before its detail): momentum 0.25-0.9, first steps 0.25-1 eps, last 0.01-0.1 eps, linear,
     # cosine and geometric decay, Frank-Wolfe, Rprop, Adam, auto-PGD, Nesterov look-ahead,
     # clipped (not signed) steps, blurred gradients, a coarse stage at half size, and a start
     # pulled 0.25-2 times as far toward the target's pixels with a random part of 0-1 eps
@@ -122,8 +125,8 @@ class Batch:
     # Per image, a (3, h, w) perturbation to start from (an already protected image minus its
     # original, at the working size), or None for the random start; None: random for all.
     starts: list[torch.Tensor | None] | None = None
-    # (B, 3, h, w): each image's target as pixels at the working size (the mean of its anchors);
-    # the random start is moved toward it. None: the random start alone.
+    # (B, 3, h, w): the pixels each image's random start is moved toward (the product's:
+    # its target's detail, ``target_detail``). None: the random start alone.
     toward: torch.Tensor | None = None
 
     def bound(self, eps: float) -> torch.Tensor | float:
@@ -216,9 +219,26 @@ def random_start(batch: Batch, eps: float) -> torch.Tensor:
     return project(torch.stack(starts).to(batch.base.device), batch, eps)
 
 
+def target_detail(
+    bases: torch.Tensor, targets: torch.Tensor, blur: int = DETAIL_BLUR
+) -> torch.Tensor:
+    """(B, 3, h, w): each base plus its target's detail, what the start moves toward: the
+    target's difference from the base less that difference box-blurred over ``blur`` (odd)
+    working pixels. An eps box carries a target's texture, not its colours."""
+    difference = targets - bases
+    return bases + difference - box_blur(difference, blur)
+
+
+def box_blur(images: torch.Tensor, size: int) -> torch.Tensor:
+    """A ``size`` x ``size`` box blur (odd ``size``), the edges repeated."""
+    padded = torch.nn.functional.pad(images, (size // 2,) * 4, mode="replicate")
+    rows = torch.nn.functional.avg_pool2d(padded, (1, size), stride=1)
+    return torch.nn.functional.avg_pool2d(rows, (size, 1), stride=1)
+
+
 def start_delta(batch: Batch, eps: float) -> torch.Tensor:
     """The first perturbation: each image's given start (``batch.starts``) projected onto the
-    budget, or its random start moved toward its target's pixels (``batch.toward``)."""
+    budget, or its random start moved toward ``batch.toward``."""
     delta = random_start(batch, eps)
     if batch.toward is not None:
         delta = project(delta + (batch.toward - batch.base), batch, eps)

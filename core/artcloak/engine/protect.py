@@ -27,7 +27,7 @@ from .encoders import choose_device, describe_encoder, load_encoders
 from .encoders.lean import make_lean
 from .encoders.model import TaeEncoder
 from .masking import budget_shares
-from .optimize import SAME_LATENT, Batch, autocast_dtype, optimise
+from .optimize import SAME_LATENT, Batch, autocast_dtype, optimise, target_detail
 from .resizing import (
     RoundTrip,
     resize,
@@ -321,8 +321,9 @@ class Engine:
             shares=budget_shares(base) if settings.adaptive else None,
             robust=settings.robust,
             starts=None if all(start is None for start in starts) else starts,
-            toward=torch.stack(
-                [self._target_pixels(job.settings(settings), work_hw) for job in jobs]
+            toward=target_detail(
+                base,
+                torch.stack([self._target_pixels(job.settings(settings), work_hw) for job in jobs]),
             ),
         )
 
