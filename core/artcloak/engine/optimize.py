@@ -55,12 +55,12 @@ class SignStep:
     ``delta``) rose since its last step takes steps ``cut`` times as large from then on (1:
     never cut). One rule per run: it keeps the sum and the cuts."""
 
-    # Tried on TAEF2 (world 3's artworks at 256 px, 8/255, 15 passes, started toward the
-    # target's pixels, the start before its detail): momentum 0.25-0.9, first steps 0.25-1
-    # eps, last 0.01-0.1 eps, linear, cosine and geometric decay, Frank-Wolfe, Rprop, Adam,
-    # auto-PGD, Nesterov look-ahead, clipped (not signed) steps, blurred gradients, a coarse stage at half size, and a start
-    # pulled 0.25-2 times as far toward the target's pixels with a random part of 0-1 eps
-    # (94.8-95.0% against 94.9%): none closed more for the median and the worst image. Going
+    # Tried on TAEF2 (world 3's artworks at 256 px, 8/255, 15 passes, started toward the target's
+    # pixels, the start before its detail): momentum 0.25-0.9, first steps 0.25-1 eps, last
+    # 0.01-0.1 eps, linear, cosine and geometric decay, Frank-Wolfe, Rprop, Adam, auto-PGD,
+    # Nesterov look-ahead, clipped (not signed) steps, blurred gradients, a coarse stage at half
+    # size, and a start pulled 0.25-2 times as far toward the target's pixels with a random part
+    # of 0-1 eps (94.8-95.0% against 94.9%): none closed more for the median and the worst image. Going
     # back to an image's best point when its loss rises: 95.1% against 94.9% of the ceiling
     # there, but 94.9% on the held-out artworks either way, with a worse worst image: not kept.
     # A trust region's rule (cut where the loss fell by less than a share of what the gradient
