@@ -13,7 +13,6 @@ the step's two ends (the residual linear along the step: what the rules in
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -26,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from artcloak.engine.optimize import SignStep, optimise, project, target_detail  # noqa: E402
 from artcloak.settings import Budget, Effort  # noqa: E402
+from machine import machine  # noqa: E402
 from step_rules import EPS, attacked_encoder, batch_of, case_sets  # noqa: E402
+from typed import typed  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 
 MULTIPLES = (0.25, 0.5, 1.0, 1.5, 2.0)
@@ -85,9 +86,8 @@ def markdown(cells: list[Cell], args, seconds: float) -> str:
     lines = [
         f"# Along artcloak's steps: TAEF2 at {args.size} px, 8/255, {args.passes} passes",
         "",
-        f"`.venv/bin/python bench/along_steps.py {' '.join(sys.argv[1:])}`".replace(" `", "`"),
-        f"on {platform.machine()}, {torch.get_num_threads()} torch threads, torch "
-        f"{torch.__version__}; {seconds / 60:.1f} min. The latent loss at a multiple of the "
+        f"`.venv/bin/python bench/along_steps.py {typed(sys.argv[1:])}`".replace(" `", "`"),
+        f"on {machine()}; {seconds / 60:.1f} min. The latent loss at a multiple of the "
         "step (1: where the loop went), as a share of the loss where the step began, the median "
         f"over {len(cells[0].measured)} artworks; the secant model's prediction beside it.",
         "",

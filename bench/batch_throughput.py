@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from typed import typed
 
 HERE = Path(__file__).resolve().parent
 
@@ -155,7 +156,7 @@ def main() -> None:
     alone, beside = (results[0]["per_worker_images_per_second"],
                      results[1]["per_worker_images_per_second"])  # fmt: skip
     report = {
-        "command": "python bench/batch_throughput.py " + " ".join(sys.argv[1:]),
+        "command": "python bench/batch_throughput.py " + typed(sys.argv[1:]),
         "machine": f"{socket.gethostname()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
         "images": args.images,
         "size": args.size,

@@ -28,8 +28,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from machine import machine as describe_machine  # noqa: E402
 from world import experiments  # noqa: E402
 from world.checkpoints import CheckpointError  # noqa: E402
 from world.report import write_report  # noqa: E402
@@ -119,11 +118,6 @@ def main() -> None:
         main_world2(args)
 
 
-def machine_line(threads: int) -> str:
-    return (f"{platform.machine()}, {os.cpu_count()} CPUs ({threads} torch threads), "
-            f"torch {torch.__version__}")  # fmt: skip
-
-
 def world2_run(args: argparse.Namespace) -> tuple[experiments.Scale, Path, str]:
     """World 2's scale, report path and command (as the report names it) for ``args``."""
     scale = experiments.QUICK if args.quick else experiments.FULL
@@ -163,7 +157,7 @@ def main_world2(args: argparse.Namespace) -> None:
         world = experiments.build_world(scale)
     except CheckpointError as error:
         sys.exit(f"efficacy: {error}")
-    machine = machine_line(args.threads)
+    machine = describe_machine()
     if earlier is not None:
         figures = earlier
         command += " --only " + " ".join(args.only) + " --update"
@@ -219,7 +213,7 @@ def main_world3(args: argparse.Namespace) -> None:
         return
     if args.update and not args.only:
         sys.exit("efficacy: --update reruns the stages named by --only")
-    machine = machine_line(args.threads)
+    machine = describe_machine()
     figures = earlier_figures(out, scale.name, command) if args.update else {
         "scale": scale.name, "machine": machine}  # fmt: skip
     started = time.perf_counter()

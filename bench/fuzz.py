@@ -25,6 +25,7 @@ from pathlib import Path
 from artcloak.engine.images import load_image
 from artcloak.errors import InputImageError
 from artcloak.testing.fuzz import FUZZ_SEED, KINDS, Mutant, make_seeds, mutants
+from typed import typed
 
 REPORT = Path("bench/reports/fuzz.md")
 
@@ -113,7 +114,7 @@ def main() -> None:
                 failures.append(f"{mutant.recipe}: {problem}")
     total_s = time.perf_counter() - started
 
-    command = "python bench/fuzz.py " + " ".join(sys.argv[1:])
+    command = "python bench/fuzz.py " + typed(sys.argv[1:])
     rows = [
         f"| {kind} | {sum(c.values())} | {c['read']} | {c['refused']} | {c['failed']} |"
         for kind, c in tally.items()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -27,6 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import machine  # noqa: E402
+from typed import typed  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 
 SD_VAE = Path("bench/cache/sd1-vae-random.safetensors")
@@ -75,9 +76,8 @@ def report(cases: list[Case], figures: dict, rounds: int, seconds: float) -> str
     lines = [
         "# Freed tensors back at once: glibc's rule against a 1 MiB mmap threshold",
         "",
-        f"`.venv/bin/python bench/malloc_threshold.py {' '.join(sys.argv[1:])}`".replace(" `", "`"),
-        f"on {platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads,"
-        f" torch {torch.__version__}; {rounds} rounds, each case in a fresh process; "
+        f"`.venv/bin/python bench/malloc_threshold.py {typed(sys.argv[1:])}`".replace(" `", "`"),
+        f"on {machine()}; {rounds} rounds, each case in a fresh process; "
         f"{seconds / 60:.1f} min. Seconds: the median over rounds of each run's median pass; "
         "peak: the highest of the rounds.",
         "",

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -45,6 +43,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from machine import machine  # noqa: E402
 from world.pgd import sign_pgd  # noqa: E402
 
 VAE_FILE = Path("bench/cache/sd1-vae-random.safetensors")
@@ -283,11 +282,6 @@ def run_isolated(kind: str, size: int, count: int, *extra: str) -> dict:
     ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
-
-
-def machine() -> str:
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-            f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")  # fmt: skip
 
 
 def parse_args() -> argparse.Namespace:

@@ -18,9 +18,6 @@ did (the committed reports: 256 px, 4 paintings).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -33,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from artcloak.engine.optimize import SignStep, StepRule, target_detail  # noqa: E402
+from machine import machine  # noqa: E402
 from residual_rules import (  # noqa: E402
     AndersonMixing,
     LatentTap,
@@ -49,9 +47,11 @@ from step_rules import (  # noqa: E402
     Variant,
     attacked_encoder,
     case_sets,
+    load_ceilings,
     measure,
     target_pixels,
 )
+from typed import typed  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 
 
@@ -370,31 +370,13 @@ TRIALS = (
 )
 
 
-def load_ceilings(path: Path, sets) -> dict[str, torch.Tensor]:
-    """Each set's ceilings from a step_rules.py JSON, checked against the sets' artworks."""
-    if not path.is_file():
-        sys.exit(f"step_rule_trials: {path} is missing; run bench/step_rules.py first.")
-    ceilings = json.loads(path.read_text())["ceiling"]
-    for cases in sets:
-        count = len(ceilings.get(cases.name, []))
-        if count != len(cases.names):
-            sys.exit(
-                f"step_rule_trials: {path} has {count} ceilings for '{cases.name}', not "
-                f"{len(cases.names)}: give the --size and --paintings-count its run used."
-            )
-    return {cases.name: torch.tensor(ceilings[cases.name]) for cases in sets}
-
-
 def markdown(rows: list[Row], args, seconds: float) -> str:
     names = list(rows[0].shares)
     lines = [
         f"# Step rules tried: TAEF2 at {args.size} px, 8/255, {args.passes} passes",
         "",
-        f"`.venv/bin/python bench/step_rule_trials.py {shlex.join(sys.argv[1:])}`".replace(
-            " `", "`"
-        ),
-        f"on {platform.machine()}, {torch.get_num_threads()} torch threads, torch "
-        f"{torch.__version__}; {seconds / 60:.1f} min. Each image's closure is a share of its "
+        f"`.venv/bin/python bench/step_rule_trials.py {typed(sys.argv[1:])}`".replace(" `", "`"),
+        f"on {machine()}; {seconds / 60:.1f} min. Each image's closure is a share of its "
         f"ceiling from `{args.ceilings}`; every rule starts toward the target's detail unless "
         "its name says otherwise.",
         "",
@@ -437,7 +419,10 @@ def main() -> None:
         sys.exit(f"step_rule_trials: {error}")
     started = time.perf_counter()
     sets = case_sets(assets, args.size, args.paintings_count, args.held_out)
-    ceilings = load_ceilings(args.ceilings, sets)
+    try:
+        ceilings = load_ceilings(args.ceilings, sets)
+    except ValueError as error:
+        sys.exit(f"step_rule_trials: {error}")
     tap = LatentTap(attacked_encoder("taef2", assets))
     rows = []
     for trial in trials:

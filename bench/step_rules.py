@@ -3,9 +3,10 @@
 Runs artcloak's own loop (``optimise``: its step rule, start, plateau stop; no perceptual
 term) on TAEF2 (or ``--encoder world2``: world 2's from-scratch VAE, at its 128 px) at 8/255
 for each pass budget, and reports each image's latent distance closed as a share of its own
-ceiling: the best of two long runs of the same loop (``--ceiling-passes`` each, all of them
+ceiling: the best of three long runs of the same loop (``--ceiling-passes`` each, all of them
 spent: from the random start, from the start toward the target's pixels and from the start
-toward its detail, artcloak's). Three sets of
+toward its detail, artcloak's), or of those named by ``--ceiling-starts`` and an earlier run's
+ceilings (``--prior-ceilings``, its JSON) for the same artworks. Three sets of
 artworks, as the product meets them: world 3's gallery toward the same artwork in another style
 (what a generated style target is), paintings toward another painting (an image target), and
 paintings toward the built-in ``weave`` texture (the default target without a diffusion model).
@@ -16,8 +17,9 @@ as ``bench/efficacy.py`` does.
     .venv/bin/python bench/step_rules.py               # presets' budgets; writes bench/reports/passes.md
     .venv/bin/python bench/step_rules.py --held-out   # other artworks: bench/reports/passes-held-out.md
     .venv/bin/python bench/step_rules.py --encoder world2   # bench/reports/passes-world2.md
-    .venv/bin/python bench/step_rules.py --size 512 --paintings-count 2 --passes 15 20 \
-        --report bench/reports/passes-512.md   # 10 artworks at 512 px: 2 h on one thread
+    .venv/bin/python bench/step_rules.py --size 512 --paintings-count 2 --passes 15 \
+        --ceiling-starts detail --prior-ceilings bench/reports/passes-512-random-pixels.json \
+        --report bench/reports/passes-512.md   # 10 artworks at 512 px, the detail start's ceiling
     .venv/bin/python bench/step_rules.py --passes 10 15 --ceiling-passes 60 --paintings-count 2
 """
 
@@ -25,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -49,6 +49,8 @@ from artcloak.engine.optimize import (  # noqa: E402
 )
 from artcloak.engine.targets.textures import render_texture  # noqa: E402
 from artcloak.settings import QUALITY_EFFORT, Budget, Effort, Quality  # noqa: E402
+from machine import machine  # noqa: E402
+from typed import typed  # noqa: E402
 from world.checkpoints import load_vae  # noqa: E402
 from world.world2 import VARIANTS as WORLD2_MODELS  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
@@ -100,7 +102,8 @@ PLAIN = Variant(
     None,
 )
 VARIANTS = (ARTCLOAK, PIXEL_START, PLAIN)  # measured at each budget
-CEILING_STARTS = (FROM_RANDOM, PIXEL_START, ARTCLOAK)  # the ceiling: the best of these
+# The ceiling: the best of these (``--ceiling-starts`` names them).
+CEILING_STARTS = {"random": FROM_RANDOM, "pixels": PIXEL_START, "detail": ARTCLOAK}
 
 
 @dataclass
@@ -190,16 +193,35 @@ def attacked_encoder(name: str, assets) -> Callable[[torch.Tensor], torch.Tensor
     return vae.latent_mean
 
 
-def ceilings(encoder, sets: list[CaseSet], passes: int) -> dict[str, torch.Tensor]:
-    """Per set, each image's best closure over the long runs from each start."""
+def ceilings(
+    encoder, sets: list[CaseSet], passes: int, starts: list[Variant], prior: dict | None = None
+) -> dict[str, torch.Tensor]:
+    """Per set, each image's best closure over the long runs from ``starts`` and its ``prior``
+    ceiling (an earlier run's, or None)."""
     out = {}
     for cases in sets:
-        runs = [
-            closed(encoder, cases, variant, passes, ceiling=True)[0] for variant in CEILING_STARTS
-        ]
+        runs = [closed(encoder, cases, variant, passes, ceiling=True)[0] for variant in starts]
+        if prior is not None:
+            runs.append(prior[cases.name])
         out[cases.name] = torch.stack(runs).amax(0)
         print(f"ceiling {cases.name}: {[round(float(x), 3) for x in out[cases.name]]}", flush=True)
     return out
+
+
+def load_ceilings(path: Path, sets: list[CaseSet]) -> dict[str, torch.Tensor]:
+    """Each set's ceilings from a step_rules.py JSON; ValueError unless it holds one per
+    artwork of each set."""
+    if not path.is_file():
+        raise ValueError(f"{path} is missing; run bench/step_rules.py first.")
+    ceilings = json.loads(path.read_text())["ceiling"]
+    for cases in sets:
+        count = len(ceilings.get(cases.name, []))
+        if count != len(cases.names):
+            raise ValueError(
+                f"{path} has {count} ceilings for '{cases.name}', not {len(cases.names)}: give "
+                "the --size and --paintings-count its run used."
+            )
+    return {cases.name: torch.tensor(ceilings[cases.name]) for cases in sets}
 
 
 def measure(encoder, sets, ceiling, variant: Variant, passes: int) -> Row:
@@ -218,14 +240,11 @@ def markdown(rows: list[Row], ceiling: dict[str, torch.Tensor], args, seconds: f
     lines = [
         f"# Passes to the ceiling: {ENCODERS[args.encoder][0]}",
         "",
-        f"`.venv/bin/python bench/step_rules.py {shlex.join(sys.argv[1:])}`".replace(" `", "`"),
-        f"on {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__};"
-        f" {ENCODERS[args.encoder][0]} at {args.size} px, 8/255, {images} artworks"
+        f"`.venv/bin/python bench/step_rules.py {typed(sys.argv[1:])}`".replace(" `", "`"),
+        f"on {machine()}; {ENCODERS[args.encoder][0]} at {args.size} px, 8/255, {images} artworks"
         f"{' held out from choosing the step rule' if args.held_out else ''}; {seconds / 60:.1f} min.",
         "",
-        f"Each image's closure is a share of its own ceiling: the best of {len(CEILING_STARTS)} "
-        f"runs of {args.ceiling_passes} passes each (from the random start, toward the target's "
-        "pixels and toward its detail; no stop on a plateau). "
+        f"Each image's closure is a share of its own ceiling: {ceiling_sources(args)}. "
         "Mean ceiling closure per set: "
         + "; ".join(f"{name} {float(c.mean()):.1%}" for name, c in ceiling.items())
         + ".",
@@ -244,6 +263,22 @@ def markdown(rows: list[Row], ceiling: dict[str, torch.Tensor], args, seconds: f
     return "\n".join(lines) + "\n"
 
 
+START_WORDS = {"random": "from the random start", "pixels": "toward the target's pixels",
+               "detail": "toward its detail"}  # fmt: skip
+
+
+def ceiling_sources(args) -> str:
+    """What each image's ceiling is the best of, in words."""
+    runs = f"{len(args.ceiling_starts)} runs" if len(args.ceiling_starts) > 1 else "a run"
+    starts = ", ".join(START_WORDS[name] for name in args.ceiling_starts)
+    words = (
+        f"the best of {runs} of {args.ceiling_passes} passes each ({starts}; no stop on a plateau)"
+    )
+    if args.prior_ceilings:
+        words += f" and the ceilings of an earlier run, `{args.prior_ceilings}`"
+    return words
+
+
 def default_report(args) -> Path:
     """bench/reports/passes[-world2][-held-out].md"""
     world2 = "-world2" if args.encoder == "world2" else ""
@@ -255,6 +290,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--passes", type=int, nargs="*", default=sorted(set(presets)))
     parser.add_argument("--ceiling-passes", type=int, default=100)
+    parser.add_argument(
+        "--ceiling-starts",
+        nargs="+",
+        choices=list(CEILING_STARTS),
+        default=list(CEILING_STARTS),
+        help="the starts of the ceiling's long runs (default: all three)",
+    )
+    parser.add_argument(
+        "--prior-ceilings",
+        type=Path,
+        help="an earlier run's JSON on the same artworks, size and ceiling passes: each image's "
+        "ceiling is at least its (its runs are not made again)",
+    )
     parser.add_argument("--paintings-count", type=int, default=4)
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default="taef2")
     parser.add_argument("--size", type=int, help="working size (default: the encoder's)")
@@ -277,7 +325,12 @@ def main() -> None:
     encoder = attacked_encoder(args.encoder, assets)
     sets = case_sets(assets, args.size, args.paintings_count, args.held_out)
     report = args.report or default_report(args)
-    ceiling = ceilings(encoder, sets, args.ceiling_passes)
+    try:
+        prior = load_ceilings(args.prior_ceilings, sets) if args.prior_ceilings else None
+    except ValueError as error:
+        sys.exit(f"step_rules: {error}")
+    starts = [CEILING_STARTS[name] for name in args.ceiling_starts]
+    ceiling = ceilings(encoder, sets, args.ceiling_passes, starts, prior)
     rows = []
     for passes in args.passes:
         for variant in VARIANTS:
@@ -285,7 +338,9 @@ def main() -> None:
             print(markdown(rows[-1:], ceiling, args, 0).splitlines()[-1], flush=True)
     report.write_text(markdown(rows, ceiling, args, time.perf_counter() - started))
     payload = {"rows": [asdict(row) for row in rows],
-               "ceiling": {name: c.tolist() for name, c in ceiling.items()}}  # fmt: skip
+               "ceiling": {name: c.tolist() for name, c in ceiling.items()},
+               "ceiling_starts": args.ceiling_starts,
+               "prior_ceilings": str(args.prior_ceilings) if args.prior_ceilings else None}  # fmt: skip
     report.with_suffix(".json").write_text(json.dumps(payload, indent=1))
 
 

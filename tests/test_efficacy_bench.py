@@ -79,9 +79,11 @@ def test_quick_bench_runs_end_to_end(tmp_path):
     out = tmp_path / "quick.md"
     bench = tmp_path / "bench"
     shutil.copytree(ROOT / "bench", bench, ignore=shutil.ignore_patterns("cache", "out"))
+    # Guards against a hang, not speed goals: on a 2-core AVX2 host sharing its CPUs the quick
+    # bench outran 600 s.
     done = subprocess.run(
         [sys.executable, "bench/efficacy.py", "--world", "2", "--quick", "--out", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, capture_output=True, text=True, timeout=2400,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = out.read_text()
@@ -105,7 +107,7 @@ def test_quick_bench_runs_end_to_end(tmp_path):
 
     rerun = subprocess.run(
         [sys.executable, "bench/efficacy.py", "--world", "2", "--quick", "--out", str(out),
-         "--only", "adaptive", "--update"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+         "--only", "adaptive", "--update"], cwd=tmp_path, capture_output=True, text=True, timeout=2400,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     updated = json.loads(out.with_suffix(".json").read_text())

@@ -43,9 +43,19 @@ def test_lean_layers_behave_normally_without_gradients():
         assert torch.allclose(encoder(image), _encoder(False)(image), atol=1e-6)
 
 
-def test_lean_gradient_is_autograds_to_the_bit():
+@pytest.mark.parametrize("factor", [1.0, 2.0])
+def test_lean_gradient_is_autograds_to_the_bit(factor):
+    """The same to the bit, whatever the ResNet blocks' output scale (every VAE's is 1)."""
     image = torch.rand(2, 3, 48, 40, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(_gradient(_encoder(False), image)[1], _gradient(_encoder(True), image)[1])
+    plain, lean = _encoder(False), _encoder(True)
+    for encoder in (plain, lean):
+        blocks = [m for m in encoder.modules() if hasattr(m, "output_scale_factor")]
+        assert blocks
+        for block in blocks:
+            block.output_scale_factor = factor
+    plain_latent, plain_grad = _gradient(plain, image)
+    lean_latent, lean_grad = _gradient(lean, image)
+    assert torch.equal(plain_latent, lean_latent) and torch.equal(plain_grad, lean_grad)
 
 
 @pytest.mark.parametrize(
