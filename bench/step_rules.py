@@ -269,11 +269,10 @@ START_WORDS = {"random": "from the random start", "pixels": "toward the target's
 
 def ceiling_sources(args) -> str:
     """What each image's ceiling is the best of, in words."""
-    runs = f"{len(args.ceiling_starts)} runs" if len(args.ceiling_starts) > 1 else "a run"
+    count, passes = len(args.ceiling_starts), args.ceiling_passes
+    runs = f"{count} runs of {passes} passes each" if count > 1 else f"a run of {passes} passes"
     starts = ", ".join(START_WORDS[name] for name in args.ceiling_starts)
-    words = (
-        f"the best of {runs} of {args.ceiling_passes} passes each ({starts}; no stop on a plateau)"
-    )
+    words = f"the best of {runs} ({starts}; no stop on a plateau)"
     if args.prior_ceilings:
         words += f" and the ceilings of an earlier run, `{args.prior_ceilings}`"
     return words

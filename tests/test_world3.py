@@ -255,7 +255,7 @@ def test_step_rules_ceiling_can_build_on_an_earlier_runs(tmp_path, two_pass_ceil
     for name, ceilings in figures["ceiling"].items():
         assert all(now >= then for now, then in zip(ceilings, before["ceiling"][name], strict=True))
     assert (
-        f"a run of 4 passes each (toward its detail; no stop on a plateau) and the ceilings of an earlier run, `{earlier}`"
+        f"a run of 4 passes (toward its detail; no stop on a plateau) and the ceilings of an earlier run, `{earlier}`"
         in report.read_text()
     )
     other = subprocess.run(
