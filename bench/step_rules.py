@@ -300,7 +300,7 @@ def main() -> None:
         "--prior-ceilings",
         type=Path,
         help="an earlier run's JSON on the same artworks, size and ceiling passes: each image's "
-        "ceiling is at least its (its runs are not made again)",
+        "ceiling is at least that run's (whose long runs are not made again)",
     )
     parser.add_argument("--paintings-count", type=int, default=4)
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default="taef2")
