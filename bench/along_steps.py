@@ -27,7 +27,7 @@ from artcloak.engine.optimize import SignStep, optimise, project, target_detail 
 from artcloak.settings import Budget, Effort  # noqa: E402
 from machine import machine  # noqa: E402
 from step_rules import EPS, attacked_encoder, batch_of, case_sets  # noqa: E402
-from typed import typed  # noqa: E402
+from typed import bench_command  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 
 MULTIPLES = (0.25, 0.5, 1.0, 1.5, 2.0)
@@ -86,7 +86,7 @@ def markdown(cells: list[Cell], args, seconds: float) -> str:
     lines = [
         f"# Along artcloak's steps: TAEF2 at {args.size} px, 8/255, {args.passes} passes",
         "",
-        f"`.venv/bin/python bench/along_steps.py {typed(sys.argv[1:])}`".replace(" `", "`"),
+        bench_command("along_steps.py", sys.argv[1:]),
         f"on {machine()}; {seconds / 60:.1f} min. The latent loss at a multiple of the "
         "step (1: where the loop went), as a share of the loss where the step began, the median "
         f"over {len(cells[0].measured)} artworks; the secant model's prediction beside it.",

@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import machine  # noqa: E402
-from typed import typed  # noqa: E402
+from typed import bench_command  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 
 SD_VAE = Path("bench/cache/sd1-vae-random.safetensors")
@@ -76,7 +76,7 @@ def report(cases: list[Case], figures: dict, rounds: int, seconds: float) -> str
     lines = [
         "# Freed tensors back at once: glibc's rule against a 1 MiB mmap threshold",
         "",
-        f"`.venv/bin/python bench/malloc_threshold.py {typed(sys.argv[1:])}`".replace(" `", "`"),
+        bench_command("malloc_threshold.py", sys.argv[1:]),
         f"on {machine()}; {rounds} rounds, each case in a fresh process; "
         f"{seconds / 60:.1f} min. Seconds: the median over rounds of each run's median pass; "
         "peak: the highest of the rounds.",

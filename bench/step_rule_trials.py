@@ -51,7 +51,7 @@ from step_rules import (  # noqa: E402
     measure,
     target_pixels,
 )
-from typed import typed  # noqa: E402
+from typed import bench_command  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 
 
@@ -375,7 +375,7 @@ def markdown(rows: list[Row], args, seconds: float) -> str:
     lines = [
         f"# Step rules tried: TAEF2 at {args.size} px, 8/255, {args.passes} passes",
         "",
-        f"`.venv/bin/python bench/step_rule_trials.py {typed(sys.argv[1:])}`".replace(" `", "`"),
+        bench_command("step_rule_trials.py", sys.argv[1:]),
         f"on {machine()}; {seconds / 60:.1f} min. Each image's closure is a share of its "
         f"ceiling from `{args.ceilings}`; every rule starts toward the target's detail unless "
         "its name says otherwise.",

@@ -50,7 +50,7 @@ from artcloak.engine.optimize import (  # noqa: E402
 from artcloak.engine.targets.textures import render_texture  # noqa: E402
 from artcloak.settings import QUALITY_EFFORT, Budget, Effort, Quality  # noqa: E402
 from machine import machine  # noqa: E402
-from typed import typed  # noqa: E402
+from typed import bench_command  # noqa: E402
 from world.checkpoints import load_vae  # noqa: E402
 from world.world2 import VARIANTS as WORLD2_MODELS  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
@@ -240,7 +240,7 @@ def markdown(rows: list[Row], ceiling: dict[str, torch.Tensor], args, seconds: f
     lines = [
         f"# Passes to the ceiling: {ENCODERS[args.encoder][0]}",
         "",
-        f"`.venv/bin/python bench/step_rules.py {typed(sys.argv[1:])}`".replace(" `", "`"),
+        bench_command("step_rules.py", sys.argv[1:]),
         f"on {machine()}; {ENCODERS[args.encoder][0]} at {args.size} px, 8/255, {images} artworks"
         f"{' held out from choosing the step rule' if args.held_out else ''}; {seconds / 60:.1f} min.",
         "",

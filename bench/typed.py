@@ -19,3 +19,9 @@ def quoted(word: str) -> str:
 def typed(words: list[str]) -> str:
     """``words`` (a command's arguments) as one shell line."""
     return " ".join(quoted(word) for word in words)
+
+
+def bench_command(script: str, words: list[str]) -> str:
+    """The line that runs ``bench/<script>`` with ``words`` from the repository root, in
+    backquotes (a report's first line)."""
+    return "`" + " ".join([".venv/bin/python", f"bench/{script}", *map(quoted, words)]) + "`"

@@ -270,13 +270,15 @@ def test_a_reports_command_reads_back_as_the_words_given():
     name with an apostrophe in double quotes."""
     import shlex
 
-    from typed import quoted, typed
+    from typed import bench_command, quoted, typed
 
     words = ["--only", "start toward the target's pixels (artcloak's before)", "it's $HOME",
              "plain", "two words", ""]  # fmt: skip
     assert shlex.split(typed(words)) == words
     assert quoted(words[1]) == "\"start toward the target's pixels (artcloak's before)\""
     assert quoted("plain") == "plain"
+    assert bench_command("x.py", []) == "`.venv/bin/python bench/x.py`"
+    assert bench_command("x.py", words) == f"`.venv/bin/python bench/x.py {typed(words)}`"
 
 
 def test_step_rules_held_out_artworks_are_others_than_the_rule_was_chosen_on():
