@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from artcloak.engine.budget import quantise
 from artcloak.engine.protect import Engine, Failed, ImageJob, ImageResult
 from artcloak.engine.resizing import RoundTrip, resize, working_size
@@ -313,3 +314,23 @@ def test_the_engine_loads_decoders_only_when_asked(tiny_model_settings, fast_set
     assert all(encoder.has_decoder for encoder in showing.encoders)
     seen = model_view(showing, rgb, fast_settings)
     assert seen.ndim == 3 and seen.shape[2] == 3 and 0 <= seen.min() <= seen.max() <= 1
+
+
+def test_each_view_is_encoded_once_per_protection(tiny_model_settings, fast_settings, monkeypatch):
+    engine = Engine(tiny_model_settings)  # its own: the session engine remembers views
+    encoder = engine.encoders[0]
+    seen: list[torch.Tensor] = []
+    forward = type(encoder).forward
+
+    def recording(self, images):
+        if not torch.is_grad_enabled():
+            seen.append(images.detach().clone())
+        return forward(self, images)
+
+    monkeypatch.setattr(type(encoder), "forward", recording)
+    result = protect_one(engine, job(), fast_settings)
+    # the target, the original (the loss's unit and the report's "before") and the result
+    assert len(seen) == 3
+    assert not any(torch.equal(a, b) for i, a in enumerate(seen) for b in seen[i + 1 :])
+    again = engine.latent_figures(job().colour, result.colour, 255, fast_settings)
+    assert len(seen) == 3 and again == result.latent

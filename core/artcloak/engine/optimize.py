@@ -128,6 +128,9 @@ class Batch:
     # (B, 3, h, w): the pixels each image's random start is moved toward (the product's:
     # its target's detail, ``target_detail``). None: the random start alone.
     toward: torch.Tensor | None = None
+    # Per encoder, (B, C, h', w'): the originals' latents (fp32) where the engine has them
+    # already; None: the loop encodes the originals for the loss's unit.
+    base_latents: list[torch.Tensor] | None = None
 
     def bound(self, eps: float) -> torch.Tensor | float:
         """The L-inf bound per pixel (a tensor) or for all pixels (a number)."""
@@ -166,8 +169,13 @@ def latent_distances(encoders, targets, view: torch.Tensor, dtype) -> list[torch
     for encoder, target in zip(encoders, targets, strict=True):
         with _autocast(view.device, dtype):
             latent = encoder(resize(view, input_size(encoder, target.shape[-2:])))
-        distances.append((latent.float() - target).pow(2).flatten(1).sum(1))
+        distances.append(squared_distance(latent, target))
     return distances
+
+
+def squared_distance(latents: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(B,): each latent's squared distance to its target, in fp32."""
+    return (latents.float() - targets).pow(2).flatten(1).sum(1)
 
 
 def input_size(encoder, latent_size) -> tuple[int, int]:
@@ -320,12 +328,15 @@ class Objective:
 
     def unit(self) -> list[torch.Tensor]:
         """The originals' distances to the targets, per encoder (B,): the losses' unit, checked.
-        A forward without gradients, before the first pass."""
-        with torch.no_grad():
-            distances = latent_distances(
-                self.encoders, self.batch.targets, self.batch.base, self.dtype
-            )
-        return _checked(distances, self.batch.targets)
+        From ``batch.base_latents``, or a forward without gradients before the first pass."""
+        batch = self.batch
+        if batch.base_latents is not None:
+            pairs = zip(batch.base_latents, batch.targets, strict=True)
+            distances = [squared_distance(latents, targets) for latents, targets in pairs]
+        else:
+            with torch.no_grad():
+                distances = latent_distances(self.encoders, batch.targets, batch.base, self.dtype)
+        return _checked(distances, batch.targets)
 
     def warm_up(self, delta: torch.Tensor) -> None:
         """A forward and backward of each encoder at half its working size, before the timed

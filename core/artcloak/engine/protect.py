@@ -27,7 +27,13 @@ from .encoders import choose_device, describe_encoder, load_encoders
 from .encoders.lean import make_lean
 from .encoders.model import TaeEncoder
 from .masking import budget_shares
-from .optimize import SAME_LATENT, Batch, autocast_dtype, optimise, target_detail
+from .optimize import (
+    Batch,
+    autocast_dtype,
+    input_size,
+    optimise,
+    target_detail,
+)
 from .resizing import (
     RoundTrip,
     resize,
@@ -37,6 +43,7 @@ from .resizing import (
 )
 from .targets import check_target, target_images
 from .targets.resolve import image_target, resolve_run_target
+from .view_latents import ViewLatents, latent_shift
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +135,7 @@ class Engine:
         self._lpips = None
         self._lean = False
         self._target_latents: dict[tuple, torch.Tensor] = {}
+        self._view_latents = ViewLatents()
 
     @property
     def encoders(self) -> list:
@@ -310,9 +318,10 @@ class Engine:
             rows.append(trip.rows)
             cols.append(trip.cols)
         base = torch.stack(bases)
+        targets = self._batch_targets(jobs, settings, work_hw)
         return Batch(
             base=base,
-            targets=self._batch_targets(jobs, settings, work_hw),
+            targets=targets,
             free=torch.stack(frees).to(self.device),
             grey=torch.tensor([job.grey for job in jobs], device=self.device),
             rows=torch.stack(rows).unsqueeze(1).to(self.device),
@@ -325,7 +334,26 @@ class Engine:
                 base,
                 torch.stack([self._target_pixels(job.settings(settings), work_hw) for job in jobs]),
             ),
+            base_latents=self._base_latents(jobs, settings, targets, work_hw),
         )
+
+    def _base_latents(
+        self,
+        jobs: list[ImageJob],
+        settings: ProtectionSettings,
+        targets: list[torch.Tensor],
+        work_hw: tuple[int, int],
+    ) -> list[torch.Tensor] | None:
+        """Per encoder, the originals' latents as ``encode_view`` has them (remembered there for
+        the report's "before"), or None where an encoder sees the working view resized (a
+        TAESana at a size not a multiple of 32): the loop then encodes what it sees."""
+        sizes = [input_size(e, t.shape[-2:]) for e, t in zip(self.encoders, targets, strict=True)]
+        if any(tuple(size) != tuple(work_hw) for size in sizes):
+            return None
+        latents = [
+            self.encode_view(job.before, job.max_value, job.settings(settings)) for job in jobs
+        ]
+        return [torch.stack(per_encoder) for per_encoder in zip(*latents, strict=True)]
 
     def _batch_targets(
         self, jobs: list[ImageJob], settings: ProtectionSettings, size_hw: tuple[int, int]
@@ -423,6 +451,9 @@ class Engine:
         height, width = samples.shape[:2]
         work_w, work_h = working_size(width, height, self.resolution(settings))
         view = resize(self._tensor(samples, max_value), (work_h, work_w))
+        return self._view_latents.get(view, self._encode)
+
+    def _encode(self, view: torch.Tensor) -> list[torch.Tensor]:
         with torch.no_grad():
             return [encoder(view)[0].float() for encoder in self.encoders]
 
@@ -457,15 +488,3 @@ def check_originals(jobs: Sequence[ImageJob]) -> None:
                 f"{original.dtype}) does not match the image ({job.colour.shape[1]}x"
                 f"{job.colour.shape[0]}, {job.colour.dtype}): give each image its own original."
             )
-
-
-def latent_shift(
-    encoder: str, before: torch.Tensor, after: torch.Tensor, target: torch.Tensor | None
-) -> LatentShift:
-    """How the latent moved: relative shift, and toward a target if there is one."""
-    shift = float((after - before).norm() / before.norm().clamp_min(1e-12))
-    closed = None
-    start = None if target is None else float((before - target).norm())
-    if start is not None and start > SAME_LATENT * float(target.norm()):  # else: no distance
-        closed = round(1 - float((after - target).norm()) / start, 6)
-    return LatentShift(encoder, round(shift, 6), closed)
