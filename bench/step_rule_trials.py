@@ -297,6 +297,17 @@ def detail_finer_than(blur: int) -> Toward:
     return lambda sources, targets: target_detail(sources, targets, blur)
 
 
+def detail_and_colours(share: float) -> Toward:
+    """A start toward the target's detail and ``share`` of the rest of its difference (its
+    colours, blurred over artcloak's 17 px): 0 is artcloak's start, 1 the target's pixels."""
+
+    def toward(sources: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        detail = target_detail(sources, targets)
+        return detail + share * (targets - detail)
+
+    return toward
+
+
 @dataclass(frozen=True)
 class Trial:
     """A rule tried; it needs nothing but the gradients and losses the loop gives every rule.
@@ -367,6 +378,15 @@ TRIALS = (
     Trial("start toward the target's pixels (artcloak's before)", SignStep, target_pixels),
     Trial("start toward the target's detail finer than 9 px", SignStep, detail_finer_than(9)),
     Trial("start toward the target's detail finer than 33 px", SignStep, detail_finer_than(33)),
+    Trial("start toward the target's detail finer than 65 px", SignStep, detail_finer_than(65)),
+    Trial(
+        "start toward the target's detail and half its colours", SignStep, detail_and_colours(0.5)
+    ),
+    Trial(
+        "start toward the target's detail and a quarter of its colours",
+        SignStep,
+        detail_and_colours(0.25),
+    ),
 )
 
 

@@ -27,6 +27,8 @@ LPIPS_PENALTY_WEIGHT = 30.0  # as in Glaze's penalty method: latent loss + 30 * 
 RANDOM_START = 0.5  # the random start is uniform in +-RANDOM_START * eps
 # Working pixels, about two latent cells of an 8x encoder. On TAEF2 at 15 passes, 9, 17 and 33 px
 # all closed more than a start toward the target's pixels: `python bench/step_rule_trials.py`.
+# At 512 px, 33 px (17 px's share of a 256 px image) and 65 px closed no more than 17 px, nor did adding
+# half or a quarter of the blurred difference (the target's colours) to the detail.
 DETAIL_BLUR = 17
 LPIPS_NEAR = 0.5  # LPIPS at or above this share of its bound is evaluated every step
 PLATEAU_TOLERANCE = 3e-4  # a relative fall in the latent loss smaller than this is a plateau
