@@ -27,13 +27,7 @@ from .encoders import choose_device, describe_encoder, load_encoders
 from .encoders.lean import make_lean
 from .encoders.model import TaeEncoder
 from .masking import budget_shares
-from .optimize import (
-    Batch,
-    autocast_dtype,
-    input_size,
-    optimise,
-    target_detail,
-)
+from .optimize import Batch, autocast_dtype, input_size, optimise, target_detail
 from .resizing import (
     RoundTrip,
     resize,

@@ -43,9 +43,6 @@ class ViewLatents:
             self._latents.popitem(last=False)
         return latents
 
-    def clear(self) -> None:
-        self._latents.clear()
-
 
 def view_key(view: torch.Tensor) -> tuple:
     """The view's shape, dtype and a digest of its values."""
