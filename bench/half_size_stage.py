@@ -33,11 +33,11 @@ from step_rules import (  # noqa: E402
     attacked_encoder,
     batch_of,
     case_sets,
+    closed_as_written,
     load_ceilings,
 )
 from typed import bench_command  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
-from world3.world import Probe  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -64,17 +64,16 @@ def closed(encoder, cases: CaseSet, stages: Stages) -> torch.Tensor:
     budget = Budget(lpips=1.0, eps=EPS)
     with torch.no_grad():
         goal = encoder(cases.targets)
-        half = [side // 2 for side in cases.targets.shape[-2:]]
-        coarse_goal = encoder(resize(cases.targets, half))
     batch = batch_of(cases, goal, target_detail)
     if stages.coarse:
-        batch.targets = [coarse_goal]  # the loop shows the encoder the view at the goal's size
+        half = [side // 2 for side in cases.targets.shape[-2:]]
+        with torch.no_grad():  # the loop shows the encoder the view at the goal's size
+            batch.targets = [encoder(resize(cases.targets, half))]
         first = optimise(batch, [encoder], None, budget, Effort(steps=stages.coarse, patience=None))
         batch.targets, batch.starts = [goal], list(first.delta)
     rule = SignStep(start=stages.start)
     outcome = optimise(batch, [encoder], None, budget, Effort(steps=stages.fine), rule=rule)
-    written = ((cases.sources + outcome.delta).clamp(0, 1) * 255).round() / 255
-    return Probe(encoder, cases.sources, cases.targets).closed(written)
+    return closed_as_written(encoder, cases, outcome.delta)
 
 
 def main() -> None:

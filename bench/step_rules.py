@@ -180,9 +180,13 @@ def closed(
     outcome = optimise(
         batch, [encoder], None, Budget(lpips=1.0, eps=EPS), effort, rule=variant.rule(goal)
     )
-    written = ((cases.sources + outcome.delta).clamp(0, 1) * 255).round() / 255
-    probe = Probe(encoder, cases.sources, cases.targets)
-    return probe.closed(written), outcome.encoder_passes
+    return closed_as_written(encoder, cases, outcome.delta), outcome.encoder_passes
+
+
+def closed_as_written(encoder, cases: CaseSet, delta: torch.Tensor) -> torch.Tensor:
+    """(N,) each image's latent distance closed by ``delta``, the images written as 8 bits."""
+    written = ((cases.sources + delta).clamp(0, 1) * 255).round() / 255
+    return Probe(encoder, cases.sources, cases.targets).closed(written)
 
 
 def attacked_encoder(name: str, assets) -> Callable[[torch.Tensor], torch.Tensor]:
