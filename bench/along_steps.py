@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from artcloak.engine.optimize import SignStep, optimise, project, target_detail  # noqa: E402
-from artcloak.settings import Budget, Effort  # noqa: E402
+from artcloak.settings import Budget, Effort, Precision  # noqa: E402
 from machine import machine  # noqa: E402
 from step_rules import EPS, attacked_encoder, batch_of, case_sets  # noqa: E402
 from typed import bench_command  # noqa: E402
@@ -58,8 +58,10 @@ def trajectory(encoder, cases, passes: int):
         goal = encoder(cases.targets)
     batch = batch_of(cases, goal, target_detail)
     rule = Recording()
-    outcome = optimise(batch, [encoder], None, Budget(lpips=1.0, eps=EPS), Effort(steps=passes, patience=None),
-                       rule=rule)  # fmt: skip
+    effort = Effort(steps=passes, patience=None)
+    outcome = optimise(
+        batch, [encoder], None, Budget(lpips=1.0, eps=EPS), effort, Precision.FP32, rule
+    )
     return batch, goal, [*rule.points, outcome.delta]
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from artcloak.engine.optimize import SignStep, optimise, target_detail  # noqa: E402
 from artcloak.engine.resizing import resize  # noqa: E402
-from artcloak.settings import Budget, Effort  # noqa: E402
+from artcloak.settings import Budget, Effort, Precision  # noqa: E402
 from machine import machine  # noqa: E402
 from step_rules import (  # noqa: E402
     EPS,
@@ -69,10 +69,13 @@ def closed(encoder, cases: CaseSet, stages: Stages) -> torch.Tensor:
         half = [side // 2 for side in cases.targets.shape[-2:]]
         with torch.no_grad():  # the loop shows the encoder the view at the goal's size
             batch.targets = [encoder(resize(cases.targets, half))]
-        first = optimise(batch, [encoder], None, budget, Effort(steps=stages.coarse, patience=None))
+        effort = Effort(steps=stages.coarse, patience=None)
+        first = optimise(batch, [encoder], None, budget, effort, Precision.FP32)
         batch.targets, batch.starts = [goal], list(first.delta)
     rule = SignStep(start=stages.start)
-    outcome = optimise(batch, [encoder], None, budget, Effort(steps=stages.fine), rule=rule)
+    outcome = optimise(
+        batch, [encoder], None, budget, Effort(steps=stages.fine), Precision.FP32, rule
+    )
     return closed_as_written(encoder, cases, outcome.delta)
 
 

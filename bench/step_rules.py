@@ -48,7 +48,7 @@ from artcloak.engine.optimize import (  # noqa: E402
     target_detail,
 )
 from artcloak.engine.targets.textures import render_texture  # noqa: E402
-from artcloak.settings import QUALITY_EFFORT, Budget, Effort, Quality  # noqa: E402
+from artcloak.settings import QUALITY_EFFORT, Budget, Effort, Precision, Quality  # noqa: E402
 from machine import machine  # noqa: E402
 from typed import bench_command  # noqa: E402
 from world.checkpoints import load_vae  # noqa: E402
@@ -169,17 +169,23 @@ def batch_of(cases: CaseSet, goal: torch.Tensor, toward: Toward | None) -> Batch
 
 
 def closed(
-    encoder, cases: CaseSet, variant: Variant, passes: int, ceiling: bool = False
+    encoder,
+    cases: CaseSet,
+    variant: Variant,
+    passes: int,
+    ceiling: bool = False,
+    precision: Precision = Precision.FP32,
 ) -> tuple[torch.Tensor, int]:
     """(N,) share of each image's latent distance closed by ``passes`` passes, as 8-bit images,
-    and the passes the loop spent (a ``ceiling`` run spends them all: no stop on a plateau)."""
+    and the passes the loop spent (a ``ceiling`` run spends them all: no stop on a plateau).
+    The passes are fp32 unless ``precision`` says otherwise (where ``auto`` would pick bf16,
+    ``bench/precision.py`` measures the difference)."""
     with torch.no_grad():
         goal = encoder(cases.targets)
     batch = batch_of(cases, goal, variant.toward)
     effort = Effort(steps=passes, patience=None) if ceiling else Effort(steps=passes)
-    outcome = optimise(
-        batch, [encoder], None, Budget(lpips=1.0, eps=EPS), effort, rule=variant.rule(goal)
-    )
+    budget = Budget(lpips=1.0, eps=EPS)
+    outcome = optimise(batch, [encoder], None, budget, effort, precision, variant.rule(goal))
     return closed_as_written(encoder, cases, outcome.delta), outcome.encoder_passes
 
 

@@ -381,7 +381,7 @@ def _interior_problem(rule_for):
     the original's, and the tap."""
     import torch
     from artcloak.engine.optimize import Batch, optimise
-    from artcloak.settings import Budget, Effort
+    from artcloak.settings import Budget, Effort, Precision
     from residual_rules import LatentTap, Residual
 
     generator = torch.Generator().manual_seed(5)
@@ -403,7 +403,8 @@ def _interior_problem(rule_for):
     )  # fmt: skip
     rule = rule_for(Residual(tap, goal), batch)
     effort = Effort(steps=10, patience=None)
-    outcome = optimise(batch, [tap], None, Budget(lpips=1.0, eps=eps), effort, rule=rule)
+    budget = Budget(lpips=1.0, eps=eps)
+    outcome = optimise(batch, [tap], None, budget, effort, Precision.FP32, rule)  # as the benches
     before = (encoder(sources) - goal).flatten(1).norm(dim=1)
     after = (encoder(batch.view(outcome.delta)) - goal).flatten(1).norm(dim=1)
     return after / before, encoder, goal

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from artcloak.engine.encoders.model import VaeEncoder
 from artcloak.engine.protect import Engine, ImageJob, ImageResult
-from artcloak.settings import ModelSettings, ProtectionSettings, Target
+from artcloak.settings import ModelSettings, Precision, ProtectionSettings, Target
 from torch.nn import functional as F
 
 from .data import HELD_OUT_SEED
@@ -56,7 +56,7 @@ def world_encoder(vae: WorldVae) -> VaeEncoder:
 
 def make_engine(vae: WorldVae, batch_size: int = 16) -> Engine:
     encoder = world_encoder(vae)
-    models = ModelSettings(device="cpu", lpips_random_backbone=True)
+    models = ModelSettings(device="cpu", precision=Precision.FP32, lpips_random_backbone=True)
     return Engine(models, batch_size=batch_size, encoders=[encoder])
 
 

@@ -14,7 +14,14 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 from artcloak.engine.protect import Engine, ImageJob, ImageResult
-from artcloak.settings import Intensity, ModelSettings, ProtectionSettings, Quality, Target
+from artcloak.settings import (
+    Intensity,
+    ModelSettings,
+    Precision,
+    ProtectionSettings,
+    Quality,
+    Target,
+)
 from world.metrics import psnr
 from world.survival import transforms
 
@@ -24,6 +31,9 @@ from .world import Probe, World3, to_tensor
 log = logging.getLogger("world3")
 PRESET_AT = {4: Intensity.LOW, 8: Intensity.DEFAULT, 16: Intensity.HIGH}
 ROBUST = "artcloak --robust"  # survival's run of the default with --robust, as its JSON names it
+# fp32 on every host, as the efficacy tables were measured; where ``auto`` picks bf16 (a CPU with
+# AMX tiles) `python bench/precision.py` measures the difference.
+BENCH_MODELS = ModelSettings(device="cpu", precision=Precision.FP32, lpips_random_backbone=True)
 
 
 @dataclass(frozen=True)
@@ -80,8 +90,7 @@ class Run:
 
 def engine_for(world: World3) -> Engine:
     """artcloak's engine on the CPU with its own batch size there (one image at a time)."""
-    models = ModelSettings(device="cpu", lpips_random_backbone=True)
-    return Engine(models, encoders=[world.attacked])
+    return Engine(BENCH_MODELS, encoders=[world.attacked])
 
 
 def settings_at(world: World3, **overrides) -> ProtectionSettings:

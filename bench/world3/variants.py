@@ -12,12 +12,11 @@ import time
 from dataclasses import replace
 
 from artcloak.engine.protect import Engine
-from artcloak.settings import ModelSettings
 from world.efficacy import world_encoder
 from world.metrics import psnr
 
 from .pgd import per_image_pgd
-from .stages import Run, artcloak, plain_pgd, protect_cases, settings_at, summary
+from .stages import BENCH_MODELS, Run, artcloak, plain_pgd, protect_cases, settings_at, summary
 from .world import Probe, World3, gallery_cases, painting_cases
 
 log = logging.getLogger("world3")
@@ -50,8 +49,7 @@ def ensemble(world: World3) -> dict:
 
 def _protect_with_both(world: World3) -> Run:
     def make() -> Run:
-        engine = Engine(ModelSettings(device="cpu", lpips_random_backbone=True),
-                        encoders=[world.attacked, world_encoder(world.world2_vae)])  # fmt: skip
+        engine = Engine(BENCH_MODELS, encoders=[world.attacked, world_encoder(world.world2_vae)])
         return protect_cases(world, settings_at(world), engine)
 
     return world.memo(("artcloak, ensemble",), make)

@@ -53,7 +53,8 @@ class Quality(str, Enum):
 
 
 class Precision(str, Enum):
-    """Arithmetic of the encoder passes. auto: bf16 on CUDA (fp16 where bf16 is missing), else fp32."""
+    """Arithmetic of the encoder passes. auto: bf16 on CUDA (fp16 where bf16 is missing) and on
+    CPUs with AMX tiles (bf16 matrix units), else fp32."""
 
     AUTO = "auto"
     FP32 = "fp32"

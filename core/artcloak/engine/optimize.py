@@ -163,7 +163,14 @@ def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | 
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     # CPU: bf16 convolutions without native bf16 units measured ~400x slower than fp32 here.
-    return None
+    return torch.bfloat16 if cpu_has_bf16_tiles() else None
+
+
+def cpu_has_bf16_tiles() -> bool:
+    """Has this CPU AMX tiles (bf16 matrix units, Intel Xeon since Sapphire Rapids)? There a
+    full-size SD VAE pass in bf16 took a third of fp32's time (`python bench/precision.py`)."""
+    supported = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(supported is not None and supported())
 
 
 def latent_distances(encoders, targets, view: torch.Tensor, dtype) -> list[torch.Tensor]:
