@@ -387,6 +387,12 @@ TRIALS = (
         SignStep,
         detail_and_colours(0.25),
     ),
+    Trial("steps 1 to 0.05 eps", lambda: SignStep(start=1.0)),
+    Trial("steps 0.5 to 0.05 eps", lambda: SignStep(start=0.5)),
+    Trial("steps 0.75 to 0.125 eps (the last one 8-bit level)", lambda: SignStep(end=0.125)),
+    Trial("steps 0.75 to 0.02 eps", lambda: SignStep(end=0.02)),
+    Trial("momentum decay 0.75", lambda: SignStep(decay=0.75)),
+    Trial("momentum decay 0.25", lambda: SignStep(decay=0.25)),
 )
 
 

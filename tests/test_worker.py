@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from artcloak import protocol
+from artcloak.engine.optimize import cpu_has_bf16_tiles
 from PIL import Image
 
 
@@ -53,7 +54,8 @@ def test_worker_protects_and_reports(rgb_png, tiny_models):
     assert result["lpips"] <= 0.05 and result["linf_255"] <= 8
     assert Image.open(output).size == Image.open(rgb_png).size
     report = json.loads(Path(result["report"]).read_text())
-    assert report["models"]["precision"] == "fp32", "the precision used on the CPU, not 'auto'"
+    used_here = "bf16" if cpu_has_bf16_tiles() else "fp32"
+    assert report["models"]["precision"] == used_here, "the precision used on the CPU, not 'auto'"
 
 
 def test_worker_bad_input_is_one_error_event(tmp_path, tiny_models):
