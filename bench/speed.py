@@ -453,8 +453,9 @@ def end_to_end_rows(f: dict) -> list[Row]:
             f"full-size {n}x{n}, {run['quality']} quality, CPU, end to end (`artcloak cloak`: "
             "read, models loaded, protect, guarantee, write)",
             f"{run['seconds'] / 60:.1f} min: {run['encoder_passes']} passes "
-            f"({run.get('precision', 'fp32')}) at {run['seconds_per_pass']:.1f} s each; peak {run['peak_rss_mb'] / 1024:.2f} GB; "
-            f"at the preset's {run['preset_passes']} passes: {implied / 60:.1f} min{goals}",
+            f"({run.get('precision', 'fp32')}) at {run['seconds_per_pass']:.1f} s each; "
+            f"peak {run['peak_rss_mb'] / 1024:.2f} GB; at the preset's {run['preset_passes']} "
+            f"passes: {implied / 60:.1f} min{goals}",
         ))  # fmt: skip
         # The estimate is for the preset's passes: compare it pass for pass.
         estimated = run["estimate_seconds"] / (run["preset_passes"] - 1)
