@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from artcloak.engine import budget
 from artcloak.engine.budget import quantise
 from artcloak.engine.protect import Engine, Failed, ImageJob, ImageResult
 from artcloak.engine.resizing import RoundTrip, resize, working_size
@@ -97,6 +98,25 @@ def test_quantise_enforces_a_fractional_eps_exactly():
     perturbation = np.full((4, 4, 3), 0.03, dtype=np.float32)  # 7.65/255, rounds to 8
     written = quantise(original, perturbation, eps=7.5 / 255, max_value=255)
     assert int(written.max()) - 100 == 7
+
+
+@pytest.mark.parametrize(("dtype", "max_value"), [(np.uint8, 255), (np.uint16, 65535)])
+def test_quantise_and_the_sample_figures_match_integer_arithmetic(dtype, max_value):
+    rng = np.random.default_rng(3)
+    original = rng.integers(0, max_value + 1, (32, 24, 3)).astype(dtype)
+    original[0, 0], original[0, 1] = 0, max_value  # clipped at both ends
+    perturbation = rng.normal(0, 0.05, original.shape).astype(np.float32)
+    limit = 8 * max_value // 255
+    steps = np.clip(np.rint(perturbation * max_value).astype(np.int64), -limit, limit)
+    expected = np.clip(original.astype(np.int64) + steps, 0, max_value)
+    written = quantise(original, perturbation, eps=8 / 255, max_value=max_value)
+    assert written.dtype == dtype
+    np.testing.assert_array_equal(written, expected)
+    unlike = rng.integers(0, max_value + 1, original.shape).astype(dtype)  # far from the budget
+    difference = unlike.astype(np.int64) - original.astype(np.int64)
+    linf, mse = budget._sample_differences(original, unlike, max_value)
+    assert linf == np.abs(difference).max() / max_value
+    assert mse == pytest.approx(np.mean((difference / max_value) ** 2), rel=1e-6)
 
 
 def test_a_batch_protects_like_single_images(tiny_model_settings, fast_settings):

@@ -37,8 +37,10 @@ class LoadedImage:
     def colour_samples(self) -> np.ndarray:
         """Integer samples H x W x 3 at ``bit_depth`` (uint8 or uint16)."""
         dtype = np.uint16 if self.bit_depth == 16 else np.uint8
-        scaled = np.rint(self.rgb * np.float32(self.max_value))
-        return np.clip(scaled, 0, self.max_value).astype(dtype)
+        scaled = self.rgb * np.float32(self.max_value)
+        np.rint(scaled, out=scaled)  # in place: a 4096x4096 image's float array is 200 MB
+        np.clip(scaled, 0, self.max_value, out=scaled)
+        return scaled.astype(dtype)
 
 
 @dataclass
