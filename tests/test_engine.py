@@ -354,3 +354,21 @@ def test_each_view_is_encoded_once_per_protection(tiny_model_settings, fast_sett
     assert not any(torch.equal(a, b) for i, a in enumerate(seen) for b in seen[i + 1 :])
     again = engine.latent_figures(job().colour, result.colour, 255, fast_settings)
     assert len(seen) == 3 and again == result.latent
+
+
+def test_the_original_is_made_into_the_models_view_once(engine, fast_settings, monkeypatch):
+    image = job(4)
+    made = []
+    to_tensor = engine._tensor
+
+    def counted(samples, max_value):
+        if samples.shape[:2] == image.colour.shape[:2]:
+            made.append(samples is image.colour)
+        return to_tensor(samples, max_value)
+
+    monkeypatch.setattr(engine, "_tensor", counted)
+    result = protect_one(engine, image, fast_settings)
+    assert made == [True, False]  # the original for the loop, the protected samples for the report
+    monkeypatch.undo()
+    again = engine.latent_figures(image.colour, result.colour, 255, fast_settings)
+    assert [shift.as_dict() for shift in again] == [shift.as_dict() for shift in result.latent]
