@@ -155,7 +155,13 @@ def measure_file(side: int, steps: int, working: int = 256) -> dict:
     started = time.perf_counter()
     (outcome,) = protect_files(engine, [FileRequest(source, folder / "out.png")], Run(settings))
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "ok": outcome.ok, "side": side, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "seconds": seconds,
+        "ok": outcome.ok,
+        "side": side,
+        "precision": engine.precision_used(),  # auto's choice on this machine
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def measure_gpu(size: int, steps: int) -> dict:
@@ -526,7 +532,7 @@ def step_rows(f: dict) -> list[Row]:
         Row(f"peak memory, artcloak protect at {m}x{m} (fp32)",
             f"{f['artcloak_memory']['peak_rss_mb'] / 1024:.2f} GB (goal <= 3 GB)"),
         Row(f"whole file, {large['side']}x{large['side']} vs {small['side']}x{small['side']} "
-            f"({f['file_steps']} steps at {s})",
+            f"({f['file_steps']} steps at {s}, {large.get('precision', 'fp32')})",
             f"{large['seconds']:.1f} s vs {small['seconds']:.1f} s: "
             f"{f['large_over_small']:.2f}x (goal <= 1.5x)"),
     ]  # fmt: skip
@@ -548,7 +554,8 @@ def table(f: dict) -> str:
     rows += end_to_end_rows(f)
     rows.append(gpu_row(f))
     lines = [
-        f"Full-size SD VAE (random weights), fp32, {s}x{s} working size; {f['machine']}.",
+        f"Full-size SD VAE (random weights), {s}x{s} working size, fp32 where a row does not "
+        f"name `--precision auto`'s choice; {f['machine']}.",
         f"Command: `{f['command']}`; the whole bench took {f['bench_seconds'] / 60:.1f} min.",
         "",
         "| measurement | value |",
