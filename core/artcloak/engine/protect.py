@@ -11,21 +11,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import memory
-from ..errors import ArtcloakError, Cancelled, InputImageError, ModelLoadError
+from ..errors import ArtcloakError, Cancelled, ModelLoadError
 from ..progress import SILENT, Listener
-from ..results import BudgetFigures, LatentShift
+from ..results import LatentShift
 from ..settings import ModelSettings, ProtectionSettings, Target
 from . import budget as budget_module
 from .encoders import choose_device, describe_encoder, load_encoders
 from .encoders.lean import make_lean
 from .encoders.model import TaeEncoder
+from .jobs import Failed, ImageJob, ImageResult, check_jobs
 from .masking import budget_shares
 from .optimize import Batch, autocast_dtype, input_size, optimise, target_detail
 from .resizing import (
@@ -35,74 +35,13 @@ from .resizing import (
     upsample,
     working_size,
 )
-from .targets import check_target, target_images
+from .targets import target_images
 from .targets.resolve import image_target, resolve_run_target
 from .view_latents import ViewLatents, latent_shift
 
 log = logging.getLogger(__name__)
 
 TARGET_CACHE_SIZE = 64  # target latents kept per engine (per target, working size, encoder)
-
-
-@dataclass
-class ImageJob:
-    """One image to protect, in memory."""
-
-    name: str
-    colour: np.ndarray  # integer samples H x W x 3 (uint8 or uint16)
-    max_value: int = 255
-    free: np.ndarray | None = None  # bool H x W, True where change is allowed; None = everywhere
-    grey: bool = False  # the three channels are equal and must stay so
-    target: Target | None = None  # this image's own target, instead of the settings' one
-    # The image before any protection, when ``colour`` is already protected (a chain of
-    # protections): the run starts from colour - original, and the budget is measured and
-    # guaranteed against the original, so the chain as a whole keeps one budget. None: the
-    # budget is measured against ``colour`` itself.
-    original: np.ndarray | None = None
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.colour.shape[1], self.colour.shape[0]
-
-    @property
-    def before(self) -> np.ndarray:
-        """The samples the budget is measured against: the original, or the image itself."""
-        return self.colour if self.original is None else self.original
-
-    def settings(self, shared: ProtectionSettings) -> ProtectionSettings:
-        """The settings this image is protected with: the shared ones, with its own target."""
-        return shared if self.target is None else replace(shared, target=self.target)
-
-
-@dataclass
-class ImageResult:
-    """One image protected in memory: its samples, and what was measured of them."""
-
-    name: str
-    colour: np.ndarray  # integer samples, within budget
-    measured: BudgetFigures  # against the original; perturbation_kept: the share kept
-    latent: list[LatentShift]  # per encoder: how far the model's view moved toward the target
-    working_size: tuple[int, int]
-    encoder_passes: int
-    seconds: float
-    losses: list[float] = field(default_factory=list)  # the loss at each step
-
-    def as_dict(self) -> dict:
-        """The figures as JSON (without the samples and the losses)."""
-        return {
-            "name": self.name,
-            "measured": self.measured.as_dict(),
-            "latent": [shift.as_dict() for shift in self.latent],
-            "working_size": list(self.working_size),
-            "encoder_passes": self.encoder_passes,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-@dataclass
-class Failed:
-    name: str
-    message: str
 
 
 class Engine:
@@ -498,26 +437,3 @@ class Engine:
             self._target_latent(settings, (work_h, work_w), index)
             for index in range(len(self.encoders))
         ]
-
-
-def check_jobs(jobs: Sequence[ImageJob], settings: ProtectionSettings) -> None:
-    """Check the settings every job will actually use (its own target or the shared one)."""
-    check_originals(jobs)
-    used = {id(job.target): job.settings(settings) for job in jobs} if jobs else {0: settings}
-    for own in used.values():
-        own.check()
-        check_target(own.target, own.mode)
-
-
-def check_originals(jobs: Sequence[ImageJob]) -> None:
-    """Each job's original (a chain of protections) matches its image."""
-    for job in jobs:
-        original = job.original
-        if original is not None and (
-            original.shape != job.colour.shape or original.dtype != job.colour.dtype
-        ):
-            raise InputImageError(
-                f"{job.name}: the original ({original.shape[1]}x{original.shape[0]}, "
-                f"{original.dtype}) does not match the image ({job.colour.shape[1]}x"
-                f"{job.colour.shape[0]}, {job.colour.dtype}): give each image its own original."
-            )

@@ -17,7 +17,8 @@ from ..errors import ArtcloakError
 from ..progress import SILENT, Listener, ProgressEvent
 from ..settings import FileRequest, OutputSettings, ProtectionSettings
 from .image_files import FileOutcome, ReadFile, finish, read_file, refuse_output
-from .protect import Engine, Failed, ImageJob, ImageResult, check_originals
+from .jobs import Failed, ImageJob, ImageResult, check_originals
+from .protect import Engine
 from .targets import check_target
 
 
