@@ -308,6 +308,15 @@ def detail_and_colours(share: float) -> Toward:
     return toward
 
 
+def detail_pulled(times: float) -> Toward:
+    """A start ``times`` as far toward the target's detail as artcloak's (the box clips it)."""
+
+    def toward(sources: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return sources + times * (target_detail(sources, targets) - sources)
+
+    return toward
+
+
 @dataclass(frozen=True)
 class Trial:
     """A rule tried; it needs nothing but the gradients and losses the loop gives every rule.
@@ -387,6 +396,8 @@ TRIALS = (
         SignStep,
         detail_and_colours(0.25),
     ),
+    Trial("start twice as far toward the target's detail", SignStep, detail_pulled(2)),
+    Trial("start four times as far toward the target's detail", SignStep, detail_pulled(4)),
     Trial("steps 1 to 0.05 eps", lambda: SignStep(start=1.0)),
     Trial("steps 0.5 to 0.05 eps", lambda: SignStep(start=0.5)),
     Trial("steps 0.75 to 0.125 eps (the last one 8-bit level)", lambda: SignStep(end=0.125)),
