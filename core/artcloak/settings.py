@@ -108,7 +108,8 @@ INTENSITY_BUDGETS: dict[Intensity, Budget] = {
 # 256 px and 8/255 (14 artworks toward another style, painting or texture; `python
 # bench/step_rules.py --passes 10 15 20 30`, bench/reports/passes.md) the median image reached
 # 91.7% / 95.3% / 98.2% of its ceiling's latent distance in 10 / 15 / 30 passes (16 held-out
-# artworks: 91.4 / 94.95 / 98.0%).
+# artworks: 91.4 / 94.95 / 98.0%). At 512 px (10 artworks, `bench/step_rule_trials.py --size 512`,
+# README, world 3's section): 90.3 / 94.1 / 97.4%, and 95% takes 18-20 passes.
 QUALITY_EFFORT: dict[Quality, Effort] = {
     Quality.FASTER: Effort(steps=10),
     Quality.DEFAULT: Effort(steps=15),
