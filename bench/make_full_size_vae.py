@@ -19,23 +19,32 @@ from diffusers import AutoencoderKL
 from safetensors.torch import save_file
 
 
+def write_random_vae(family: str, out: Path, seed: int = 0) -> None:
+    """Write the ``family``'s full-size VAE with weights drawn from ``seed`` to ``out`` (kept
+    where it exists)."""
+    if out.exists():
+        print(f"exists: {out}")
+        return
+    torch.manual_seed(seed)
+    config = {k: v for k, v in full_size_vae_config(family).items() if not k.startswith("_")}
+    vae = AutoencoderKL(**config)
+    tensors = {k: v.contiguous() for k, v in to_original_layout(vae.state_dict()).items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB, {len(tensors)} tensors)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", default="sd1")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    out = args.out or Path(f"bench/cache/{args.family}-vae-random.safetensors")
-    if out.exists():
-        print(f"exists: {out}")
-        return
-    torch.manual_seed(args.seed)
-    config = {k: v for k, v in full_size_vae_config(args.family).items() if not k.startswith("_")}
-    vae = AutoencoderKL(**config)
-    tensors = {k: v.contiguous() for k, v in to_original_layout(vae.state_dict()).items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out))
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB, {len(tensors)} tensors)")
+    write_random_vae(
+        args.family,
+        args.out or Path(f"bench/cache/{args.family}-vae-random.safetensors"),
+        args.seed,
+    )
 
 
 if __name__ == "__main__":
