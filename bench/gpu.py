@@ -78,6 +78,8 @@ def synchronise(device: torch.device) -> None:
 
 def timed_protect(engine, jobs: list, settings) -> Timing:
     """Protect ``jobs`` in one call, timed from a quiet device to its last kernel."""
+    from artcloak.engine.jobs import Failed
+
     device = engine.device
     synchronise(device)
     if device.type == "cuda":
@@ -86,7 +88,7 @@ def timed_protect(engine, jobs: list, settings) -> Timing:
     results = engine.protect(jobs, settings)
     synchronise(device)
     seconds = time.perf_counter() - started
-    failures = [r for r in results if not hasattr(r, "encoder_passes")]
+    failures = [result for result in results if isinstance(result, Failed)]
     if failures:
         raise RuntimeError(f"gpu bench: {len(failures)} image(s) failed: {failures[0]}")
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
