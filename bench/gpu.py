@@ -31,10 +31,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from machine import machine  # noqa: E402
-from make_full_size_vae import write_random_vae  # noqa: E402
+from make_full_size_vae import random_vae_path, write_random_vae  # noqa: E402
 from typed import bench_command  # noqa: E402
 
-FULL_SIZE_VAE = Path("bench/cache/sd1-vae-random.safetensors")
+FULL_SIZE_VAE = random_vae_path("sd1")
 SECONDS_PER_IMAGE_GOAL = 1.0
 IMAGES_PER_SECOND_GOAL = 2.0
 

@@ -19,6 +19,11 @@ from diffusers import AutoencoderKL
 from safetensors.torch import save_file
 
 
+def random_vae_path(family: str = "sd1") -> Path:
+    """Where the benches keep the ``family``'s random full-size VAE (git ignores it)."""
+    return Path(f"bench/cache/{family}-vae-random.safetensors")
+
+
 def write_random_vae(family: str, out: Path, seed: int = 0) -> None:
     """Write the ``family``'s full-size VAE with weights drawn from ``seed`` to ``out`` (kept
     where it exists)."""
@@ -40,11 +45,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    write_random_vae(
-        args.family,
-        args.out or Path(f"bench/cache/{args.family}-vae-random.safetensors"),
-        args.seed,
-    )
+    write_random_vae(args.family, args.out or random_vae_path(args.family), args.seed)
 
 
 if __name__ == "__main__":

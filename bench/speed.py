@@ -44,9 +44,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 
 from machine import machine  # noqa: E402
+from make_full_size_vae import random_vae_path, write_random_vae  # noqa: E402
 from world.pgd import sign_pgd  # noqa: E402
 
-VAE_FILE = Path("bench/cache/sd1-vae-random.safetensors")
+VAE_FILE = random_vae_path("sd1")
 OUT = Path("bench/out")
 REPORTS = Path("bench/reports")  # the committed report
 REFERENCE_STEPS = 500
@@ -320,8 +321,7 @@ def main() -> None:
         print(json.dumps(MEASUREMENTS[args.measure](args.size, args.steps)))
         return
     started = time.perf_counter()
-    if not VAE_FILE.exists():
-        subprocess.run([sys.executable, "bench/make_full_size_vae.py"], check=True)
+    write_random_vae("sd1", VAE_FILE)
     figures = measure_all(args)
     figures["full_size_time_to_reach"] = full_size_time_to_reach(figures)
     floor = figures["floor"]["seconds_per_pass"]
