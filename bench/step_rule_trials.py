@@ -192,6 +192,18 @@ class FirstStep(SignStep):
 
 
 @dataclass
+class HoldThenDecay(SignStep):
+    """As SignStep, the first ``hold`` steps at the start's size, then the linear decay over
+    the rest (``hold`` 0: artcloak's schedule)."""
+
+    hold: int = 4
+
+    def step_sizes(self, step: int, total: int, eps: float) -> torch.Tensor:
+        fraction = max(0, step - self.hold) / max(1, total - 1 - self.hold)
+        return eps * (self.start + (self.end - self.start) * fraction) * self.scales
+
+
+@dataclass
 class JumpWhenSteady(SignStep):
     """As SignStep, and a pixel whose momentum's sign held for ``steady`` steps jumps to the
     bound on that side."""
@@ -398,6 +410,8 @@ TRIALS = (
     ),
     Trial("start twice as far toward the target's detail", SignStep, detail_pulled(2)),
     Trial("start four times as far toward the target's detail", SignStep, detail_pulled(4)),
+    Trial("the first 4 steps at 0.75 eps, then down to 0.05 eps", HoldThenDecay),
+    Trial("the first 7 steps at 0.75 eps, then down to 0.05 eps", lambda: HoldThenDecay(hold=7)),
     Trial("steps 1 to 0.05 eps", lambda: SignStep(start=1.0)),
     Trial("steps 0.5 to 0.05 eps", lambda: SignStep(start=0.5)),
     Trial("steps 0.75 to 0.125 eps (the last one 8-bit level)", lambda: SignStep(end=0.125)),
