@@ -168,9 +168,9 @@ def measure_file(side: int, steps: int, working: int = 256) -> dict:
 def measure_gpu(size: int, steps: int) -> dict:
     """bench/gpu.py's figures on the first CUDA device: one image at the default intensity and
     quality, and images per second in batches of 8."""
-    from gpu import measure
+    from gpu import BATCH_SIZE, IMAGES, measure
 
-    figures = measure(str(VAE_FILE), "cuda", size, images=16, batch_size=8)
+    figures = measure(str(VAE_FILE), "cuda", size, IMAGES, BATCH_SIZE)
     return {
         "seconds": figures.one_image.seconds,
         "encoder_passes": figures.one_image.encoder_passes,
