@@ -27,10 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import machine  # noqa: E402
+from make_full_size_vae import random_vae_path, write_random_vae  # noqa: E402
 from typed import bench_command  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 
-SD_VAE = Path("bench/cache/sd1-vae-random.safetensors")
+SD_VAE = random_vae_path("sd1")
 REPORT = Path("bench/reports/malloc-threshold.md")
 RULES = ("glibc's rule", "1 MiB")
 
@@ -112,10 +113,7 @@ def main() -> None:
             taef2 = locate(None, None).weight("taef2/encoder.safetensors")
         except MissingAssets as error:
             sys.exit(f"malloc_threshold: {error}")
-    if not SD_VAE.is_file():
-        sys.exit(
-            f"malloc_threshold: {SD_VAE} is missing: .venv/bin/python bench/make_full_size_vae.py"
-        )
+    write_random_vae("sd1", SD_VAE)
     cases = [Case("TAEF2, 256 px", taef2, 256, 20), Case("TAEF2, 512 px", taef2, 512, 8),
              Case("full-size SD VAE, 512 px", SD_VAE, 512, 4)]  # fmt: skip
     started = time.perf_counter()

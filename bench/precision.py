@@ -29,11 +29,12 @@ from artcloak.engine.encoders import load_encoder  # noqa: E402
 from artcloak.engine.optimize import cpu_has_bf16_tiles  # noqa: E402
 from artcloak.settings import Precision  # noqa: E402
 from machine import machine  # noqa: E402
+from make_full_size_vae import random_vae_path, write_random_vae  # noqa: E402
 from step_rules import ARTCLOAK, attacked_encoder, case_sets, closed, load_ceilings  # noqa: E402
 from typed import bench_command  # noqa: E402
 from world3.assets import MissingAssets, locate  # noqa: E402
 
-FULL_SIZE_VAE = Path("bench/cache/sd1-vae-random.safetensors")
+FULL_SIZE_VAE = random_vae_path("sd1")
 ARITHMETIC = {Precision.FP32: None, Precision.BF16: torch.bfloat16}
 
 
@@ -133,8 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     if not cpu_has_bf16_tiles():
         sys.exit("precision: this CPU has no AMX tiles, so artcloak runs its passes in fp32 here.")
-    if not FULL_SIZE_VAE.is_file():
-        sys.exit(f"precision: {FULL_SIZE_VAE} is missing: run bench/make_full_size_vae.py first.")
+    write_random_vae("sd1", FULL_SIZE_VAE)
     try:
         assets = locate(args.weights, args.paintings)
         sets = case_sets(assets, args.size, args.paintings_count)

@@ -304,6 +304,26 @@ class StartInMomentum(SignStep):
         return delta - per_image(self.step_sizes(step, total, eps)) * self.velocity.sign()
 
 
+@dataclass
+class TwoScales(SignStep):
+    """As SignStep, each pixel's step ``fine`` times its momentum's sign plus the rest times the
+    sign of the momentum's mean over its ``block`` x ``block`` block: where the two disagree the
+    step is shorter.
+    At 512 px a latent pixel covers four times the pixels it does at 256, whose signs each carry
+    less of what the encoder sees."""
+
+    fine: float = 0.5
+    block: int = 2
+
+    def __call__(self, delta, grad, loss, step, total, eps):
+        self.update(grad, loss, step)
+        coarse = torch.nn.functional.avg_pool2d(self.velocity, self.block, ceil_mode=True)
+        coarse = coarse.repeat_interleave(self.block, -2).repeat_interleave(self.block, -1)
+        coarse = coarse[..., : grad.shape[-2], : grad.shape[-1]]
+        direction = self.fine * self.velocity.sign() + (1 - self.fine) * coarse.sign()
+        return delta - per_image(self.step_sizes(step, total, eps)) * direction
+
+
 def detail_finer_than(blur: int) -> Toward:
     """A start toward the target's detail, blurred over ``blur`` px rather than artcloak's."""
     return lambda sources, targets: target_detail(sources, targets, blur)
@@ -418,6 +438,19 @@ TRIALS = (
     Trial("steps 0.75 to 0.02 eps", lambda: SignStep(end=0.02)),
     Trial("momentum decay 0.75", lambda: SignStep(decay=0.75)),
     Trial("momentum decay 0.25", lambda: SignStep(decay=0.25)),
+    Trial("half of each step along the sign of the 2 x 2 block's momentum", TwoScales),
+    Trial(
+        "a quarter of each step along the sign of the 2 x 2 block's momentum",
+        lambda: TwoScales(fine=0.75),
+    ),
+    Trial(
+        "15% of each step along the sign of the 2 x 2 block's momentum",
+        lambda: TwoScales(fine=0.85),
+    ),
+    Trial(
+        "a quarter of each step along the sign of the 4 x 4 block's momentum",
+        lambda: TwoScales(fine=0.75, block=4),
+    ),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,3 +149,12 @@ def engine_calls(monkeypatch) -> EngineCalls:
     monkeypatch.setattr(protect.Engine, "protect_checked", recording)
     monkeypatch.setattr(protect, "budget_shares", counting)
     return calls
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """A crash after the last test (in some library's exit handlers) prints every thread's stack.
+
+    pytest's own faulthandler stops at this point; without this a crash there is a bare exit 139.
+    """
+    faulthandler.enable(file=sys.__stderr__, all_threads=True)
