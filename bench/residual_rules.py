@@ -170,4 +170,7 @@ class RegionCuts(SignStep):
         self.update(grad, loss, step)
         regions = F.interpolate(self.region_scales, size=delta.shape[-2:], mode="nearest")
         sizes = per_image(self.step_sizes(step, total, eps)) * regions
-        return delta - sizes * self.velocity.sign()
+        return delta - sizes * self.direction()
+
+    def direction(self) -> torch.Tensor:
+        return self.velocity.sign()
