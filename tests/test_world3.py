@@ -440,7 +440,7 @@ def test_residual_rules_close_most_of_an_interior_targets_distance():
     from step_rule_trials import TRIALS, ResidualTrial
 
     residual_trials = [trial for trial in TRIALS if isinstance(trial, ResidualTrial)]
-    assert len(residual_trials) == 4
+    assert len(residual_trials) == 5
     for trial in residual_trials:
         shares, _, _ = _interior_problem(lambda residual, batch, t=trial: t.rule(residual))
         assert (shares < 0.5).all(), (trial.name, shares.tolist())
